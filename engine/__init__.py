@@ -1,0 +1,1 @@
+"""The engine: data, training, evaluation and the job worker; no UI imports."""
