@@ -1,0 +1,148 @@
+"""The events a run emits, as small typed records (no torch).
+
+A training worker appends events to the run store; viewers read them back in order. Each event
+class has a ``type`` string (stored in the ``events.type`` column) and ``to_payload()`` (stored
+as JSON); ``event_from_row`` rebuilds the event. Read back, an event comes wrapped in a
+``StoredEvent`` that adds its row id, run id and time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every run event."""
+
+    type: ClassVar[str] = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        """The event's fields as a JSON-ready dict (shallow: nested dicts are shared)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    """A run has started."""
+
+    type: ClassVar[str] = "started"
+    run_id: str
+    kind: str
+    total_steps: int
+    model: str
+    dataset: str
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    """One optimizer step finished."""
+
+    type: ClassVar[str] = "step"
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    lr: float
+    grad_norm: float | None
+    tokens_per_s: float
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Eval(Event):
+    """An evaluation on the validation split finished."""
+
+    type: ClassVar[str] = "eval"
+    step: int
+    eval_loss: float
+    perplexity: float
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """A checkpoint was written."""
+
+    type: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    eval_loss: float | None
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    """A log line from the worker."""
+
+    type: ClassVar[str] = "log"
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Resources(Event):
+    """A sample of the worker's resource use (GPU fields are None without a GPU)."""
+
+    type: ClassVar[str] = "resources"
+    cpu_percent: float
+    rss_mb: float
+    gpu_util: float | None
+    gpu_mem_mb: float | None
+
+
+@dataclass(frozen=True)
+class Generation(Event):
+    """A sample generation from the model being trained."""
+
+    type: ClassVar[str] = "generation"
+    step: int
+    prompt: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    """The run finished normally, with its final metrics."""
+
+    type: ClassVar[str] = "finished"
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    """The run failed with an error."""
+
+    type: ClassVar[str] = "failed"
+    error: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (Started, Step, Eval, CheckpointSaved, Log, Resources, Generation, Finished, Failed)
+}
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as read back from the store: its row id, run, unix time and the event."""
+
+    id: int
+    run_id: str
+    time: float
+    event: Event
+
+
+def event_from_row(event_type: str, payload: dict[str, Any]) -> Event:
+    """Rebuild an event from its stored type and payload; unknown payload keys are ignored.
+
+    Raises ``ValueError`` for an unknown type or a payload that lacks a field.
+    """
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise ValueError(f"unknown event type {event_type!r}")
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in payload.items() if k in names})
+    except TypeError as exc:
+        raise ValueError(f"bad {event_type!r} event payload: {exc}") from exc

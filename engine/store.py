@@ -1,0 +1,371 @@
+"""The run history, which is also the bus between a run's worker process and its viewers (no torch).
+
+One SQLite file in WAL mode: the worker appends events and updates its run row; any number of
+viewers (the TUI, the headless CLI) poll ``events(run_id, after_id=...)``. All SQL lives here.
+Every method is one short transaction; writes take the write lock up front (``BEGIN IMMEDIATE``)
+so that a busy database makes them wait (``busy_timeout``) instead of failing. The schema version
+is ``PRAGMA user_version``; ``_MIGRATIONS`` holds one step per version.
+
+Nested writes rely on sqlite-utils 4 (``Database.atomic`` turns them into savepoints).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError
+
+from engine.errors import UserError
+from engine.events import EVENT_TYPES, Eval, Event, Step, StoredEvent, event_from_row
+
+KINDS = ("train", "build-base", "eval")
+STATUSES = ("pending", "running", "finished", "failed", "stopped", "crashed")
+BUSY_TIMEOUT_MS = 10_000
+_JSON_FIELDS = ("config", "final_metrics")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``runs``, with ``config`` and ``final_metrics`` decoded from JSON."""
+
+    id: str
+    kind: str
+    status: str
+    config: dict[str, Any]
+    model: str
+    dataset_path: str
+    dataset_fingerprint: str
+    output_dir: str
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    heartbeat_at: float | None
+    final_metrics: dict[str, Any] | None
+    resumed_from: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One row of ``checkpoints``."""
+
+    run_id: str
+    step: int
+    path: str
+    eval_loss: float | None
+    is_best: bool
+    created_at: float
+    size_bytes: int | None
+
+
+_RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
+
+
+def _migrate_v1(db: Database) -> None:
+    """The first schema: runs, events, metrics and checkpoints."""
+    db.create_table(
+        "runs",
+        {"id": str, "kind": str, "status": str, "config": str, "model": str, "dataset_path": str,
+         "dataset_fingerprint": str, "output_dir": str, "created_at": float, "started_at": float,
+         "ended_at": float, "pid": int, "heartbeat_at": float, "final_metrics": str,
+         "resumed_from": str, "error": str},
+        pk="id", not_null={"kind", "status", "config", "created_at"},
+    )
+    db.table("runs").create_index(["created_at"])
+    # Raw SQL only for AUTOINCREMENT, which sqlite-utils cannot declare: event ids are the bus
+    # cursor, so they must never be reused, even after the newest rows are deleted.
+    db.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
+        "time REAL NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL)"
+    )
+    db.table("events").create_index(["run_id", "id"])
+    db.create_table(
+        "metrics",
+        {"run_id": str, "step": int, "time": float, "loss": float, "lr": float, "grad_norm": float,
+         "tokens_per_s": float, "eval_loss": float, "epoch": float},
+        not_null={"run_id", "step", "time"},
+    )
+    db.table("metrics").create_index(["run_id", "step"])
+    db.create_table(
+        "checkpoints",
+        {"run_id": str, "step": int, "path": str, "eval_loss": float, "is_best": int,
+         "created_at": float, "size_bytes": int},
+        pk="path", not_null={"run_id", "step", "is_best", "created_at"},
+    )
+    db.table("checkpoints").create_index(["run_id", "step"])
+
+
+_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for numpy/torch scalars (``.item()``), paths and other stray objects."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _encode(value: Any) -> str:
+    """A value as compact JSON."""
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def _run_from_row(row: dict[str, Any]) -> RunRecord:
+    """A ``RunRecord`` from a ``runs`` row."""
+    values = {name: row.get(name) for name in _RUN_COLUMNS}
+    values["config"] = json.loads(row["config"]) if row.get("config") else {}
+    values["final_metrics"] = json.loads(row["final_metrics"]) if row.get("final_metrics") else None
+    for name in ("model", "dataset_path", "dataset_fingerprint", "output_dir"):
+        values[name] = values[name] or ""
+    return RunRecord(**values)
+
+
+def _checkpoint_from_row(row: dict[str, Any]) -> CheckpointRecord:
+    """A ``CheckpointRecord`` from a ``checkpoints`` row."""
+    return CheckpointRecord(run_id=row["run_id"], step=row["step"], path=row["path"],
+                            eval_loss=row["eval_loss"], is_best=bool(row["is_best"]),
+                            created_at=row["created_at"], size_bytes=row["size_bytes"])
+
+
+def _metric_row(run_id: str, now: float, event: Event) -> dict[str, Any] | None:
+    """The ``metrics`` row that a Step or Eval event adds, else None."""
+    row: dict[str, Any] = {"run_id": run_id, "time": now, "loss": None, "lr": None,
+                           "grad_norm": None, "tokens_per_s": None, "eval_loss": None, "epoch": None}
+    if isinstance(event, Step):
+        row.update(step=event.step, loss=event.loss, lr=event.lr, grad_norm=event.grad_norm,
+                   tokens_per_s=event.tokens_per_s, epoch=event.epoch)
+        return row
+    if isinstance(event, Eval):
+        row.update(step=event.step, eval_loss=event.eval_loss)
+        return row
+    return None
+
+
+class RunStore:
+    """The run history in one SQLite file; open one per process (or thread group) and close it.
+
+    Safe to open from several processes at once. One instance may be shared by threads (calls are
+    serialized), but not across ``fork``: a child process must open its own.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
+                               isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        try:
+            self.db = Database(conn, execute_plugins=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[Database]:
+        """One transaction; a write one holds the write lock from its start."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield self.db
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """The rows of one query, read in its own transaction."""
+        with self._transaction(write=False) as db:
+            return list(db.query(sql, params))
+
+    def _migrate(self) -> None:
+        """Bring the schema up to ``SCHEMA_VERSION``; a no-op (and no write lock) when it is."""
+        if self._rows("PRAGMA user_version")[0]["user_version"] == SCHEMA_VERSION:
+            return
+        with self._transaction(write=True) as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(f"{self.path.name} has schema version {version}, newer than this "
+                                f"LlamaHome understands ({SCHEMA_VERSION}); upgrade LlamaHome")
+            for step in _MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def schema_version(self) -> int:
+        """The database's schema version (``PRAGMA user_version``)."""
+        return int(self._rows("PRAGMA user_version")[0]["user_version"])
+
+    # Runs
+
+    def create_run(self, run_id: str, kind: str, config: dict[str, Any], model: str,
+                   dataset_path: str, dataset_fingerprint: str = "", output_dir: str = "",
+                   resumed_from: str | None = None) -> None:
+        """Record a new run with status ``pending``; ``ValueError`` if the id is taken."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown run kind {kind!r} (expected one of {', '.join(KINDS)})")
+        row = {"id": run_id, "kind": kind, "status": "pending", "config": _encode(config),
+               "model": model, "dataset_path": dataset_path,
+               "dataset_fingerprint": dataset_fingerprint, "output_dir": output_dir,
+               "created_at": time.time(), "resumed_from": resumed_from}
+        try:
+            with self._transaction(write=True) as db:
+                db.table("runs").insert(row)
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"run {run_id} already exists") from exc
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set columns of a run (``config``/``final_metrics`` given as dicts); ``KeyError`` if none."""
+        unknown = set(fields) - set(_RUN_COLUMNS[1:])
+        if unknown:
+            raise ValueError(f"unknown run field(s): {', '.join(sorted(unknown))}")
+        if "status" in fields and fields["status"] not in STATUSES:
+            raise ValueError(f"unknown run status {fields['status']!r}")
+        updates = {k: _encode(v) if k in _JSON_FIELDS and v is not None else v
+                   for k, v in fields.items()}
+        try:
+            with self._transaction(write=True) as db:
+                db.table("runs").update(run_id, updates)
+        except NotFoundError as exc:
+            raise KeyError(run_id) from exc
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """A run by its exact id, or None."""
+        rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
+        return _run_from_row(rows[0]) if rows else None
+
+    def list_runs(self, kind: str | None = None, limit: int = 100) -> list[RunRecord]:
+        """Runs (of one kind, if given), newest first."""
+        where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
+        rows = self._rows(f"SELECT * FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                          [*params, limit])
+        return [_run_from_row(row) for row in rows]
+
+    def find_run(self, prefix: str) -> RunRecord | None:
+        """The run whose id is, or uniquely starts with, ``prefix``; None if no run matches.
+
+        Raises ``UserError`` when the prefix matches several runs.
+        """
+        if not prefix:
+            return None
+        rows = self._rows("SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 6",
+                          [len(prefix), prefix])
+        exact = [row for row in rows if row["id"] == prefix]
+        if exact or len(rows) == 1:
+            return _run_from_row((exact or rows)[0])
+        if not rows:
+            return None
+        shown = ", ".join(row["id"] for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        raise UserError(f"run id {prefix!r} is ambiguous: it matches {shown}")
+
+    def heartbeat(self, run_id: str) -> None:
+        """Stamp the run's ``heartbeat_at`` with the current time."""
+        with self._transaction(write=True) as db:
+            db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [time.time(), run_id])
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run's rows in every table (its files are not touched)."""
+        with self._transaction(write=True) as db:
+            for table in ("events", "metrics", "checkpoints"):
+                db.table(table).delete_where("run_id = ?", [run_id])
+            db.table("runs").delete_where("id = ?", [run_id])
+
+    # Events and metrics
+
+    def add_event(self, run_id: str, event: Event) -> int:
+        """Append an event (and its ``metrics`` row for Step/Eval); returns the event's id."""
+        if EVENT_TYPES.get(event.type) is not type(event):
+            raise TypeError(f"not a run event: {event!r}")
+        now = time.time()
+        row = {"run_id": run_id, "time": now, "type": event.type,
+               "payload": _encode(event.to_payload())}
+        metric = _metric_row(run_id, now, event)
+        with self._transaction(write=True) as db:
+            event_id = db.table("events").insert(row).last_rowid
+            if metric is not None:
+                db.table("metrics").insert(metric)
+        assert event_id is not None
+        return event_id
+
+    def events(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """The run's events with an id above ``after_id``, oldest first, at most ``limit``."""
+        rows = self._rows("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                          [run_id, after_id, limit])
+        return [StoredEvent(id=row["id"], run_id=row["run_id"], time=row["time"],
+                            event=event_from_row(row["type"], json.loads(row["payload"])))
+                for row in rows]
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's metric rows by step: Step rows have ``eval_loss`` None, Eval rows only it."""
+        return self._rows(
+            "SELECT step, time, loss, lr, grad_norm, tokens_per_s, eval_loss, epoch FROM metrics "
+            "WHERE run_id = ? ORDER BY step, rowid", [run_id])
+
+    # Checkpoints
+
+    def add_checkpoint(self, run_id: str, step: int, path: str | Path, eval_loss: float | None,
+                       is_best: bool = False, size_bytes: int | None = None) -> None:
+        """Record (or replace) a checkpoint; a best one takes ``is_best`` from the run's others."""
+        row = {"run_id": run_id, "step": step, "path": str(path), "eval_loss": eval_loss,
+               "is_best": int(bool(is_best)), "created_at": time.time(), "size_bytes": size_bytes}
+        with self._transaction(write=True) as db:
+            if is_best:
+                db.execute("UPDATE checkpoints SET is_best = 0 WHERE run_id = ? AND is_best = 1",
+                           [run_id])
+            db.table("checkpoints").insert(row, replace=True)
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        """Forget a checkpoint (its files are not touched)."""
+        with self._transaction(write=True) as db:
+            db.table("checkpoints").delete_where("path = ?", [str(path)])
+
+    def checkpoints(self, run_id: str) -> list[CheckpointRecord]:
+        """The run's checkpoints, by step."""
+        rows = self._rows("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step, created_at",
+                          [run_id])
+        return [_checkpoint_from_row(row) for row in rows]
+
+    def best_checkpoint(self, run_id: str) -> CheckpointRecord | None:
+        """The run's checkpoint marked best, or None."""
+        rows = self._rows("SELECT * FROM checkpoints WHERE run_id = ? AND is_best = 1 "
+                          "ORDER BY step DESC LIMIT 1", [run_id])
+        return _checkpoint_from_row(rows[0]) if rows else None
+
+    def latest_checkpoint(self, run_id: str) -> CheckpointRecord | None:
+        """The run's checkpoint with the highest step, or None."""
+        rows = self._rows("SELECT * FROM checkpoints WHERE run_id = ? "
+                          "ORDER BY step DESC, created_at DESC LIMIT 1", [run_id])
+        return _checkpoint_from_row(rows[0]) if rows else None
