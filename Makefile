@@ -1,0 +1,43 @@
+# LlamaHome TUI: every set-up step lives here, so a fresh clone needs only `make train` / `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/llamahome-tui --no-ui
+STAMP := $(VENV)/.installed
+DATA_PATH ?= data/samples/chat_train.jsonl
+EVAL_PATH ?= data/samples/chat_eval.jsonl
+ARGS ?=
+
+.PHONY: setup train train-resume train-eval test lint bench samples clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned, so nothing below can pull a CUDA build onto a CPU-only machine
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: setup
+	$(CLI) train $(DATA_PATH) --eval-data $(EVAL_PATH) $(ARGS)
+
+train-resume: setup
+	@test -n "$(CHECKPOINT)" || { echo "usage: make train-resume CHECKPOINT=<checkpoint folder or run id>"; exit 2; }
+	$(CLI) train-resume $(CHECKPOINT)
+
+train-eval: setup
+	@test -n "$(MODEL)" || { echo "usage: make train-eval MODEL=<model or checkpoint folder> [DATA=file]"; exit 2; }
+	$(CLI) train-eval $(MODEL) $(or $(DATA),$(EVAL_PATH)) $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check engine llamahome_tui tests data bench
+
+samples:
+	$(PYTHON) data/make_samples.py
+
+clean:
+	rm -rf $(VENV) workspace .pytest_cache

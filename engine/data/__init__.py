@@ -1,0 +1,1 @@
+"""The data side of the engine: records from files, chat rendering with loss masks, tokenizers."""

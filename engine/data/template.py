@@ -1,0 +1,88 @@
+"""Render conversations with a chat template and build the loss mask.
+
+The tokenizer's own chat template is used when it has one; the built-in ChatML template
+otherwise. The loss mask is computed from character spans: each assistant turn's span is the
+difference between the rendered conversation up to that turn and the rendered prompt before it,
+so any template that renders prefixes consistently works. The text is tokenized once, with
+offsets, and a token is trained on when it starts inside a trained span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.errors import DataError
+
+IGNORE_INDEX = -100
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+TrainOn = Literal["assistant", "all", "last"]
+
+
+@dataclass(frozen=True)
+class TokenizedSample:
+    """Token ids of one conversation and its labels (IGNORE_INDEX where no loss is taken)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def trained_tokens(self) -> int:
+        """How many tokens carry a loss."""
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+
+def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """Render messages to text with the tokenizer's chat template (ChatML if it has none)."""
+    template = getattr(tokenizer, "chat_template", None) or CHATML_TEMPLATE
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                         add_generation_prompt=add_generation_prompt)
+
+
+def trained_spans(tokenizer: Any, messages: list[dict[str, str]], train_on: TrainOn) -> tuple[str, list[tuple[int, int]]]:
+    """The full rendered text and the character spans that carry a loss."""
+    text = render(tokenizer, messages)
+    if train_on == "all":
+        return text, [(0, len(text))]
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = render(tokenizer, messages[:index], add_generation_prompt=True) if index else ""
+        upto = render(tokenizer, messages[: index + 1])
+        if not upto.startswith(prompt) or not text.startswith(upto):
+            raise DataError("the chat template does not render conversations prefix-consistently; "
+                            "set data.train_on = \"all\"")
+        spans.append((len(prompt), len(upto)))
+    if train_on == "last":
+        spans = spans[-1:]
+    return text, spans
+
+
+def tokenize_conversation(tokenizer: Any, messages: list[dict[str, str]], train_on: TrainOn,
+                          max_length: int) -> TokenizedSample:
+    """Tokenize one conversation with its loss mask, truncated to ``max_length`` tokens."""
+    text, spans = trained_spans(tokenizer, messages, train_on)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = encoded["input_ids"][:max_length]
+    offsets = encoded["offset_mapping"][:max_length]
+    labels = [token if _inside(start, spans) else IGNORE_INDEX
+              for token, (start, _end) in zip(ids, offsets, strict=True)]
+    return TokenizedSample(ids, labels)
+
+
+def _inside(position: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether a character position falls in any span."""
+    return any(start <= position < end for start, end in spans)
+
+
+def prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, str]:
+    """The generation prompt for a conversation's last assistant turn, and that turn's text."""
+    return render(tokenizer, messages[:-1], add_generation_prompt=True), messages[-1]["content"]

@@ -1,0 +1,142 @@
+"""The jobs a worker runs: build the built-in base, fine-tune, evaluate (imports torch).
+
+Each job reads its inputs from the run record, reports through ``emit`` and returns its final
+metrics. The worker process (``engine.worker``) wraps them with status, signals and heartbeats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.builtin import base_dir, is_built
+from engine.config import Config, config_from_dict
+from engine.data.dataset import Conversation, load_conversations, split, tokenize_all
+from engine.errors import ConfigError, UserError
+from engine.events import Log
+from engine.store import RunRecord
+from engine.train.evaluate import evaluate_loss, exact_match
+from engine.train.model import device, load_model, load_tokenizer, trainable_parameters
+from engine.train.pretrain import build_base
+from engine.train.recipe import FineTune, RecipeData
+from engine.workspace import Workspace
+
+Emit = Callable[[Any], None]
+SUPPORTED_METHODS = ("lora", "full")
+
+
+def run_config(run: RunRecord) -> tuple[Config, dict[str, Any]]:
+    """The resolved config of a run and its job parameters."""
+    stored = dict(run.config)
+    job = stored.pop("job", {})
+    return config_from_dict(stored), job
+
+
+def base_model_path(config: Config, workspace: Workspace) -> Path:
+    """The folder the run's base model loads from: ``model.path`` or the built-in base."""
+    if config.model.path:
+        return Path(config.model.path).expanduser()
+    return base_dir(workspace.models_dir, config.model.builtin)
+
+
+def build_base_job(run: RunRecord, workspace: Workspace, emit: Emit, should_stop: Callable[[], bool]) -> dict[str, Any]:
+    """Build the built-in base model a run needs (a no-op when it is already built)."""
+    folder = Path(run.output_dir)
+    if not is_built(folder):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        build_base(run.model, folder, emit, should_stop)
+    return {"path": str(folder)}
+
+
+def train_job(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Callable[[FineTune], None]) -> dict[str, Any]:
+    """Fine-tune: load data and model, train, save the final weights, measure before/after."""
+    config, job = run_config(run)
+    if config.training.method not in SUPPORTED_METHODS:
+        raise ConfigError(f"training.method = '{config.training.method}': not available yet "
+                          f"(available: {', '.join(SUPPORTED_METHODS)})")
+    base = base_model_path(config, workspace)
+    tokenizer = load_tokenizer(base, config.model.trust_remote_code)
+    train_convs, eval_convs = _conversations(config, job)
+    data = RecipeData(tokenize_all(tokenizer, train_convs, config.data.train_on, config.data.max_length),
+                      tokenize_all(tokenizer, eval_convs, config.data.train_on, config.data.max_length),
+                      tokenizer.pad_token_id)
+    if not data.train:
+        raise UserError(f"{job['data']}: no sample has a trained token within data.max_length")
+    resume = Path(job["resume_from"]) if job.get("resume_from") else None
+    model_path = resume if (resume and config.training.method == "full") else base
+    model = load_model(model_path, config).to(device())
+    probe = eval_convs[: config.eval.generate_samples]
+    metrics: dict[str, Any] = {"train_samples": len(data.train), "eval_samples": len(data.eval)}
+    if probe and resume is None:
+        metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens).accuracy
+    output = Path(run.output_dir)
+    recipe = FineTune(config, model, data, output / "checkpoints", emit,
+                      meta={"run_id": run.id, "base_model": str(base), "config": run.config})
+    recipe.setup(resume_from=resume)
+    trainable, total = trainable_parameters(recipe.model)
+    emit(Log("info", f"{config.training.method}: training {trainable:,} of {total:,} parameters "
+                     f"on {len(data.train)} samples for {recipe.total_steps} steps"))
+    recipe_ready(recipe)
+    reason = recipe.train()
+    metrics.update(_finish(recipe, tokenizer, probe, output, reason))
+    return metrics
+
+
+def _conversations(config: Config, job: dict[str, Any]) -> tuple[list[Conversation], list[Conversation]]:
+    """Training and evaluation conversations: the eval file when given, else a split."""
+    conversations = load_conversations(Path(job["data"]))
+    if job.get("eval_data"):
+        return conversations, load_conversations(Path(job["eval_data"]))
+    return split(conversations, config.data.validation_split, config.training.seed)
+
+
+def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output: Path, reason: str) -> dict[str, Any]:
+    """Save the final weights with the tokenizer and measure the trained model."""
+    final = output / "final"
+    recipe.model.save_pretrained(str(final), safe_serialization=True)
+    tokenizer.save_pretrained(str(final))
+    metrics: dict[str, Any] = {"stopped_reason": reason, "steps": recipe.progress.step,
+                               "final_path": str(final)}
+    if recipe.losses:
+        metrics.update(first_loss=recipe.losses[0], last_loss=recipe.losses[-1])
+    if recipe.data.eval:
+        metrics["eval_loss"] = recipe.evaluate()
+    if probe and reason != "stopped":
+        metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe,
+                                             recipe.config.eval.max_new_tokens).accuracy
+    return metrics
+
+
+def eval_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, Any]:
+    """Evaluate a model folder, adapter or checkpoint on a dataset: loss, perplexity, exact match."""
+    config, job = run_config(run)
+    target = Path(job["target"])
+    model, tokenizer = load_for_eval(target, config)
+    conversations = load_conversations(Path(job["data"]))
+    samples = tokenize_all(tokenizer, conversations, config.data.train_on, config.data.max_length)
+    result = evaluate_loss(model, samples, config.eval.batch_size, tokenizer.pad_token_id,
+                           config.training.precision)
+    metrics: dict[str, Any] = {"eval_loss": result.loss, "perplexity": result.perplexity,
+                               "tokens": result.tokens, "samples": len(samples)}
+    probe = conversations[: config.eval.generate_samples]
+    if probe:
+        metrics["exact_match"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens).accuracy
+    return metrics
+
+
+def load_for_eval(target: Path, config: Config) -> tuple[Any, Any]:
+    """A model ready to evaluate from a model folder, an adapter folder or a checkpoint."""
+    if not target.is_dir():
+        raise UserError(f"{target}: no such model or checkpoint folder")
+    adapter = target / "adapter_config.json"
+    if not adapter.is_file():
+        return load_model(target, config).to(device()), load_tokenizer(target)
+    from peft import PeftModel
+
+    base = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
+    has_tokenizer = (target / "tokenizer.json").is_file() or (target / "tokenizer_config.json").is_file()
+    tokenizer = load_tokenizer(target if has_tokenizer else base)
+    model = PeftModel.from_pretrained(load_model(base, config), str(target))
+    return model.to(device()), tokenizer

@@ -1,0 +1,1 @@
+"""Training: models, the fine-tuning loop, checkpoints and evaluation (imports torch)."""

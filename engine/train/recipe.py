@@ -1,0 +1,230 @@
+"""The fine-tuning recipe: set up, train, evaluate, checkpoint, resume.
+
+One object holds the model, optimizer, scheduler, data and progress; ``train`` is a flat loop of
+optimizer steps. Everything a run reports goes out through ``emit`` as events from
+``engine.events``, so the same recipe serves the worker, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import Config
+from engine.data.template import TokenizedSample
+from engine.events import CheckpointSaved, Eval, Log, Step
+from engine.train import checkpoint as ckpt
+from engine.train.batches import batches_per_epoch, epoch_order, micro_batch
+from engine.train.evaluate import autocast, evaluate_loss
+from engine.train.model import apply_lora
+
+Emit = Callable[[Any], None]
+
+
+@dataclass
+class RecipeData:
+    """Tokenized training and evaluation samples and the pad id to batch them with."""
+
+    train: list[TokenizedSample]
+    eval: list[TokenizedSample]
+    pad_id: int
+
+
+@dataclass
+class StepStats:
+    """What one optimizer step measured (tensors until logging needs numbers)."""
+
+    loss: torch.Tensor
+    grad_norm: torch.Tensor
+    tokens: int
+
+
+@dataclass
+class FineTune:
+    """A fine-tuning run over a loaded base model; call ``setup`` then ``train``."""
+
+    config: Config
+    model: Any
+    data: RecipeData
+    checkpoint_dir: Path
+    emit: Emit
+    meta: dict[str, Any] = field(default_factory=dict)
+    progress: ckpt.TrainingProgress = field(default_factory=ckpt.TrainingProgress)
+    stop_requested: bool = False
+    losses: list[float] = field(default_factory=list)
+    best_checkpoint: Path | None = None
+
+    def setup(self, resume_from: Path | None = None) -> None:
+        """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
+        torch.manual_seed(self.config.training.seed)
+        if self.config.training.method == "lora":
+            self.model = apply_lora(self.model, self.config.lora)
+            if resume_from is not None:
+                _load_adapter(self.model, resume_from)
+        self.model.train()
+        self.optimizer = _optimizer(self.model, self.config)
+        self.total_steps = self._total_steps()
+        from transformers import get_cosine_schedule_with_warmup
+
+        self.scheduler = get_cosine_schedule_with_warmup(
+            self.optimizer, min(self.config.training.warmup_steps, self.total_steps), self.total_steps)
+        if resume_from is not None:
+            self._restore(resume_from)
+
+    def _total_steps(self) -> int:
+        """Optimizer steps this run makes: ``max_steps``, or enough for ``epochs`` epochs."""
+        training = self.config.training
+        if training.max_steps > 0:
+            return training.max_steps
+        per_epoch = batches_per_epoch(len(self.data.train), training.batch_size)
+        return max(1, training.epochs * math.ceil(per_epoch / training.gradient_accumulation_steps))
+
+    def _restore(self, folder: Path) -> None:
+        """Optimizer, scheduler, RNG and progress from a checkpoint."""
+        state = ckpt.load_trainer_state(folder)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        self.progress = ckpt.TrainingProgress(**ckpt.read_meta(folder)["progress"])
+
+    def train(self) -> str:
+        """Run optimizer steps until done, stopped early or asked to stop; returns why it ended."""
+        training = self.config.training
+        device = next(self.model.parameters()).device
+        started, window_tokens = time.perf_counter(), 0
+        while self.progress.step < self.total_steps:
+            stats = self._optimizer_step(device)
+            self.progress.step += 1
+            window_tokens += stats.tokens
+            self.progress.tokens_seen += stats.tokens
+            if self.progress.step % training.log_steps == 0 or self.progress.step == self.total_steps:
+                elapsed = time.perf_counter() - started
+                self._log_step(stats, window_tokens / max(elapsed, 1e-9))
+                started, window_tokens = time.perf_counter(), 0
+            if self._eval_due() and self._evaluate_and_check():
+                self.save("early_stopping")
+                return "early_stopping"
+            if self.stop_requested:
+                self.save("stopped")
+                return "stopped"
+            if self.progress.step % self.config.checkpoint.save_steps == 0:
+                self.save("interval")
+        self.save("final")
+        return "finished"
+
+    def _optimizer_step(self, device: torch.device) -> StepStats:
+        """Accumulate gradients over micro-batches, clip, step optimizer and schedule."""
+        training = self.config.training
+        losses, tokens = [], 0
+        for _ in range(training.gradient_accumulation_steps):
+            batch = {k: v.to(device) for k, v in self._next_batch().items()}
+            with autocast(training.precision, device):
+                loss = self.model(**batch).loss
+            (loss / training.gradient_accumulation_steps).backward()
+            losses.append(loss.detach())
+            tokens += int(batch["attention_mask"].sum())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        max_norm = training.max_grad_norm if training.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return StepStats(torch.stack(losses).mean(), grad_norm, tokens)
+
+    def _next_batch(self) -> dict[str, torch.Tensor]:
+        """The next micro-batch in the run's deterministic order, moving to a new epoch as needed."""
+        training, progress = self.config.training, self.progress
+        if progress.batch_in_epoch >= batches_per_epoch(len(self.data.train), training.batch_size):
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+        order = self._order(progress.epoch)
+        batch = micro_batch(self.data.train, order, progress.batch_in_epoch, training.batch_size,
+                            self.data.pad_id)
+        progress.batch_in_epoch += 1
+        return batch
+
+    def _order(self, epoch: int) -> list[int]:
+        """The epoch's sample order, computed once per epoch."""
+        if getattr(self, "_order_epoch", None) != epoch:
+            self._order_cache = epoch_order(len(self.data.train), self.config.training.seed, epoch,
+                                            self.config.data.shuffle)
+            self._order_epoch = epoch
+        return self._order_cache
+
+    def _log_step(self, stats: StepStats, tokens_per_s: float) -> None:
+        """Emit a Step event (the only place a step's numbers leave the device)."""
+        loss = float(stats.loss)
+        self.losses.append(loss)
+        per_epoch = batches_per_epoch(len(self.data.train), self.config.training.batch_size)
+        epoch = self.progress.epoch + self.progress.batch_in_epoch / per_epoch
+        self.emit(Step(step=self.progress.step, total_steps=self.total_steps, epoch=epoch, loss=loss,
+                       lr=self.scheduler.get_last_lr()[0], grad_norm=float(stats.grad_norm),
+                       tokens_per_s=tokens_per_s, elapsed_s=0.0))
+
+    def _eval_due(self) -> bool:
+        """Whether this step ends with an evaluation."""
+        steps = self.config.eval.steps
+        return bool(self.data.eval) and steps > 0 and self.progress.step % steps == 0
+
+    def _evaluate_and_check(self) -> bool:
+        """Evaluate, track the best loss; True when early stopping says to stop."""
+        result = self.evaluate()
+        stopping, progress = self.config.early_stopping, self.progress
+        if progress.best_eval_loss is None or result < progress.best_eval_loss - stopping.min_delta:
+            progress.best_eval_loss = result
+            progress.evals_without_improvement = 0
+        else:
+            progress.evals_without_improvement += 1
+        if stopping.enabled and progress.evals_without_improvement >= stopping.patience:
+            self.emit(Log("info", f"early stopping: no improvement in {stopping.patience} evaluations"))
+            return True
+        return False
+
+    def evaluate(self) -> float:
+        """Eval loss on the evaluation samples; emits an Eval event."""
+        result = evaluate_loss(self.model, self.data.eval, self.config.eval.batch_size,
+                               self.data.pad_id, self.config.training.precision,
+                               self.config.eval.max_batches)
+        self.last_eval_loss = result.loss
+        self.emit(Eval(step=self.progress.step, eval_loss=result.loss, perplexity=result.perplexity))
+        return result.loss
+
+    def save(self, reason: str) -> Path:
+        """Write a checkpoint of the current state and emit CheckpointSaved."""
+        folder = self.checkpoint_dir / ckpt.checkpoint_name(self.progress.step)
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "rng": ckpt.rng_state()}
+        ckpt.save_checkpoint(folder, self.model, state, self.progress, {**self.meta, "reason": reason})
+        eval_loss = getattr(self, "last_eval_loss", None) if self._eval_due() else None
+        is_best = eval_loss is not None and eval_loss == self.progress.best_eval_loss
+        if is_best and self.config.checkpoint.save_best:
+            self.best_checkpoint = folder
+        self.emit(CheckpointSaved(step=self.progress.step, path=str(folder), eval_loss=eval_loss,
+                                  is_best=is_best))
+        existing = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir()]
+        ckpt.prune(existing, self.config.checkpoint.keep_last_n, self.best_checkpoint)
+        return folder
+
+
+def _optimizer(model: Any, config: Config) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices only (not on norms and biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.training.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.training.learning_rate)
+
+
+def _load_adapter(model: Any, folder: Path) -> None:
+    """Load a saved adapter's weights into a peft model."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))

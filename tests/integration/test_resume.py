@@ -1,0 +1,86 @@
+"""Exact resume: a run stopped after step k and resumed matches an uninterrupted run (CPU, fp32)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.config import Config
+from engine.data.dataset import load_conversations, tokenize_all
+from engine.events import CheckpointSaved, Step
+from engine.train.model import load_model, load_tokenizer
+from engine.train.recipe import FineTune, RecipeData
+
+TOTAL = 10
+STOP_AFTER = 4
+
+
+def _config(method: str) -> Config:
+    config = Config()
+    return replace(
+        config,
+        training=replace(config.training, method=method, max_steps=TOTAL, batch_size=8, log_steps=1,
+                         learning_rate=5e-3, warmup_steps=2, gradient_accumulation_steps=2, seed=7),
+        lora=replace(config.lora, r=4, alpha=8, dropout=0.1),
+        checkpoint=replace(config.checkpoint, save_steps=1000, keep_last_n=0),
+        eval=replace(config.eval, steps=3, generate_samples=0),
+    )
+
+
+def _recipe(config: Config, model_dir: Path, data: RecipeData, out: Path, events: list,
+            model_path: Path | None = None) -> FineTune:
+    model = load_model(model_path or model_dir, config)
+    return FineTune(config, model, data, out, events.append, meta={"run_id": "test"})
+
+
+def _data(model_dir: Path, files: tuple[Path, Path]) -> RecipeData:
+    tokenizer = load_tokenizer(model_dir)
+    train = tokenize_all(tokenizer, load_conversations(files[0]), "assistant", 128)
+    held = tokenize_all(tokenizer, load_conversations(files[1]), "assistant", 128)
+    return RecipeData(train, held, tokenizer.pad_token_id)
+
+
+def _losses(events: list) -> list[float]:
+    return [e.loss for e in events if isinstance(e, Step)]
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_stop_and_resume_matches_uninterrupted_run(tiny_model_dir, chat_files, tmp_path, method):
+    config, data = _config(method), _data(tiny_model_dir, chat_files)
+
+    full_events: list = []
+    straight = _recipe(config, tiny_model_dir, data, tmp_path / "a", full_events)
+    straight.setup()
+    assert straight.train() == "finished"
+
+    first_events: list = []
+    first = _recipe(config, tiny_model_dir, data, tmp_path / "b", first_events)
+    first.setup()
+    original_emit = first.emit
+
+    def stop_at_k(event):
+        original_emit(event)
+        if isinstance(event, Step) and event.step == STOP_AFTER:
+            first.stop_requested = True
+    first.emit = stop_at_k
+    assert first.train() == "stopped"
+    saved = [e for e in first_events if isinstance(e, CheckpointSaved)]
+    assert saved[-1].step == STOP_AFTER
+    checkpoint = Path(saved[-1].path)
+
+    second_events: list = []
+    weights_from = checkpoint if method == "full" else None
+    second = _recipe(config, tiny_model_dir, data, tmp_path / "b", second_events, weights_from)
+    second.setup(resume_from=checkpoint)
+    assert second.progress.step == STOP_AFTER
+    assert second.train() == "finished"
+
+    resumed = _losses(first_events) + _losses(second_events)
+    torch.testing.assert_close(torch.tensor(resumed), torch.tensor(_losses(full_events)), rtol=0, atol=1e-6)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), second.model.state_dict().items(),
+                                 strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    assert _losses(full_events)[-1] < _losses(full_events)[0]
