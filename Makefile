@@ -4,8 +4,12 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/llamahome-tui --no-ui
 STAMP := $(VENV)/.installed
-DATA_PATH ?= data/samples/chat_train.jsonl
+# With no DATA_PATH, train on the shipped chat samples and evaluate on their held-out split;
+# with your own DATA_PATH, EVAL_PATH is optional (data.validation_split is used without it).
+ifeq ($(origin DATA_PATH), undefined)
+DATA_PATH := data/samples/chat_train.jsonl
 EVAL_PATH ?= data/samples/chat_eval.jsonl
+endif
 ARGS ?=
 
 .PHONY: setup train train-resume train-eval test lint bench samples clean
@@ -20,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 train: setup
-	$(CLI) train $(DATA_PATH) --eval-data $(EVAL_PATH) $(ARGS)
+	$(CLI) train $(DATA_PATH) $(if $(EVAL_PATH),--eval-data $(EVAL_PATH)) $(ARGS)
 
 train-resume: setup
 	@test -n "$(CHECKPOINT)" || { echo "usage: make train-resume CHECKPOINT=<checkpoint folder or run id>"; exit 2; }
@@ -28,7 +32,7 @@ train-resume: setup
 
 train-eval: setup
 	@test -n "$(MODEL)" || { echo "usage: make train-eval MODEL=<model or checkpoint folder> [DATA=file]"; exit 2; }
-	$(CLI) train-eval $(MODEL) $(or $(DATA),$(EVAL_PATH)) $(ARGS)
+	$(CLI) train-eval $(MODEL) $(or $(DATA),data/samples/chat_eval.jsonl) $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -32,7 +32,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "samples"
 N_TRAIN = 4000
 N_ALPACA = 200
 N_SHAREGPT = 200
-N_PARAGRAPHS = 13000
+N_PARAGRAPHS = 9000
+N_QA_LINES = 12000
 SYSTEM_RATE = 0.15
 TWO_TURN_RATE = 0.10
 
@@ -556,10 +557,25 @@ def paragraph(domains: list[Domain], rng: random.Random) -> str:
     return rng.choice(PARAGRAPH_LEADS) + " ".join(sentences)
 
 
+QA_FORMATS = ("Question: {q} Answer: {a}", "Q: {q}\tA: {a}", "{q} {a}")
+
+
+def qa_line(domains: list[Domain], rng: random.Random) -> str:
+    """A plain-text question and answer about a train subject (never a held-out one).
+
+    Such lines teach the base model to read a question and copy its operands into the answer,
+    as real pre-training text does; held-out subjects appear only as stated facts.
+    """
+    item = sample_train_item(domains, rng)
+    return rng.choice(QA_FORMATS).format(q=item.question, a=item.answer)
+
+
 def base_corpus(domains: list[Domain], rng: random.Random) -> list[str]:
-    """Return shuffled base-corpus lines: every fact plus mixed paragraphs."""
+    """Return shuffled base-corpus lines: every fact, mixed paragraphs and Q&A lines."""
     lines = [fact for d in domains for s in d.subjects for fact in d.facts(s, rng)]
     lines.extend(paragraph(domains, rng) for _ in range(N_PARAGRAPHS))
+    qa_rng = random.Random(rng.random())
+    lines.extend(qa_line(domains, qa_rng) for _ in range(N_QA_LINES))
     rng.shuffle(lines)
     return lines
 

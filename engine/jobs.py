@@ -50,7 +50,8 @@ def build_base_job(run: RunRecord, workspace: Workspace, emit: Emit, should_stop
     return {"path": str(folder)}
 
 
-def train_job(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Callable[[FineTune], None]) -> dict[str, Any]:
+def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
+              recipe_ready: Callable[[FineTune], None]) -> dict[str, Any]:
     """Fine-tune: load data and model, train, save the final weights, measure before/after."""
     config, job = run_config(run)
     if config.training.method not in SUPPORTED_METHODS:

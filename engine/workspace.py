@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.errors import UserError
+
 ENV_VAR = "LLAMAHOME_HOME"
 DEFAULT_DIR = "workspace"
 DB_NAME = "llamahome.db"
@@ -66,7 +68,12 @@ class Workspace:
     def ensure(self) -> Workspace:
         """Create the workspace folders if missing; returns ``self``."""
         for folder in (self.root, self.runs_dir, self.models_dir, self.cache_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder.exists() and not folder.is_dir():
+                raise UserError(f"{folder}: exists and is not a folder (--workspace / $LLAMAHOME_HOME)")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"{folder}: cannot create the workspace folder: {exc.strerror}") from None
         return self
 
 

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     resume = commands.add_parser("train-resume", help="continue a stopped or crashed run")
     resume.add_argument("target", metavar="CHECKPOINT_OR_RUN_ID")
+    resume.add_argument("--max-steps", type=int, help="change the run's total optimizer steps (e.g. to extend it)")
     evaluate = commands.add_parser("train-eval", help="loss and perplexity of a model or checkpoint")
     evaluate.add_argument("target", metavar="MODEL_OR_CHECKPOINT")
     evaluate.add_argument("data")

@@ -10,7 +10,7 @@ from typing import Any
 from engine.api import Engine, latest_checkpoint_dir
 from engine.builtin import base_dir, is_built
 from engine.checkpoint_meta import read_checkpoint_meta
-from engine.config import Config, config_to_dict, load_config, model_family
+from engine.config import Config, config_from_dict, config_to_dict, load_config, model_family
 from engine.data.dataset import fingerprint, load_conversations
 from engine.errors import UserError
 from engine.store import RunRecord
@@ -75,6 +75,9 @@ def train_resume(engine: Engine, args: argparse.Namespace) -> int:
     checkpoint, previous = _resume_point(engine, args.target)
     stored = dict(previous.config)
     stored["job"] = {**stored.get("job", {}), "resume_from": str(checkpoint)}
+    if args.max_steps is not None:
+        stored["training"] = {**stored["training"], "max_steps": args.max_steps}
+        config_from_dict({k: v for k, v in stored.items() if k != "job"})
     run_id = engine.start_run("train", stored, previous.model, previous.dataset_path,
                               previous.output_dir, resumed_from=previous.id,
                               fingerprint=previous.dataset_fingerprint)

@@ -44,7 +44,8 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def split(conversations: list[Conversation], fraction: float, seed: int) -> tuple[list[Conversation], list[Conversation]]:
+def split(conversations: list[Conversation], fraction: float,
+          seed: int) -> tuple[list[Conversation], list[Conversation]]:
     """Deterministic train/validation split; the validation part is ``fraction`` of the records."""
     if fraction <= 0 or len(conversations) < 2:
         return conversations, []

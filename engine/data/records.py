@@ -32,11 +32,15 @@ def read_records(path: Path) -> Iterator[tuple[str, Record]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, Record]]:
-    """One JSON object per line; blank lines are skipped."""
-    with path.open("rb") as handle:
+    """One JSON object per line; blank lines are skipped; a UTF-8 byte-order mark is allowed."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise DataError(f"{path}:{number}: not UTF-8 ({exc.reason})") from None
             if not line.strip():
@@ -53,9 +57,11 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, Record]]:
 def _read_json(path: Path) -> Iterator[tuple[str, Record]]:
     """A JSON array of records (or an object whose single list value holds them)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -80,7 +80,9 @@ def _from_sharegpt(items: Any, where: str) -> list[Message]:
         if role is None:
             raise DataError(f"{where}: {field}.from: missing or unknown speaker {item.get('from')!r} "
                             "(expected system, human or gpt)")
-        messages.append(_message(role, item.get("value"), where, f"{field}.value"))
+        if "value" not in item:
+            raise DataError(f"{where}: {field}.value: missing")
+        messages.append(_message(role, item["value"], where, f"{field}.value"))
     return messages
 
 
@@ -89,15 +91,21 @@ def _from_alpaca(record: dict[str, Any], where: str) -> list[Message]:
     messages: list[Message] = []
     if record.get("system"):
         messages.append(_message("system", record["system"], where, "system"))
-    for index, pair in enumerate(record.get("history") or []):
+    history = record.get("history") or []
+    if not isinstance(history, list):
+        raise DataError(f"{where}: history: expected a list of [question, answer] pairs")
+    for index, pair in enumerate(history):
         if not isinstance(pair, list | tuple) or len(pair) != 2:
             raise DataError(f"{where}: history[{index}]: expected a [question, answer] pair")
         messages.append(_message("user", pair[0], where, f"history[{index}][0]"))
         messages.append(_message("assistant", pair[1], where, f"history[{index}][1]"))
-    prompt = record["instruction"]
-    if record.get("input"):
-        prompt = f"{prompt}\n\n{record['input']}"
-    messages.append(_message("user", prompt, where, "instruction"))
+    prompt = _message("user", record["instruction"], where, "instruction")["content"]
+    extra = record.get("input")
+    if extra is not None and not isinstance(extra, str):
+        raise DataError(f"{where}: input: content must be a string, got {type(extra).__name__}")
+    if extra and extra.strip():
+        prompt = f"{prompt}\n\n{extra}"
+    messages.append({"role": "user", "content": prompt})
     if "output" not in record:
         raise DataError(f"{where}: output: missing")
     messages.append(_message("assistant", record["output"], where, "output"))

@@ -2,7 +2,8 @@
 
 The tokenizer's own chat template is used when it has one; the built-in ChatML template
 otherwise. The loss mask is computed from character spans: each assistant turn's span is the
-difference between the rendered conversation up to that turn and the rendered prompt before it,
+difference between the rendered conversation up to that turn and the rendered prompt before it
+(generation prefix included), less the whitespace the template puts after the turn's end token,
 so any template that renders prefixes consistently works. The text is tokenized once, with
 offsets, and a token is trained on when it starts inside a trained span.
 """
@@ -25,6 +26,9 @@ CHATML_TEMPLATE = (
 
 TrainOn = Literal["assistant", "all", "last"]
 
+_NOT_PREFIX_CONSISTENT = ("the chat template does not render conversations prefix-consistently; "
+                          "set data.train_on = \"all\"")
+
 
 @dataclass(frozen=True)
 class TokenizedSample:
@@ -46,7 +50,8 @@ def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt
                                          add_generation_prompt=add_generation_prompt)
 
 
-def trained_spans(tokenizer: Any, messages: list[dict[str, str]], train_on: TrainOn) -> tuple[str, list[tuple[int, int]]]:
+def trained_spans(tokenizer: Any, messages: list[dict[str, str]],
+                  train_on: TrainOn) -> tuple[str, list[tuple[int, int]]]:
     """The full rendered text and the character spans that carry a loss."""
     text = render(tokenizer, messages)
     if train_on == "all":
@@ -55,15 +60,31 @@ def trained_spans(tokenizer: Any, messages: list[dict[str, str]], train_on: Trai
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt = render(tokenizer, messages[:index], add_generation_prompt=True) if index else ""
         upto = render(tokenizer, messages[: index + 1])
-        if not upto.startswith(prompt) or not text.startswith(upto):
-            raise DataError("the chat template does not render conversations prefix-consistently; "
-                            "set data.train_on = \"all\"")
-        spans.append((len(prompt), len(upto)))
+        if not text.startswith(upto):
+            raise DataError(_NOT_PREFIX_CONSISTENT)
+        start = _turn_start(tokenizer, messages, index, upto)
+        spans.append((start, max(start, len(upto.rstrip()))))
     if train_on == "last":
         spans = spans[-1:]
     return text, spans
+
+
+def _turn_start(tokenizer: Any, messages: list[dict[str, str]], index: int, upto: str) -> int:
+    """Where assistant turn ``index`` starts in ``upto``: after its prompt and generation prefix."""
+    if index:
+        prompt = render(tokenizer, messages[:index], add_generation_prompt=True)
+        if not upto.startswith(prompt):
+            raise DataError(_NOT_PREFIX_CONSISTENT)
+        return len(prompt)
+    # A conversation that opens with the assistant has no prompt to render (transformers refuses
+    # an empty one): the turn starts after the first generation prefix, as rendered after a
+    # stand-in user turn.
+    user = [{"role": "user", "content": "?"}]
+    without, with_prefix = render(tokenizer, user), render(tokenizer, user, add_generation_prompt=True)
+    prefix = with_prefix[len(without):] if with_prefix.startswith(without) else ""
+    found = upto.find(prefix) if prefix else -1
+    return found + len(prefix) if found >= 0 else 0
 
 
 def tokenize_conversation(tokenizer: Any, messages: list[dict[str, str]], train_on: TrainOn,

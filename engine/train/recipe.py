@@ -97,16 +97,19 @@ class FineTune:
         """Run optimizer steps until done, stopped early or asked to stop; returns why it ended."""
         training = self.config.training
         device = next(self.model.parameters()).device
-        started, window_tokens = time.perf_counter(), 0
+        window_time, window_tokens = 0.0, 0
         while self.progress.step < self.total_steps:
+            started = time.perf_counter()
             stats = self._optimizer_step(device)
             self.progress.step += 1
             window_tokens += stats.tokens
             self.progress.tokens_seen += stats.tokens
             if self.progress.step % training.log_steps == 0 or self.progress.step == self.total_steps:
-                elapsed = time.perf_counter() - started
-                self._log_step(stats, window_tokens / max(elapsed, 1e-9))
-                started, window_tokens = time.perf_counter(), 0
+                window_time += time.perf_counter() - started
+                self._log_step(stats, window_tokens / max(window_time, 1e-9))
+                window_time, window_tokens = 0.0, 0
+            else:
+                window_time += time.perf_counter() - started
             if self._eval_due() and self._evaluate_and_check():
                 self.save("early_stopping")
                 return "early_stopping"
