@@ -7,12 +7,17 @@ without a traceback. This process never imports torch: runs happen in worker pro
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from engine.errors import UserError
 
 EXIT_USAGE = 2
+
+# Each module adds its sub-commands with ``register(subparsers)`` and sets ``handler``, a
+# function ``(args) -> exit code``. They must stay light to import: no torch.
+COMMAND_MODULES = ("llamahome_tui.commands",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,31 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", help="folder for the run history, runs and caches "
                         "(default: $LLAMAHOME_HOME or ./workspace)")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    train = commands.add_parser("train", help="fine-tune a model on a dataset")
-    train.add_argument("data", help="training data (.jsonl or .json)")
-    train.add_argument("--model", help="local model folder (save_pretrained); default: the built-in base")
-    train.add_argument("--eval-data", help="evaluation data; default: data.validation_split of DATA")
-    train.add_argument("--output", help="folder for checkpoints and the final model; default: the run's folder")
-    _add_config_flags(train)
-    train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    resume = commands.add_parser("train-resume", help="continue a stopped or crashed run")
-    resume.add_argument("target", metavar="CHECKPOINT_OR_RUN_ID")
-    resume.add_argument("--max-steps", type=int, help="change the run's total optimizer steps (e.g. to extend it)")
-    evaluate = commands.add_parser("train-eval", help="loss and perplexity of a model or checkpoint")
-    evaluate.add_argument("target", metavar="MODEL_OR_CHECKPOINT")
-    evaluate.add_argument("data")
-    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
-    _add_config_flags(evaluate)
-    runs = commands.add_parser("runs", help="the run history")
-    runs.add_argument("--json", action="store_true", help="print the runs as JSON")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
-
-
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and ``--set`` for commands that take a config."""
-    parser.add_argument("--config", help="a TOML file layered over config/default.toml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key, e.g. training.learning_rate=1e-4")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,10 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return EXIT_USAGE
-    from llamahome_tui import commands
-
     try:
-        return commands.run(args)
+        return int(args.handler(args))
     except UserError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE

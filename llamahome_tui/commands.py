@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,47 @@ from engine.workspace import Workspace
 from llamahome_tui.headless import follow, print_runs, print_summary
 
 
-def run(args: argparse.Namespace) -> int:
-    """Dispatch a parsed command line; returns the exit code."""
-    engine = Engine(Workspace.resolve(args.workspace))
-    try:
-        handler = {"train": train, "train-resume": train_resume, "train-eval": train_eval,
-                   "runs": runs}[args.command]
-        return handler(engine, args)
-    finally:
-        engine.close()
+def register(commands: Any) -> None:
+    """Add train, train-resume, train-eval and runs to the command line."""
+    train_cmd = commands.add_parser("train", help="fine-tune a model on a dataset")
+    train_cmd.add_argument("data", help="training data (.jsonl or .json)")
+    train_cmd.add_argument("--model", help="local model folder (save_pretrained); default: the built-in base")
+    train_cmd.add_argument("--eval-data", help="evaluation data; default: data.validation_split of DATA")
+    train_cmd.add_argument("--output", help="folder for checkpoints and the final model; default: the run's folder")
+    add_config_flags(train_cmd)
+    train_cmd.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    train_cmd.set_defaults(handler=with_engine(train))
+    resume = commands.add_parser("train-resume", help="continue a stopped or crashed run")
+    resume.add_argument("target", metavar="CHECKPOINT_OR_RUN_ID")
+    resume.add_argument("--max-steps", type=int, help="change the run's total optimizer steps (e.g. to extend it)")
+    resume.set_defaults(handler=with_engine(train_resume))
+    evaluate = commands.add_parser("train-eval", help="loss and perplexity of a model or checkpoint")
+    evaluate.add_argument("target", metavar="MODEL_OR_CHECKPOINT")
+    evaluate.add_argument("data")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_config_flags(evaluate)
+    evaluate.set_defaults(handler=with_engine(train_eval))
+    history = commands.add_parser("runs", help="the run history")
+    history.add_argument("--json", action="store_true", help="print the runs as JSON")
+    history.set_defaults(handler=with_engine(runs))
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--set`` for commands that take a config."""
+    parser.add_argument("--config", help="a TOML file layered over config/default.toml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, e.g. training.learning_rate=1e-4")
+
+
+def with_engine(handler: Callable[[Engine, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a handler so it gets an Engine on the chosen workspace, closed afterwards."""
+    def run(args: argparse.Namespace) -> int:
+        engine = Engine(Workspace.resolve(args.workspace))
+        try:
+            return handler(engine, args)
+        finally:
+            engine.close()
+    return run
 
 
 def resolve_config(config_file: str | None, overrides: list[str]) -> Config:
