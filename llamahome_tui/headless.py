@@ -96,7 +96,7 @@ def _progress_bar(console: Console) -> Progress:
 
 def follow(engine: Engine, run_id: str, quiet: bool = False) -> int:
     """Follow a run to its end; returns the exit code the command should give."""
-    printer = RunPrinter(Console(), quiet)
+    printer = RunPrinter(Console(soft_wrap=True), quiet)
     last_id, stopping = 0, False
     while True:
         try:
