@@ -90,7 +90,7 @@ class TrainingConfig(_Section):
     """The optimisation loop."""
     method: Literal["lora", "qlora", "qat", "full"] = "lora"
     """Fine-tuning method."""
-    epochs: int = field(default=1, metadata=_ABOVE_0)
+    epochs: int = field(default=2, metadata=_ABOVE_0)
     """Passes over the training data (when ``max_steps`` is 0)."""
     max_steps: int = field(default=0, metadata=_AT_LEAST_0)
     """Cap on optimizer steps; 0 runs ``epochs`` epochs."""
@@ -156,13 +156,13 @@ class CheckpointConfig(_Section):
 @dataclass
 class EvalConfig(_Section):
     """Evaluation during and after training."""
-    steps: int = field(default=50, metadata=_AT_LEAST_0)
+    steps: int = field(default=100, metadata=_AT_LEAST_0)
     """Evaluate every this many optimizer steps; 0 = only at the end."""
     batch_size: int = field(default=16, metadata=_ABOVE_0)
     """Examples per evaluation forward pass."""
     max_batches: int = field(default=0, metadata=_AT_LEAST_0)
     """Evaluate on at most this many batches; 0 = all."""
-    generate_samples: int = field(default=64, metadata=_AT_LEAST_0)
+    generate_samples: int = field(default=128, metadata=_AT_LEAST_0)
     """Eval prompts answered greedily at the end for exact-match accuracy; 0 disables."""
     max_new_tokens: int = field(default=32, metadata=_ABOVE_0)
     """Longest generated answer, in tokens."""
