@@ -44,6 +44,7 @@ def _rule(test: Callable[[Any], bool], problem: str) -> dict[str, Rule]:
 
 _ABOVE_0 = _rule(lambda v: v > 0, "must be > 0")
 _AT_LEAST_0 = _rule(lambda v: v >= 0, "must be >= 0")
+_FRACTION = _rule(lambda v: 0 <= v <= 1, "must be between 0.0 and 1.0")
 
 
 class _Section:
@@ -83,6 +84,34 @@ class DataConfig(_Section):
     """Which tokens the loss is computed on."""
     shuffle: bool = True
     """Shuffle the training examples every epoch."""
+    format: str = field(default="", metadata=_rule(lambda v: v == v.strip(), "must be a format name or \"\""))
+    """Data file format (jsonl, json, csv, tsv, text, text-blocks, parquet or a plugin); "" detects it."""
+    on_invalid: Literal["fail", "skip"] = "fail"
+    """An invalid record stops the run ("fail") or is left out and reported ("skip")."""
+    duplicates: Literal["keep", "drop"] = "keep"
+    """Exact duplicate records are trained on ("keep") or left out ("drop"); both are reported."""
+    prepend_tokens: list[str] = field(default_factory=list)
+    """Control tokens added to the tokenizer and put before every sample (no loss on them)."""
+    packing: bool = False
+    """Pack samples into fixed blocks (no padding, no attention across samples)."""
+    pack_length: int = field(default=0, metadata=_AT_LEAST_0)
+    """Tokens per packed block; 0 = ``max_length``."""
+    batch_tokens: int = field(default=0, metadata=_AT_LEAST_0)
+    """Token budget of a length-bucketed dynamic batch; 0 = ``training.batch_size`` samples."""
+    pad_to_multiple_of: int = field(default=1, metadata=_ABOVE_0)
+    """Pad each padded batch's length up to a multiple of this."""
+    sort_by_length: bool = False
+    """Order batches by sample length instead of shuffling."""
+    drop_last: bool = False
+    """Drop an epoch's last, incomplete batch."""
+    prefetch_depth: int = field(default=4, metadata=_ABOVE_0)
+    """Batches prepared ahead of the training step on a background thread."""
+    augment_mask_prob: float = field(default=0.0, metadata=_FRACTION)
+    """Probability that an input token is replaced by the pad token (labels unchanged)."""
+    augment_replace_prob: float = field(default=0.0, metadata=_FRACTION)
+    """Probability that an input token is replaced by a random token (labels unchanged)."""
+    augment_rotate_prob: float = field(default=0.0, metadata=_FRACTION)
+    """Probability that an input token is swapped with its right neighbour (labels unchanged)."""
 
 
 @dataclass

@@ -11,6 +11,7 @@ offsets, and a token is trained on when it starts inside a trained span.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from engine.errors import DataError
@@ -50,9 +51,32 @@ def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt
                                          add_generation_prompt=add_generation_prompt)
 
 
+def uses_chatml(tokenizer: Any) -> bool:
+    """Whether the tokenizer renders with the built-in ChatML template (no template of its own)."""
+    return getattr(tokenizer, "chat_template", None) in (None, "", CHATML_TEMPLATE)
+
+
+def chatml_spans(messages: list[dict[str, str]], train_on: TrainOn) -> tuple[str, list[tuple[int, int]]]:
+    """``trained_spans`` for the built-in ChatML template, by string building (no Jinja)."""
+    parts, spans, size = [], [], 0
+    for message in messages:
+        head = f"<|im_start|>{message['role']}\n"
+        turn = f"{head}{message['content']}<|im_end|>\n"
+        if message["role"] == "assistant":
+            spans.append((size + len(head), size + len(turn) - 1))
+        parts.append(turn)
+        size += len(turn)
+    text = "".join(parts)
+    if train_on == "all":
+        return text, [(0, len(text))]
+    return text, spans[-1:] if train_on == "last" else spans
+
+
 def trained_spans(tokenizer: Any, messages: list[dict[str, str]],
                   train_on: TrainOn) -> tuple[str, list[tuple[int, int]]]:
     """The full rendered text and the character spans that carry a loss."""
+    if uses_chatml(tokenizer):
+        return chatml_spans(messages, train_on)
     text = render(tokenizer, messages)
     if train_on == "all":
         return text, [(0, len(text))]
@@ -88,15 +112,29 @@ def _turn_start(tokenizer: Any, messages: list[dict[str, str]], index: int, upto
 
 
 def tokenize_conversation(tokenizer: Any, messages: list[dict[str, str]], train_on: TrainOn,
-                          max_length: int) -> TokenizedSample:
-    """Tokenize one conversation with its loss mask, truncated to ``max_length`` tokens."""
+                          max_length: int, prefix_ids: Sequence[int] = ()) -> TokenizedSample:
+    """Tokenize one conversation with its loss mask, truncated to ``max_length`` tokens.
+
+    ``prefix_ids`` (control tokens from ``data.prepend_tokens``) go first and carry no loss.
+    """
     text, spans = trained_spans(tokenizer, messages, train_on)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = encoded["input_ids"][:max_length]
-    offsets = encoded["offset_mapping"][:max_length]
+    ids: list[int] = (list(prefix_ids) + encoded["input_ids"])[:max_length]
+    offsets = ([(-1, -1)] * len(prefix_ids) + list(encoded["offset_mapping"]))[:max_length]
     labels = [token if _inside(start, spans) else IGNORE_INDEX
               for token, (start, _end) in zip(ids, offsets, strict=True)]
     return TokenizedSample(ids, labels)
+
+
+def add_control_tokens(tokenizer: Any, tokens: Sequence[str]) -> list[int]:
+    """Add control tokens (e.g. ``<author_ada>``) as special tokens; returns their ids in order.
+
+    The caller resizes the model's embeddings when ``len(tokenizer)`` grew.
+    """
+    if not tokens:
+        return []
+    tokenizer.add_tokens([t for t in tokens if t not in tokenizer.get_vocab()], special_tokens=True)
+    return [int(tokenizer.convert_tokens_to_ids(t)) for t in tokens]
 
 
 def _inside(position: int, spans: list[tuple[int, int]]) -> bool:

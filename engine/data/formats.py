@@ -1,0 +1,295 @@
+"""File formats: streaming readers, format detection and the plugin registry (no torch).
+
+A reader takes a path and yields ``(where, item)`` pairs: ``where`` is ``file:line`` (or
+``file: record N`` inside a JSON array, ``file: row N`` in Parquet) and ``item`` is either the
+record (a dict) or a ``BadRecord`` naming what is wrong with that one record, so a validation
+report can go on past it. Problems with the whole file raise ``DataError``.
+
+Built-in formats: ``jsonl``, ``json``, ``csv``, ``tsv``, ``text`` (a sample per line),
+``text-blocks`` (a sample per blank-line separated block) and ``parquet`` (streamed by record
+batch with pyarrow). More come from the entry-point group ``llamahome.formats`` (see
+docs/formats.md) or from ``register_format``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from engine.errors import DataError
+
+Record = dict[str, Any]
+ENTRY_POINT_GROUP = "llamahome.formats"
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """One record that could not be read: why (``code``: bad_json, not_utf8, not_object)."""
+
+    code: str
+    reason: str
+
+
+Item = tuple[str, "Record | BadRecord"]
+Reader = Callable[[Path], Iterator[Item]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered format: its name, reader and the file extensions it claims."""
+
+    name: str
+    reader: Reader
+    extensions: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, Format] = {}
+_PLUGINS_LOADED = False
+
+
+def register_format(name: str, reader: Reader, extensions: tuple[str, ...] = ()) -> None:
+    """Add (or replace) a format; ``extensions`` are lower-case with the dot, e.g. ``(".xml",)``."""
+    _REGISTRY[name] = Format(name, reader, tuple(e.lower() for e in extensions))
+
+
+def _load_plugins() -> None:
+    """Register every ``llamahome.formats`` entry point once (a Format, or a reader function)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the built-ins
+            raise DataError(f"format plugin {point.name!r} ({point.value}) failed to load: {exc}") from None
+        if isinstance(loaded, Format):
+            _REGISTRY[loaded.name] = loaded
+        else:
+            register_format(point.name, loaded, tuple(getattr(loaded, "extensions", ())))
+
+
+def formats() -> dict[str, Format]:
+    """Every known format by name, plugins included."""
+    _load_plugins()
+    return dict(_REGISTRY)
+
+
+def detect_format(path: Path) -> str:
+    """The format of ``path``: by extension, else by its first bytes."""
+    known = formats()
+    suffix = path.suffix.lower()
+    for fmt in known.values():
+        if suffix in fmt.extensions:
+            return "text-blocks" if fmt.name == "text" and _has_blocks(path) else fmt.name
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"["):
+        return "json"
+    if stripped.startswith(b"{"):
+        return "jsonl" if _first_line_is_json(stripped) else "json"
+    first = stripped.split(b"\n", 1)[0]
+    if b"\t" in first:
+        return "tsv"
+    return "text-blocks" if _has_blocks(path) else "text"
+
+
+def _first_line_is_json(head: bytes) -> bool:
+    """Whether the first line alone parses as JSON (JSONL) rather than starting a JSON document."""
+    try:
+        json.loads(head.split(b"\n", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _has_blocks(path: Path) -> bool:
+    """Whether a text file's head holds blank-line separated blocks of several lines."""
+    with path.open("rb") as handle:
+        head = handle.read(65536).replace(b"\r\n", b"\n")
+    return any(b"\n" in block.strip(b"\n") for block in head.split(b"\n\n")[:-1])
+
+
+def check_file(path: Path) -> None:
+    """DataError unless ``path`` is a readable, non-empty file."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a data file")
+    try:
+        size = path.stat().st_size
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    if size == 0:
+        raise DataError(f"{path}: file is empty")
+
+
+def read_items(path: Path, fmt: str | None = None) -> Iterator[Item]:
+    """Stream ``(where, record or BadRecord)`` from ``path`` in format ``fmt`` (detected if None)."""
+    check_file(path)
+    name = fmt or detect_format(path)
+    known = formats()
+    if name not in known:
+        raise DataError(f"{path}: unknown format {name!r} (known: {', '.join(sorted(known))})")
+    return known[name].reader(path)
+
+
+# --- the built-in readers ----------------------------------------------------------------------
+
+def _decode(raw: bytes, number: int) -> str | BadRecord:
+    """A line as text, or a BadRecord when it is not UTF-8 (a BOM is allowed on line 1)."""
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        return BadRecord("not_utf8", f"not UTF-8 ({exc.reason})")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | BadRecord]]:
+    """``(line number, text or BadRecord)`` for every line of a file, streamed."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, _decode(raw, number)
+
+
+def read_jsonl(path: Path) -> Iterator[Item]:
+    """One JSON object per line; blank lines are skipped."""
+    for number, line in _lines(path):
+        where = f"{path}:{number}"
+        if isinstance(line, BadRecord):
+            yield where, line
+        elif line.strip():
+            yield where, _parse_object(line)
+
+
+def _parse_object(line: str) -> Record | BadRecord:
+    """A JSON object from one line, or why it is not one."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return BadRecord("bad_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+    if not isinstance(record, dict):
+        return BadRecord("not_object", f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def read_json(path: Path) -> Iterator[Item]:
+    """A JSON array of records, or an object whose single list value holds them (read whole)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 ({exc.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    if isinstance(data, dict):
+        lists = [value for value in data.values() if isinstance(value, list)]
+        if len(lists) != 1:
+            raise DataError(f"{path}: expected a JSON array of records or an object holding one")
+        data = lists[0]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of records")
+    for index, record in enumerate(data, start=1):
+        item = record if isinstance(record, dict) else BadRecord("not_object", "expected a JSON object")
+        yield f"{path}: record {index}", item
+
+
+_JSON_COLUMNS = ("messages", "conversations", "history")
+
+
+def _cell_record(row: dict[str, Any]) -> Record | BadRecord:
+    """A CSV/TSV/Parquet row as a record; JSON-encoded list columns (messages...) are decoded."""
+    record = {k: v for k, v in row.items() if k is not None and v is not None and v != ""}
+    for column in _JSON_COLUMNS:
+        value = record.get(column)
+        if isinstance(value, str):
+            try:
+                record[column] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                return BadRecord("bad_json", f"{column}: invalid JSON: {exc.msg} (column {exc.colno})")
+    return record
+
+
+def _read_delimited(path: Path, delimiter: str) -> Iterator[Item]:
+    """Rows of a CSV/TSV file with a header line; ``where`` is the row's first line."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            start = 2
+            for row in reader:
+                yield f"{path}:{start}", _cell_record(row)
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 ({exc.reason})") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: invalid CSV: {exc}") from None
+
+
+def read_csv(path: Path) -> Iterator[Item]:
+    """Comma-separated values with a header naming the fields."""
+    return _read_delimited(path, ",")
+
+
+def read_tsv(path: Path) -> Iterator[Item]:
+    """Tab-separated values with a header naming the fields."""
+    return _read_delimited(path, "\t")
+
+
+def read_text(path: Path) -> Iterator[Item]:
+    """A ``{"text"}`` sample per non-blank line."""
+    for number, line in _lines(path):
+        if isinstance(line, BadRecord) or line.strip():
+            yield f"{path}:{number}", line if isinstance(line, BadRecord) else {"text": line.rstrip("\r\n")}
+
+
+def read_text_blocks(path: Path) -> Iterator[Item]:
+    """A ``{"text"}`` sample per block of lines separated by blank lines; ``where`` is its first line."""
+    block: list[str] = []
+    start = 0
+    for number, line in _lines(path):
+        if isinstance(line, BadRecord):
+            yield f"{path}:{number}", line
+            continue
+        if line.strip():
+            start = start or number
+            block.append(line.rstrip("\r\n"))
+        elif block:
+            yield f"{path}:{start}", {"text": "\n".join(block)}
+            block, start = [], 0
+    if block:
+        yield f"{path}:{start}", {"text": "\n".join(block)}
+
+
+def read_parquet(path: Path) -> Iterator[Item]:
+    """Rows of a Parquet file, streamed a record batch at a time (never the whole table)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    row = 0
+    for batch in source.iter_batches(batch_size=1024):
+        for values in batch.to_pylist():
+            row += 1
+            yield f"{path}: row {row}", _cell_record(values)
+
+
+register_format("jsonl", read_jsonl, (".jsonl", ".ndjson"))
+register_format("json", read_json, (".json",))
+register_format("csv", read_csv, (".csv",))
+register_format("tsv", read_tsv, (".tsv", ".tab"))
+register_format("text", read_text, (".txt", ".text", ".md"))
+register_format("text-blocks", read_text_blocks)
+register_format("parquet", read_parquet, (".parquet", ".pq"))

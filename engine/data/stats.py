@@ -1,0 +1,119 @@
+"""Dataset statistics: samples, tokens, length percentiles, histogram, roles, duplicates, outliers.
+
+Light (no torch, no transformers): token counts use the model folder's ``tokenizer.json``
+through the ``tokenizers`` library on the ChatML rendering of each conversation; without a
+tokenizer they are estimated as characters / 4 and labelled so. The same ``DatasetStats``
+object feeds the headless command and the TUI.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.data.shapes import Message
+from engine.data.template import chatml_spans
+from engine.data.validate import Measure, ValidationReport, char_length, new_report, valid_conversations
+from engine.errors import DataError
+
+PERCENTILES = (50, 90, 95, 99)
+CHARS_PER_TOKEN = 4
+
+
+def load_light_tokenizer(folder: Path) -> Any:
+    """The ``tokenizers.Tokenizer`` of a model folder (its tokenizer.json); DataError if none."""
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise DataError(f"{folder}: no tokenizer.json in this model folder")
+    return Tokenizer.from_file(str(path))
+
+
+def token_measure(tokenizer: Any) -> Measure:
+    """Tokens of a conversation's ChatML rendering, with a ``tokenizers.Tokenizer``."""
+    def measure(messages: list[Message]) -> int:
+        return len(tokenizer.encode(chatml_spans(messages, "all")[0], add_special_tokens=False).ids)
+    return measure
+
+
+def estimate_measure(messages: list[Message]) -> int:
+    """An estimate of a conversation's tokens: characters / 4, at least 1."""
+    return max(1, -(-char_length(messages) // CHARS_PER_TOKEN))
+
+
+@dataclass
+class DatasetStats:
+    """What ``data stats`` shows about one file."""
+
+    path: str
+    samples: int
+    invalid: int
+    tokens: int
+    token_unit: str
+    lengths: dict[str, float]
+    histogram: list[tuple[int, int, int]]
+    role_counts: dict[str, int]
+    duplicates: int
+    outliers: list[tuple[str, int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return {"path": self.path, "samples": self.samples, "invalid": self.invalid,
+                "tokens": self.tokens, "token_unit": self.token_unit, "lengths": self.lengths,
+                "histogram": [list(b) for b in self.histogram], "role_counts": self.role_counts,
+                "duplicates": self.duplicates, "outliers": [list(o) for o in self.outliers]}
+
+
+def compute_stats(path: Path, tokenizer: Any = None, fmt: str | None = None,
+                  bins: int = 10, max_outliers: int = 20) -> DatasetStats:
+    """Read ``path`` once and compute its statistics (invalid records are counted, not measured)."""
+    measure = token_measure(tokenizer) if tokenizer is not None else estimate_measure
+    unit = "tokens" if tokenizer is not None else "estimated tokens (characters / 4)"
+    report: ValidationReport = new_report(path, fmt, unit, 2**62)
+    roles: Counter[str] = Counter()
+    lengths, wheres = [], []
+    for where, messages in valid_conversations(path, report, measure, fmt):
+        roles.update(m["role"] for m in messages)
+        lengths.append(measure(messages))
+        wheres.append(where)
+    if not lengths:
+        raise DataError(f"{path}: no valid records ({report.invalid} invalid)")
+    values = np.asarray(lengths, dtype=np.int64)
+    duplicates = sum(1 for issue in report.issues if issue.code == "duplicate")
+    return DatasetStats(str(path), len(values), report.invalid - duplicates, int(values.sum()), unit,
+                        _summary(values), _histogram(values, bins), dict(roles.most_common()),
+                        duplicates, _outliers(values, wheres, max_outliers))
+
+
+def _summary(values: np.ndarray) -> dict[str, float]:
+    """Min, mean, max and the percentiles of the lengths."""
+    summary = {"min": float(values.min()), "mean": round(float(values.mean()), 1), "max": float(values.max())}
+    summary.update({f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES})
+    return summary
+
+
+def _histogram(values: np.ndarray, bins: int) -> list[tuple[int, int, int]]:
+    """``(low, high, count)`` for equal-width length bins."""
+    counts, edges = np.histogram(values, bins=min(bins, max(1, int(values.max() - values.min()) + 1)))
+    return [(int(edges[i]), int(edges[i + 1]), int(c)) for i, c in enumerate(counts)]
+
+
+def _outliers(values: np.ndarray, wheres: list[str], limit: int) -> list[tuple[str, int]]:
+    """Samples longer than Q3 + 3 IQR (Tukey's far-out fence), longest first."""
+    q1, q3 = np.percentile(values, [25, 75])
+    fence = q3 + 3 * (q3 - q1)
+    far = np.nonzero(values > fence)[0]
+    ranked = sorted(far.tolist(), key=lambda i: -int(values[i]))[:limit]
+    return [(wheres[i], int(values[i])) for i in ranked]
+
+
+def histogram_text(stats: DatasetStats, width: int = 40) -> list[str]:
+    """The length histogram as text bars, one line per bin."""
+    peak = max((count for _, _, count in stats.histogram), default=0) or 1
+    return [f"{low:>7}-{high:<7} {'█' * max(1 if count else 0, round(count / peak * width)):<{width}} {count}"
+            for low, high, count in stats.histogram]

@@ -1,0 +1,159 @@
+"""The validation report: which records of a file are usable, and why each other one is not (no torch).
+
+``check_file`` reads leniently and returns a ``ValidationReport``; ``valid_conversations`` is
+the same check as a stream, used by the pipeline: it yields each valid conversation and adds
+every problem to the report it is given, so ``data.on_invalid = "skip"`` still reports. Reasons
+(``Issue.code``): bad_json, not_utf8, not_object, unknown_shape, missing_role_or_content,
+roles_out_of_order, empty_content, invalid_value, too_long, duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.data.formats import BadRecord, detect_format, read_items
+from engine.data.shapes import Message, to_messages
+from engine.errors import DataError
+
+Measure = Callable[[list[Message]], int]
+"""The length of a conversation in the report's unit (tokens or characters)."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One invalid record: where it is, the field at fault ("" for the whole record), why."""
+
+    where: str
+    field: str
+    code: str
+    reason: str
+
+    def line(self) -> str:
+        """The issue as one line: ``file:line: field: reason``."""
+        return f"{self.where}: {self.field + ': ' if self.field else ''}{self.reason}"
+
+
+@dataclass
+class ValidationReport:
+    """Counts of valid and invalid records of one file and every issue found."""
+
+    path: str
+    format: str
+    length_unit: str
+    max_length: int
+    valid: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    duplicates_kept: int = 0
+
+    @property
+    def invalid(self) -> int:
+        """How many records were rejected."""
+        return len(self.issues)
+
+    @property
+    def total(self) -> int:
+        """How many records were read."""
+        return self.valid + self.invalid
+
+    def counts(self) -> dict[str, int]:
+        """Issues per reason code, most frequent first."""
+        return dict(Counter(issue.code for issue in self.issues).most_common())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return {"path": self.path, "format": self.format, "total": self.total, "valid": self.valid,
+                "invalid": self.invalid, "duplicates_kept": self.duplicates_kept, "length_unit": self.length_unit, "max_length": self.max_length,
+                "counts": self.counts(), "issues": [asdict(issue) for issue in self.issues]}
+
+
+def char_length(messages: list[Message]) -> int:
+    """Characters of all message contents."""
+    return sum(len(m["content"]) for m in messages)
+
+
+def classify(message: str) -> tuple[str, str, str]:
+    """``(code, field, reason)`` of a ``to_messages`` error text (without its ``where:`` prefix)."""
+    if message.startswith("unknown record shape"):
+        return "unknown_shape", "", message
+    if message.startswith("the conversation must end"):
+        return "roles_out_of_order", "messages", message
+    head, sep, reason = message.partition(": ")
+    fld, reason = (head, reason) if sep else ("", message)
+    if "roles out of order" in reason:
+        return "roles_out_of_order", fld, reason
+    if "empty content" in reason:
+        return "empty_content", fld, reason
+    if "missing" in reason or "unknown role" in reason or "unknown speaker" in reason:
+        return "missing_role_or_content", fld, reason
+    return "invalid_value", fld, reason
+
+
+def _digest(messages: list[Message]) -> bytes:
+    """A short hash of a conversation, to find exact duplicates."""
+    return hashlib.blake2b(json.dumps(messages, ensure_ascii=False).encode(), digest_size=12).digest()
+
+
+def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes], measure: Measure,
+                 max_length: int) -> list[Message] | Issue:
+    """A record's messages when valid, else the Issue that rejects it; ``seen`` tracks duplicates."""
+    if isinstance(item, BadRecord):
+        return Issue(where, "", item.code, item.reason)
+    try:
+        messages = to_messages(item, where)
+    except DataError as err:
+        code, fld, reason = classify(str(err).removeprefix(f"{where}: "))
+        return Issue(where, fld, code, reason)
+    length = measure(messages)
+    if length > max_length:
+        return Issue(where, "", "too_long", f"{length} over the length limit of {max_length}")
+    digest = _digest(messages)
+    if digest in seen:
+        return Issue(where, "", "duplicate", "exact duplicate of an earlier record")
+    seen.add(digest)
+    return messages
+
+
+def valid_conversations(path: Path, report: ValidationReport, measure: Measure = char_length,
+                        fmt: str | None = None, on_invalid: str = "skip", keep_duplicates: bool = False,
+                        ) -> Iterator[tuple[str, list[Message]]]:
+    """Stream ``(where, messages)`` of the valid records; issues go to ``report``.
+
+    With ``on_invalid = "fail"`` the first issue raises DataError (its one line). With
+    ``keep_duplicates`` an exact duplicate is yielded and counted in ``duplicates_kept``.
+    """
+    seen: set[bytes] = set()
+    for where, item in read_items(path, fmt):
+        result = check_record(where, item, seen, measure, report.max_length)
+        if isinstance(result, Issue) and result.code == "duplicate" and keep_duplicates:
+            report.duplicates_kept += 1
+            result = to_messages(item, where)  # type: ignore[arg-type]
+        if isinstance(result, Issue):
+            report.issues.append(result)
+            if on_invalid == "fail":
+                raise DataError(result.line())
+            continue
+        report.valid += 1
+        yield where, result
+
+
+def check_file(path: Path, measure: Measure = char_length, max_length: int = 2048,
+               length_unit: str = "characters", fmt: str | None = None) -> ValidationReport:
+    """Read the whole file and report every valid and invalid record."""
+    report = new_report(path, fmt, length_unit, max_length)
+    for _ in valid_conversations(path, report, measure, fmt):
+        pass
+    return report
+
+
+def new_report(path: Path, fmt: str | None, length_unit: str, max_length: int) -> ValidationReport:
+    """An empty report for ``path`` (its format detected when not given)."""
+    from engine.data.formats import check_file as check_path
+
+    check_path(path)
+    return ValidationReport(str(path), fmt or detect_format(path), length_unit, max_length)
