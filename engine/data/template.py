@@ -10,8 +10,8 @@ offsets, and a token is trained on when it starts inside a trained span.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.errors import DataError

@@ -68,7 +68,8 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
         return {"path": self.path, "format": self.format, "total": self.total, "valid": self.valid,
-                "invalid": self.invalid, "duplicates_kept": self.duplicates_kept, "length_unit": self.length_unit, "max_length": self.max_length,
+                "invalid": self.invalid, "duplicates_kept": self.duplicates_kept,
+                "length_unit": self.length_unit, "max_length": self.max_length,
                 "counts": self.counts(), "issues": [asdict(issue) for issue in self.issues]}
 
 

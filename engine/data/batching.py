@@ -1,0 +1,202 @@
+"""Resumable batches over a tokenized dataset: padded, length-bucketed or packed (imports torch).
+
+``Batches`` walks epochs forever; each epoch's plan (``engine.data.plans``) comes from
+``(seed, epoch)`` and the sample lengths alone. ``state_dict()`` is ``{"epoch", "index"}``: the
+position after the last batch handed out; ``load_state_dict`` continues from exactly there
+without reading the samples before it. ``prefetched(depth)`` builds batches on a background
+thread while keeping that state exact (it is the state of the last batch *consumed*).
+
+Packed batches hold ``input_ids``, ``labels`` and ``position_ids`` restarting at 0 for every
+sample and **no** ``attention_mask``: transformers (5.x ``masking_utils``) then derives a
+block-diagonal causal mask from the position ids, so no token attends across samples. That
+holds for the ``sdpa`` and ``eager`` attention paths (and flash-attention 2/3 via position ids);
+a model or custom attention that ignores position ids would attend across samples. The tail of
+a block is padding: ``pad_id`` inputs, labels ``-100``, its own position run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.data.augment import Augmenter
+from engine.data.plans import Plan, bucket_plan, fixed_plan, group_rows, pack_rows, round_up
+from engine.data.prefetch import Prefetcher
+from engine.data.splits import permutation
+from engine.data.template import IGNORE_INDEX
+
+
+@dataclass
+class Batch:
+    """Model inputs of one micro-batch and what it holds."""
+
+    inputs: dict[str, torch.Tensor]
+    real_tokens: int
+    samples: int
+    state: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def computed_tokens(self) -> int:
+        """Tokens the model computes on, padding included."""
+        return int(self.inputs["input_ids"].numel())
+
+
+@dataclass
+class BatchSettings:
+    """How batches are formed (the ``[data]`` batching keys and ``training.batch_size``)."""
+
+    batch_size: int = 16
+    seed: int = 0
+    shuffle: bool = True
+    packing: bool = False
+    pack_length: int = 512
+    batch_tokens: int = 0
+    pad_to_multiple_of: int = 1
+    sort_by_length: bool = False
+    drop_last: bool = False
+
+
+class Batches:
+    """Deterministic, resumable batches over anything with ``lengths`` and ``arrays(i)``."""
+
+    def __init__(self, dataset: Any, pad_id: int, settings: BatchSettings,
+                 augmenter: Augmenter | None = None) -> None:
+        self.dataset, self.pad_id, self.settings = dataset, pad_id, settings
+        self.augmenter = augmenter
+        self.epoch, self.index = 0, 0
+        self._plan_epoch, self._plan = -1, []  # type: tuple[int, Plan]
+
+    @classmethod
+    def from_config(cls, dataset: Any, config: Any, pad_id: int, vocab_size: int = 0) -> Batches:
+        """Batches set up from a ``Config`` (``[data]`` keys, ``training.batch_size`` and ``seed``)."""
+        data, training = config.data, config.training
+        settings = BatchSettings(training.batch_size, training.seed, data.shuffle, data.packing,
+                                 data.pack_length or data.max_length, data.batch_tokens,
+                                 data.pad_to_multiple_of, data.sort_by_length, data.drop_last)
+        augmenter = Augmenter(data.augment_mask_prob, data.augment_replace_prob, data.augment_rotate_prob,
+                              pad_id, max(vocab_size, 1), training.seed)
+        return cls(dataset, pad_id, settings, augmenter if augmenter.enabled else None)
+
+    def plan(self, epoch: int) -> Plan:
+        """The batches of epoch ``epoch`` (computed from lengths; cached for the current epoch)."""
+        if self._plan_epoch != epoch:
+            self._plan, self._plan_epoch = self._make_plan(epoch), epoch
+        return self._plan
+
+    def _make_plan(self, epoch: int) -> Plan:
+        s, lengths = self.settings, self.dataset.lengths
+        if s.sort_by_length:
+            order = np.argsort(lengths, kind="stable")
+        else:
+            order = permutation(len(lengths), s.seed, epoch) if s.shuffle else np.arange(len(lengths))
+        if s.packing:
+            rows = pack_rows(lengths, order, s.pack_length)
+            plan = group_rows(rows, max(1, s.batch_tokens // s.pack_length) if s.batch_tokens else s.batch_size)
+        elif s.batch_tokens:
+            plan = bucket_plan(lengths, order, s.batch_tokens, s.pad_to_multiple_of)
+            if s.shuffle and not s.sort_by_length:
+                plan = [plan[i] for i in permutation(len(plan), s.seed + 1, epoch)]
+        else:
+            plan = fixed_plan(order, s.batch_size)
+        if s.drop_last and len(plan) > 1 and len(plan[-1]) < len(plan[0]) and not s.batch_tokens:
+            plan = plan[:-1]
+        return plan
+
+    def batches_per_epoch(self, epoch: int = 0) -> int:
+        """Batches in epoch ``epoch`` (packed and bucketed epochs may differ slightly)."""
+        return len(self.plan(epoch))
+
+    def batch(self, epoch: int, index: int) -> Batch:
+        """Batch ``index`` of epoch ``epoch``."""
+        rows = self.plan(epoch)[index]
+        arrays = [[self._sample(epoch, i) for i in row] for row in rows]
+        return self._packed(arrays) if self.settings.packing else self._padded(arrays)
+
+    def _sample(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(input ids, labels, positions)`` of one sample, augmented when set."""
+        ids, trained = self.dataset.arrays(index)
+        if self.settings.packing:
+            ids, trained = ids[: self.settings.pack_length], trained[: self.settings.pack_length]
+        labels = np.where(trained, ids, IGNORE_INDEX).astype(np.int64)
+        if self.augmenter is not None:
+            ids = self.augmenter(ids, epoch, index)
+        return ids.astype(np.int64), labels, np.arange(len(ids), dtype=np.int64)
+
+    def _padded(self, rows: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]) -> Batch:
+        width = round_up(max(len(r[0][0]) for r in rows), self.settings.pad_to_multiple_of)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, ((sample_ids, sample_labels, _),) in enumerate(rows):
+            ids[r, : len(sample_ids)], labels[r, : len(sample_ids)], mask[r, : len(sample_ids)] = (
+                sample_ids, sample_labels, 1)
+        inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+                  "labels": torch.from_numpy(labels)}
+        return Batch(inputs, int(mask.sum()), len(rows))
+
+    def _packed(self, rows: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]) -> Batch:
+        width = self.settings.pack_length
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
+        positions = np.tile(np.arange(width, dtype=np.int64), (len(rows), 1))
+        real = 0
+        for r, row in enumerate(rows):
+            used = sum(len(s[0]) for s in row)
+            ids[r, :used] = np.concatenate([s[0] for s in row])
+            labels[r, :used] = np.concatenate([s[1] for s in row])
+            positions[r, :used] = np.concatenate([s[2] for s in row])
+            positions[r, used:] = np.arange(width - used)
+            real += used
+        inputs = {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
+                  "position_ids": torch.from_numpy(positions)}
+        return Batch(inputs, real, sum(len(row) for row in rows))
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Batches from the current position on, epoch after epoch, forever."""
+        while True:
+            while self.index < self.batches_per_epoch(self.epoch):
+                batch = self.batch(self.epoch, self.index)
+                self.index += 1
+                batch.state = self.state_dict()
+                yield batch
+            self.epoch, self.index = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        """The position after the last batch handed out."""
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a saved position."""
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+    def prefetched(self, depth: int = 4) -> PrefetchedBatches:
+        """These batches built ``depth`` ahead on a background thread (close it when done)."""
+        return PrefetchedBatches(self, depth)
+
+
+class PrefetchedBatches:
+    """Batches built on a background thread; ``state_dict`` is that of the last batch consumed."""
+
+    def __init__(self, batches: Batches, depth: int) -> None:
+        self._state = batches.state_dict()
+        self._prefetcher: Prefetcher[Batch] = Prefetcher(iter(batches), depth)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        batch = next(self._prefetcher)
+        self._state = dict(batch.state)
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        """The position after the last batch taken from this iterator."""
+        return dict(self._state)
+
+    def close(self) -> None:
+        """Stop the background thread."""
+        self._prefetcher.close()

@@ -1,0 +1,155 @@
+"""The data pipeline's entry point for the trainer: files -> validated samples -> cached tokens -> batches.
+
+Use::
+
+    from engine.data.pipeline import prepare
+    from engine.data.batching import Batches
+
+    tokenizer = load_tokenizer(folder)                     # any fast HF tokenizer
+    ids = add_control_tokens(tokenizer, config.data.prepend_tokens)   # then resize embeddings
+    cache = TokenCache.from_config(workspace.cache_dir, store, config.cache)
+    prepared = prepare([train_file], tokenizer, config, cache)   # memory-mapped, cached by fingerprint
+    train, held = prepared.split(config.data.validation_split, config.training.seed)
+    batches = Batches.from_config(train, config, pad_id=tokenizer.pad_token_id)
+    for batch in batches.prefetched(config.data.prepare_depth):   # a background thread
+        model(**batch.inputs) ...; state = batches.state_dict() ... (see ``engine.data.batching``)
+
+``prepare`` streams: a reader thread parses and validates records into a bounded queue while
+the calling thread tokenizes them a chunk at a time (the tokenizer's Rust backend runs on all
+cores) and appends them to a new cache entry; memory stays flat whatever the file size. A second
+call with the same files, tokenizer, template and settings opens the cached entry at once.
+The dataset version (fingerprint, path, counts) is recorded in the store; link it to a run with
+``store.link_run_dataset(run_id, prepared.fingerprint)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config
+from engine.data.dataset import fingerprint
+from engine.data.encode import encode_batch
+from engine.data.prefetch import Prefetcher
+from engine.data.shapes import Message
+from engine.data.splits import kfold_indices, split_indices
+from engine.data.template import CHATML_TEMPLATE
+from engine.data.token_cache import TokenCache
+from engine.data.tokenized import Subset, TokenizedDataset
+from engine.data.validate import ValidationReport, char_length, new_report, valid_conversations
+from engine.errors import DataError
+
+PIPELINE_VERSION = 1
+"""Bump when the cached layout or tokenization changes, so old entries are not reused."""
+CHUNK = 512
+"""Conversations tokenized per backend call."""
+
+
+@dataclass
+class Prepared:
+    """The result of ``prepare``: the dataset, its fingerprint and the validation reports."""
+
+    dataset: TokenizedDataset
+    fingerprint: str
+    reports: list[ValidationReport]
+    from_cache: bool
+
+    def split(self, fraction: float, seed: int) -> tuple[Subset, Subset]:
+        """Deterministic ``(train, validation)`` views (``data.validation_split``)."""
+        train, held = split_indices(len(self.dataset), fraction, seed)
+        return Subset(self.dataset, train), Subset(self.dataset, held)
+
+    def fold(self, folds: int, fold: int, seed: int) -> tuple[Subset, Subset]:
+        """``(train, validation)`` views of fold ``fold`` of ``folds``."""
+        train, held = kfold_indices(len(self.dataset), folds, fold, seed)
+        return Subset(self.dataset, train), Subset(self.dataset, held)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of the tokenizer's vocabulary, merges, added tokens and chat template."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    template = getattr(tokenizer, "chat_template", None) or CHATML_TEMPLATE
+    return hashlib.sha256(f"{body}\0{template}".encode()).hexdigest()[:16]
+
+
+def settings_of(config: Config, prefix_ids: Sequence[int]) -> dict[str, Any]:
+    """The preprocessing settings that shape the cached tokens."""
+    data = config.data
+    return {"version": PIPELINE_VERSION, "train_on": data.train_on, "max_length": data.max_length,
+            "prepend": list(prefix_ids), "format": data.format, "on_invalid": data.on_invalid,
+            "duplicates": data.duplicates}
+
+
+def cache_key(paths: Sequence[Path], tokenizer: Any, settings: dict[str, Any]) -> str:
+    """The fingerprint of (file contents, tokenizer, template, settings): the cache key."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(fingerprint(path).encode())
+    digest.update(tokenizer_fingerprint(tokenizer).encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:24]
+
+
+def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenCache,
+            prefix_ids: Sequence[int] = (), store_version: bool = True) -> Prepared:
+    """Validated, tokenized samples of ``paths`` as a memory-mapped dataset, from the cache if there.
+
+    ``prefix_ids`` are the ids of ``data.prepend_tokens`` (see ``template.add_control_tokens``).
+    Raises DataError on the first invalid record when ``data.on_invalid = "fail"`` and when no
+    sample is left.
+    """
+    paths = [Path(p) for p in paths]
+    key = cache_key(paths, tokenizer, settings_of(config, prefix_ids))
+    cached = cache.lookup(key)
+    if cached is not None:
+        return Prepared(cached, key, [], True)
+    reports = [new_report(p, config.data.format or None, "characters", 2**62) for p in paths]
+    writer = cache.writer(key)
+    try:
+        _tokenize_into(writer, _conversations(paths, reports, config), tokenizer, config, prefix_ids)
+        if not len(writer):
+            raise DataError(f"{paths[0]}: no sample left with a trained token within data.max_length")
+        dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports)})
+    except BaseException:
+        writer.abort()
+        raise
+    if store_version and cache.store is not None:
+        cache.store.add_dataset_version(key, ";".join(map(str, paths)), len(dataset), dataset.total_tokens,
+                                        sum(r.invalid for r in reports))
+    return Prepared(dataset, key, reports, False)
+
+
+def _conversations(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[list[Message]]:
+    """Every valid conversation of every file, in order."""
+    for path, report in zip(paths, reports, strict=True):
+        for _, messages in valid_conversations(path, report, char_length, config.data.format or None,
+                                               config.data.on_invalid, config.data.duplicates == "keep"):
+            yield messages
+
+
+def _chunks(conversations: Iterator[list[Message]]) -> Iterator[list[list[Message]]]:
+    """Conversations in lists of ``CHUNK``."""
+    chunk: list[list[Message]] = []
+    for messages in conversations:
+        chunk.append(messages)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _tokenize_into(writer: Any, conversations: Iterator[list[Message]], tokenizer: Any, config: Config,
+                   prefix_ids: Sequence[int]) -> None:
+    """Read on a background thread, tokenize here, append samples with a trained token."""
+    with Prefetcher(_chunks(conversations), depth=4) as chunks:
+        for chunk in chunks:
+            for ids, trained in encode_batch(tokenizer, chunk, config.data.train_on, config.data.max_length,
+                                             prefix_ids):
+                if trained.any():
+                    writer.append(ids, trained)

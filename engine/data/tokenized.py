@@ -1,0 +1,103 @@
+"""A tokenized dataset on disk: a flat token file, a trained-token mask and an offsets index.
+
+``TokenizedDataset`` memory-maps a folder written by ``TokenCache`` (``ids.bin`` int32,
+``mask.bin`` uint8, ``offsets.npy`` int64 of length n + 1, ``meta.json``); samples are read on
+demand, so memory does not grow with the dataset. Hot shards (runs of ``SHARD`` samples) are
+kept in memory in an LRU bounded by ``memory_bytes``. ``Subset`` is a view on some indices
+(splits, folds). No torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.data.template import IGNORE_INDEX, TokenizedSample
+
+SHARD = 4096
+
+
+def _map(path: Path, dtype: Any) -> np.ndarray:
+    """A read-only memory map of a flat file (an empty array for an empty file)."""
+    if path.stat().st_size == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+class TokenizedDataset:
+    """Indexable, sized, memory-mapped token sequences with their loss masks."""
+
+    def __init__(self, folder: Path, memory_bytes: int = 0) -> None:
+        self.folder = Path(folder)
+        self.meta: dict[str, Any] = json.loads((self.folder / "meta.json").read_text())
+        self._ids = _map(self.folder / "ids.bin", np.int32)
+        self._mask = _map(self.folder / "mask.bin", np.uint8)
+        self.offsets: np.ndarray = np.load(self.folder / "offsets.npy")
+        self.lengths: np.ndarray = np.diff(self.offsets)
+        self._memory_bytes = memory_bytes
+        self._shards: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._held = 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens of all samples together."""
+        return int(self.offsets[-1])
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, trained mask)`` of sample ``index`` as numpy arrays."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if self._memory_bytes <= 0:
+            low, high = self.offsets[index], self.offsets[index + 1]
+            return np.asarray(self._ids[low:high]), np.asarray(self._mask[low:high], dtype=bool)
+        ids, mask = self._shard(index // SHARD)
+        base = self.offsets[index // SHARD * SHARD]
+        low, high = self.offsets[index] - base, self.offsets[index + 1] - base
+        return ids[low:high], mask[low:high]
+
+    def _shard(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        """Shard ``number`` in memory, loading it and evicting the least recently used as needed."""
+        if number in self._shards:
+            self._shards.move_to_end(number)
+            return self._shards[number]
+        low = self.offsets[number * SHARD]
+        high = self.offsets[min((number + 1) * SHARD, len(self))]
+        shard = (np.array(self._ids[low:high]), np.array(self._mask[low:high], dtype=bool))
+        self._shards[number] = shard
+        self._held += shard[0].nbytes + shard[1].nbytes
+        while self._held > self._memory_bytes and len(self._shards) > 1:
+            _, (old_ids, old_mask) = self._shards.popitem(last=False)
+            self._held -= old_ids.nbytes + old_mask.nbytes
+        return shard
+
+    def __getitem__(self, index: int) -> TokenizedSample:
+        ids, mask = self.arrays(index)
+        labels = np.where(mask, ids, IGNORE_INDEX)
+        return TokenizedSample(ids.tolist(), labels.tolist())
+
+
+class Subset:
+    """Some samples of a dataset, by index, in the given order (a split or a fold)."""
+
+    def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.lengths: np.ndarray = dataset.lengths[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, trained mask)`` of the subset's sample ``index``."""
+        return self.dataset.arrays(int(self.indices[index]))  # type: ignore[no-any-return]
+
+    def __getitem__(self, index: int) -> TokenizedSample:
+        return self.dataset[int(self.indices[index])]  # type: ignore[no-any-return]
