@@ -137,10 +137,14 @@ class TrainingConfig(_Section):
     """Gradient-norm clipping threshold; 0 disables clipping."""
     seed: int = field(default=42, metadata=_AT_LEAST_0)
     """Random seed."""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """Compute precision."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Compute precision (fp16 needs a CUDA GPU and uses a gradient scaler)."""
     log_steps: int = field(default=5, metadata=_ABOVE_0)
     """Log the loss every this many optimizer steps."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third more compute."""
+    compile: bool = False
+    """Compile the model with ``torch.compile`` (slow first step, faster later ones)."""
 
 
 @dataclass
@@ -158,6 +162,30 @@ class LoraConfig(_Section):
     """Names of the linear layers that get adapters."""
     bias: Literal["none", "all", "lora_only"] = "none"
     """Which biases are trained."""
+
+
+@dataclass
+class QuantConfig(_Section):
+    """How the base model is quantized for ``training.method = "qlora"`` (bitsandbytes)."""
+    bits: int = field(default=4, metadata=_rule(lambda v: v in (4, 8), "must be 4 or 8"))
+    """Bits per base weight."""
+    type: Literal["nf4", "fp4"] = "nf4"
+    """4-bit data type."""
+    double_quant: bool = True
+    """Quantize the 4-bit scales too (saves about 0.4 bits per weight)."""
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Data type the 4-bit layers compute in."""
+
+
+@dataclass
+class QatConfig(_Section):
+    """Quantization-aware training (``training.method = "qat"``, torchao int4 weights, int8 activations)."""
+    group_size: int = field(default=32, metadata=_ABOVE_0)
+    """Weights per quantization group; must divide every linear layer's input features."""
+    fake_quant_after_n_steps: int = field(default=0, metadata=_AT_LEAST_0)
+    """Optimizer steps trained without fake quantization before it is turned on."""
+    lora: bool = False
+    """Train LoRA adapters (the [lora] keys) over the fake-quantized base instead of all weights."""
 
 
 @dataclass
@@ -195,6 +223,10 @@ class EvalConfig(_Section):
     """Eval prompts answered greedily at the end for exact-match accuracy; 0 disables."""
     max_new_tokens: int = field(default=32, metadata=_ABOVE_0)
     """Longest generated answer, in tokens."""
+    sample_prompts: list[str] = field(default_factory=list)
+    """User prompts the model answers during training (shown as generations)."""
+    sample_steps: int = field(default=0, metadata=_AT_LEAST_0)
+    """Generate answers to ``sample_prompts`` every this many optimizer steps; 0 disables."""
 
 
 @dataclass
@@ -225,6 +257,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    qat: QatConfig = field(default_factory=QatConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
