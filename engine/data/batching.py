@@ -8,9 +8,12 @@ thread while keeping that state exact (it is the state of the last batch *consum
 
 Packed batches hold ``input_ids``, ``labels`` and ``position_ids`` restarting at 0 for every
 sample and **no** ``attention_mask``: transformers (5.x ``masking_utils``) then derives a
-block-diagonal causal mask from the position ids, so no token attends across samples. That
-holds for the ``sdpa`` and ``eager`` attention paths (and flash-attention 2/3 via position ids);
-a model or custom attention that ignores position ids would attend across samples. The tail of
+block-diagonal causal mask from the position ids, so no token attends across samples, provided
+the forward runs **without a KV cache** (``model(**batch.inputs, use_cache=False)`` or
+``model.config.use_cache = False``; with a cache the detection is skipped and samples leak).
+Tested for the ``sdpa`` and ``eager`` paths of Llama (tests/unit/test_packing.py); flash
+attention 2/3 use the position ids the same way; a model whose attention ignores position
+ids (or a remote-code model with its own masking) would attend across samples. The tail of
 a block is padding: ``pad_id`` inputs, labels ``-100``, its own position run.
 """
 
