@@ -18,6 +18,8 @@ EXIT_USAGE = 2
 # Each module adds its sub-commands with ``register(subparsers)`` and sets ``handler``, a
 # function ``(args) -> exit code``. They must stay light to import: no torch.
 COMMAND_MODULES = ("llamahome_tui.commands", "llamahome_tui.data_commands")
+# Without --no-ui these open the console (on the screen they concern); others run headless.
+CONSOLE_COMMANDS = (None, "train", "train-resume", "runs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,10 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if not args.no_ui:
-        sys.stderr.write("llamahome-tui: the interactive console is not available yet; "
-                         "run with --no-ui (see --help)\n")
-        return EXIT_USAGE
+    if not args.no_ui and args.command in CONSOLE_COMMANDS:
+        try:
+            from llamahome_tui.app import run_console  # Textual is imported only for the console
+
+            return run_console(args)
+        except UserError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return EXIT_USAGE
     if args.command is None:
         build_parser().print_help()
         return EXIT_USAGE

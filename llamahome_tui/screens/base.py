@@ -1,0 +1,118 @@
+"""What every main screen shares: the console state, the mode bar, the ``/`` filter and the footer.
+
+``ConsoleState`` is the small shared memory between screens (the chosen dataset, config file and
+run); it lives on the app. ``ConsoleScreen`` is the base of the five main screens: subclasses
+give ``compose_body`` and, if they have a table to filter, ``filter_table``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from engine.api import Engine
+from llamahome_tui.widgets.filter_table import FilterBar, FilterTable
+from llamahome_tui.widgets.mode_bar import ModeBar
+
+if TYPE_CHECKING:
+    from llamahome_tui.app import LlamaHomeApp
+
+
+@dataclass
+class ConsoleState:
+    """What the screens share: the chosen dataset and config, the run in view, the runs started."""
+
+    config_file: Path
+    """The user's config file, layered over config/default.toml; the config screen saves here."""
+    data_roots: list[Path]
+    """Folders the datasets screen lists data files from."""
+    dataset: Path | None = None
+    eval_data: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    """``section.key=value`` overrides from the command line (``--set``, ``--max-steps``...)."""
+    run_id: str | None = None
+    """The run the training and checkpoints screens show."""
+    watched: set[str] = field(default_factory=set)
+    """Runs this console started or attached to: quitting asks about those still live."""
+    clock: Callable[[], float] = time.time
+    """Wall clock for durations and ages (frozen in snapshot tests)."""
+
+
+class ConsoleScreen(Screen[None]):
+    """Base of the main screens: mode bar on top, body, filter bar and footer at the bottom."""
+
+    MODE = ""
+    """The app mode this screen is the base of."""
+    HELP = ""
+    """One paragraph shown at the top of the ``?`` help."""
+    BINDINGS = [Binding("slash", "filter", "Filter", show=False)]
+
+    @property
+    def console(self) -> LlamaHomeApp:
+        """The app, typed."""
+        return cast("LlamaHomeApp", self.app)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine facade."""
+        return self.console.engine
+
+    @property
+    def state(self) -> ConsoleState:
+        """The shared console state."""
+        return self.console.state
+
+    def compose(self) -> ComposeResult:
+        """Mode bar, the screen's body, the hidden filter bar and the footer."""
+        yield ModeBar(self.MODE)
+        yield from self.compose_body()
+        bar = FilterBar()
+        bar.display = False
+        yield bar
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The screen's own widgets."""
+        return iter(())
+
+    def filter_table(self) -> FilterTable | None:
+        """The table ``/`` filters (None when the screen has none)."""
+        tables = self.query(FilterTable)
+        focused = self.focused
+        if isinstance(focused, FilterTable):
+            return focused
+        return tables.first() if tables else None
+
+    def action_filter(self) -> None:
+        """Open the filter bar for this screen's table."""
+        if self.filter_table() is None:
+            self.notify("nothing to filter here", severity="warning")
+            return
+        bar = self.query_one(FilterBar)
+        bar.display = True
+        bar.focus()
+
+    def on_filter_bar_filter(self, message: FilterBar.Filter) -> None:
+        """Filter the table as the text changes; back to the table when done."""
+        table = self.filter_table()
+        if table is None:
+            return
+        table.apply_filter(message.text)
+        if message.done:
+            table.focus()
+
+    def commands(self) -> Iterable[SystemCommand]:
+        """This screen's actions for the command palette."""
+        return ()
+
+    def set_status(self, status: str) -> None:
+        """A short status line in the mode bar."""
+        self.query_one(ModeBar).set_status(status)

@@ -1,0 +1,113 @@
+"""Modal dialogs: confirm, quit-with-a-live-run, a one-line prompt and the key help.
+
+Each returns its answer with ``ModalScreen.dismiss(value)``; Esc always dismisses with "no"
+(``False`` / ``None`` / ``"cancel"``). Every choice has a one-letter key, so no mouse is needed.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask a yes/no question (y / n, Esc = no); dismisses with the answer."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        """The question and the keys."""
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-question")
+            yield Label("[b]y[/b] yes    [b]n[/b] / [b]esc[/b] no", classes="dialog-keys")
+
+    def action_answer(self, answer: bool) -> None:
+        """Close with the answer."""
+        self.dismiss(answer)
+
+
+class QuitScreen(ModalScreen[str]):
+    """Quitting with live runs: leave them running, stop them (with a checkpoint) or cancel."""
+
+    BINDINGS = [Binding("l", "choose('leave')", "Leave running"),
+                Binding("s", "choose('stop')", "Stop runs"),
+                Binding("escape,c", "choose('cancel')", "Cancel")]
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+
+    def compose(self) -> ComposeResult:
+        """The live runs and the three choices."""
+        runs = ", ".join(self.run_ids)
+        with Vertical(classes="dialog"):
+            yield Label(f"Live run{'s' if len(self.run_ids) > 1 else ''}: {runs}", classes="dialog-question")
+            yield Label("Quitting never kills a run. Leave it running in the background, or stop it "
+                        "(it writes a checkpoint first)?")
+            yield Label("[b]l[/b] leave running   [b]s[/b] stop   [b]esc[/b] cancel", classes="dialog-keys")
+
+    def action_choose(self, choice: str) -> None:
+        """Close with ``leave``, ``stop`` or ``cancel``."""
+        self.dismiss(choice)
+
+
+class PromptScreen(ModalScreen["str | None"]):
+    """Ask for one line of text (a path, a run id); Enter answers, Esc cancels with None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.question, self.value, self.placeholder = question, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        """The question and the input."""
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-question")
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Label("[b]enter[/b] ok    [b]esc[/b] cancel", classes="dialog-keys")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Answer with the text (None when empty)."""
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        """Answer None."""
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys that work on the screen underneath, and the global ones."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, title: str, keys: list[tuple[str, str]], intro: str = "") -> None:
+        super().__init__()
+        self.title_text, self.keys, self.intro = title, keys, intro
+
+    def compose(self) -> ComposeResult:
+        """A two-column list of key and action."""
+        text = Text()
+        for key, description in self.keys:
+            text.append(f"{key:>10}  ", style="bold")
+            text.append(f"{description}\n")
+        with Vertical(classes="dialog help"):
+            yield Label(f"Keys: {self.title_text}", classes="dialog-question")
+            if self.intro:
+                yield Label(self.intro, classes="dialog-intro")
+            with VerticalScroll():
+                yield Static(text)
+            yield Label("[b]esc[/b] close", classes="dialog-keys")
+
+    def action_close(self) -> None:
+        """Close the help."""
+        self.dismiss(None)

@@ -1,0 +1,167 @@
+"""The runs screen: the run history from SQLite; attach, compare two loss curves, delete.
+
+Keys: enter/a attach (opens the training screen on the run, live or ended), m mark for compare,
+c compare the two marked runs, d delete (confirmed), r refresh. The table refreshes itself every
+two seconds so a live run's status moves without a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from engine.errors import UserError
+from engine.store import RunRecord
+from llamahome_tui.screens.base import ConsoleScreen
+from llamahome_tui.screens.dialogs import ConfirmScreen
+from llamahome_tui.widgets.filter_table import FilterTable
+from llamahome_tui.widgets.line_chart import LineChart, Series
+from llamahome_tui.widgets.run_feed import format_duration
+
+STATUS_STYLE = {"running": "bold green", "pending": "yellow", "finished": "green", "stopped": "cyan",
+                "failed": "bold red", "crashed": "bold red"}
+COMPARE_COLORS = ("cyan", "magenta")
+
+
+def status_text(status: str) -> Text:
+    """A run status, coloured."""
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def best_eval(run: RunRecord, checkpoint_losses: Iterable[float | None]) -> float | None:
+    """The lowest eval loss a run reached: its final one or any checkpoint's."""
+    losses = [loss for loss in checkpoint_losses if loss is not None]
+    final = (run.final_metrics or {}).get("eval_loss")
+    if isinstance(final, int | float):
+        losses.append(float(final))
+    return min(losses) if losses else None
+
+
+def run_cells(run: RunRecord, best: float | None, now: float) -> tuple[str | Text, ...]:
+    """A run's row: id, kind, status, dataset, method, best eval loss, duration."""
+    method = str(run.config.get("training", {}).get("method", "")) if run.kind == "train" else ""
+    end = run.ended_at if run.ended_at is not None else (now if run.status in ("running", "pending") else None)
+    duration = format_duration(end - run.started_at) if run.started_at and end else "-"
+    return (run.id, run.kind, status_text(run.status), Path(run.dataset_path).name if run.dataset_path else "-",
+            method or "-", f"{best:.4f}" if best is not None else "-", duration)
+
+
+class RunsScreen(ConsoleScreen):
+    """The run history: attach, compare, delete."""
+
+    MODE = "runs"
+    HELP = "Every run in this workspace, newest first. Mark two with m, then c compares their loss."
+    BINDINGS = [
+        Binding("enter,a", "attach", "Attach"),
+        Binding("m", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("d", "delete", "Delete"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("slash", "filter", "Filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: list[str] = []
+
+    def compose_body(self) -> ComposeResult:
+        """The history table and the (hidden) comparison chart."""
+        yield FilterTable("", "run", "kind", "status", "dataset", "method", "best eval", "time", id="runs-table")
+        with Vertical(id="compare"):
+            yield Static(id="compare-legend")
+            yield LineChart(id="compare-chart")
+
+    def on_mount(self) -> None:
+        """Fill the table and keep it fresh."""
+        self.action_refresh()
+        self.set_interval(2.0, self.action_refresh)
+
+    def on_screen_resume(self) -> None:
+        """Refresh when the screen comes back into view."""
+        self.action_refresh()
+
+    def commands(self) -> Iterable[SystemCommand]:
+        """Palette entries for this screen."""
+        yield SystemCommand("Compare marked runs", "loss curves of the two marked runs", self.action_compare)
+        yield SystemCommand("Refresh runs", "read the run history again", self.action_refresh)
+
+    def action_refresh(self) -> None:
+        """Read the history again."""
+        now = self.state.clock()
+        rows = []
+        for run in self.engine.list_runs():
+            best = best_eval(run, (c.eval_loss for c in self.engine.checkpoints(run.id)))
+            mark = "*" if run.id in self.marked else ""
+            rows.append((run.id, (mark, *run_cells(run, best, now))))
+        self.query_one(FilterTable).set_rows(rows)
+
+    @property
+    def selected(self) -> str | None:
+        """The run under the cursor."""
+        return self.query_one(FilterTable).selected_key
+
+    def on_data_table_row_selected(self) -> None:
+        """Enter on a row attaches to it."""
+        self.action_attach()
+
+    def action_attach(self) -> None:
+        """Open the training screen following the selected run."""
+        run_id = self.selected
+        if run_id is None:
+            return
+        self.state.run_id = run_id
+        self.state.watched.add(run_id)
+        self.console.action_mode("training")
+
+    def action_mark(self) -> None:
+        """Mark (or unmark) the selected run for comparison; two at most."""
+        run_id = self.selected
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked = [*self.marked[-1:], run_id]
+        self.action_refresh()
+
+    def action_compare(self) -> None:
+        """Draw the loss curves of the two marked runs over each other."""
+        if len(self.marked) != 2:
+            self.notify("mark two runs with m first", severity="warning")
+            return
+        series, legend = [], Text()
+        for run_id, color in zip(self.marked, COMPARE_COLORS, strict=True):
+            rows = [row for row in self.engine.store.metrics(run_id) if row["loss"] is not None]
+            losses = [row["loss"] for row in rows]
+            series.append(Series(run_id, losses, color, [row["step"] for row in rows]))
+            last = f"{losses[-1]:.4f}" if losses else "-"
+            legend.append(f"■ {run_id} ({len(losses)} steps, last {last})  ", style=color)
+        self.query_one("#compare-legend", Static).update(legend)
+        self.query_one("#compare", Vertical).add_class("shown")
+        self.query_one(LineChart).plot(series)
+
+    def action_delete(self) -> None:
+        """Delete the selected run and its files, after a confirmation."""
+        run_id = self.selected
+        if run_id is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.engine.delete_run(run_id)
+            except UserError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.marked = [m for m in self.marked if m != run_id]
+            self.notify(f"deleted run {run_id}")
+            self.action_refresh()
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {run_id} and its files?"), answer)

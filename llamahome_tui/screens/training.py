@@ -1,0 +1,267 @@
+"""The training screen: start a run from the chosen dataset and config, and watch it live.
+
+One async worker follows the run with ``Engine.attach`` (history, then live events), folds each
+event into a ``RunFeed`` and posts a small message; step and resource messages merge while the
+screen is busy (``can_replace``), so a fast run cannot flood the UI. Keys: n start, p pause /
+resume, s stop (confirmed; the run writes a checkpoint first), c checkpoint now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Log, ProgressBar, Static
+
+from engine.errors import UserError
+from engine.events import Event, Resources, Step
+from llamahome_tui.commands import resolve_config
+from llamahome_tui.messages import ResourceSample, RunEnded, RunMessage, RunNews, StepMetrics, TaskDone
+from llamahome_tui.screens.base import ConsoleScreen
+from llamahome_tui.screens.dialogs import ConfirmScreen
+from llamahome_tui.widgets.line_chart import LineChart, Series
+from llamahome_tui.widgets.run_feed import RunFeed
+from llamahome_tui.widgets.run_panels import gauges_text, numbers_text, progress_text, samples_text
+
+YIELD_EVERY = 100
+"""Replaying history, give the event loop a turn every this many events."""
+
+
+def message_for(event: Event, feed: RunFeed) -> RunMessage:
+    """The message that tells the screen about ``event`` (already folded into ``feed``)."""
+    if isinstance(event, Step):
+        return StepMetrics(feed)
+    if isinstance(event, Resources):
+        return ResourceSample(feed)
+    return RunNews(feed)
+
+
+class TrainingScreen(ConsoleScreen):
+    """Start a run and watch it: progress, loss chart, resources, log tail and samples."""
+
+    MODE = "training"
+    HELP = ("Starts a run on the dataset chosen on the Datasets screen with the config of the Config "
+            "screen, and follows the run in view (runs screen: enter attaches another).")
+    BINDINGS = [
+        Binding("n", "start", "New run"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("s", "stop", "Stop"),
+        Binding("c", "checkpoint", "Checkpoint"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feed: RunFeed | None = None
+        self.log_shown = 0
+
+    def compose_body(self) -> ComposeResult:
+        """Head line, progress, numbers, chart and gauges, log tail and samples."""
+        yield Static(id="run-head")
+        with Horizontal(id="run-progress"):
+            yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="progress-bar")
+            yield Static(id="progress-text")
+        yield Static(id="run-numbers")
+        with Horizontal(id="charts"):
+            yield LineChart(id="loss-chart")
+            yield Static(id="gauges")
+        with Horizontal(id="run-bottom"):
+            yield Log(id="run-log", max_lines=500)
+            yield Static(id="samples")
+
+    def on_mount(self) -> None:
+        """Follow the run in view, if any."""
+        self.on_screen_resume()
+
+    def on_screen_resume(self) -> None:
+        """Follow the state's run when it changed while we were away."""
+        run_id = self.state.run_id
+        if run_id and (self.feed is None or self.feed.run_id != run_id):
+            self.follow(run_id)
+        self.draw()
+
+    def commands(self) -> Iterable[SystemCommand]:
+        """Palette entries for this screen."""
+        yield SystemCommand("Start a training run", "on the chosen dataset and config", self.action_start)
+        yield SystemCommand("Stop the run", "checkpoint, then stop", self.action_stop)
+        yield SystemCommand("Pause or resume the run", "checkpoint and free memory / continue", self.action_pause)
+        yield SystemCommand("Checkpoint now", "write a checkpoint of the run", self.action_checkpoint)
+
+    # following a run
+
+    @work(exclusive=True, group="attach")
+    async def follow(self, run_id: str) -> None:
+        """Follow ``run_id`` (after the base-model build it waits for, if any) until it ends."""
+        waits = self.engine.waits_for(run_id)
+        if waits:
+            await self.follow_one(waits)
+        await self.follow_one(run_id)
+
+    async def follow_one(self, run_id: str) -> None:
+        """Fold one run's events into a new feed, posting a message for each."""
+        feed = RunFeed(run_id)
+        self.feed, self.log_shown = feed, 0
+        self.query_one(Log).clear()
+        self.draw()
+        count = 0
+        async for stored in self.engine.attach(run_id):
+            feed.apply(stored.event)
+            self.post_message(message_for(stored.event, feed))
+            count += 1
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        feed.ended = True
+        self.post_message(RunEnded(feed))
+
+    def on_step_metrics(self, message: StepMetrics) -> None:
+        """Redraw progress, numbers and chart (merged updates)."""
+        if message.feed is self.feed:
+            self.draw_progress()
+
+    def on_resource_sample(self, message: ResourceSample) -> None:
+        """Redraw the gauges."""
+        if message.feed is self.feed:
+            self.query_one("#gauges", Static).update(gauges_text(self.feed))
+
+    def on_run_news(self, message: RunNews) -> None:
+        """An eval, checkpoint, log line or sample: redraw all but the gauges."""
+        if message.feed is self.feed:
+            self.query_one("#run-head", Static).update(self.head_text())
+            self.draw_progress()
+            self.draw_log()
+            self.query_one("#samples", Static).update(samples_text(self.feed))
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        """The run is over: final redraw with its status."""
+        if message.feed is self.feed:
+            self.draw()
+
+    # drawing
+
+    def draw(self) -> None:
+        """Redraw every panel from the feed."""
+        self.query_one("#run-head", Static).update(self.head_text())
+        self.draw_progress()
+        self.draw_log()
+        self.query_one("#gauges", Static).update(gauges_text(self.feed))
+        self.query_one("#samples", Static).update(samples_text(self.feed))
+
+    def head_text(self) -> Text:
+        """Which run (and its status), or what a new run would use."""
+        feed = self.feed
+        data = self.state.dataset.name if self.state.dataset else "none (1: Datasets)"
+        if feed is None:
+            return Text.assemble(("No run in view. ", "bold"), f"data: {data}  config: ",
+                                 (self.state.config_file.name, ""), "  n: start")
+        try:
+            run = self.engine.get_run(feed.run_id)
+            status, dataset = run.status, Path(run.dataset_path).name or "-"
+        except UserError:
+            status, dataset = "deleted", "-"
+        return Text.assemble(("run ", "dim"), (feed.run_id, "bold"), f"  {feed.kind or '…'}  ",
+                             (status, "bold green" if status == "running" else "bold"), f"  data: {dataset}")
+
+    def draw_progress(self) -> None:
+        """Progress bar, step/epoch/ETA, metric numbers and the loss chart."""
+        feed = self.feed
+        bar = self.query_one(ProgressBar)
+        if feed is None or feed.last_step is None:
+            bar.update(total=None, progress=0)
+        else:
+            bar.update(total=feed.total_steps or None, progress=feed.last_step.step)
+        self.query_one("#progress-text", Static).update(progress_text(feed) if feed else "")
+        self.query_one("#run-numbers", Static).update(numbers_text(feed) if feed else "")
+        series = [] if feed is None else [Series("loss", feed.losses, "cyan", feed.steps),
+                                          Series("eval", feed.eval_losses, "magenta", feed.eval_steps)]
+        self.query_one(LineChart).plot([s for s in series if s.values])
+
+    def draw_log(self) -> None:
+        """The log tail: the lines the widget has not shown yet."""
+        feed = self.feed
+        if feed is None or feed.log_count == self.log_shown:
+            return
+        new = min(feed.log_count - self.log_shown, len(feed.log))
+        self.query_one(Log).write_lines(list(feed.log)[-new:])
+        self.log_shown = feed.log_count
+
+    # actions
+
+    def action_start(self) -> None:
+        """Start a run on the chosen dataset with the current config."""
+        if self.state.dataset is None:
+            self.notify("choose a dataset first (1: Datasets, enter on a file)", severity="warning")
+            return
+        self.notify(f"starting a run on {self.state.dataset.name}…")
+        self.start_run(self.state.dataset, self.state.eval_data)
+
+    @work(thread=True, exclusive=True, group="start")
+    def start_run(self, data: Path, eval_data: Path | None) -> None:
+        """Check the config and data and start the worker (off the UI thread)."""
+        try:
+            config_file = self.state.config_file if self.state.config_file.is_file() else None
+            config = resolve_config(str(config_file) if config_file else None, list(self.state.overrides))
+            run_id = self.engine.start_training(data, config, eval_data=eval_data)
+        except UserError as exc:
+            self.post_message(TaskDone("start", error=str(exc)))
+            return
+        self.post_message(TaskDone("start", result=run_id))
+
+    def on_task_done(self, message: TaskDone) -> None:
+        """A run started (follow it) or could not start (say why)."""
+        if message.error:
+            self.notify(message.error, title="cannot start", severity="error", timeout=10)
+            return
+        if message.task == "start":
+            self.state.run_id = str(message.result)
+            self.state.watched.add(self.state.run_id)
+            self.follow(self.state.run_id)
+
+    def live_run(self) -> str | None:
+        """The run in view when it is still going, else None (with a note)."""
+        if self.feed is None or self.feed.ended:
+            self.notify("no live run in view", severity="warning")
+            return None
+        return self.feed.run_id
+
+    def action_pause(self) -> None:
+        """Pause the run (checkpoint, free memory) or resume it."""
+        run_id = self.live_run()
+        if run_id is None:
+            return
+        try:
+            paused = self.engine.get_run(run_id).status == "paused"
+            (self.engine.resume if paused else self.engine.pause)(run_id)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"run {run_id}: {'resuming' if paused else 'pausing (checkpoint first)'}")
+
+    def action_stop(self) -> None:
+        """Stop the run after a confirmation; it writes a checkpoint first."""
+        run_id = self.live_run()
+        if run_id is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.engine.stop(run_id)
+                self.notify(f"stopping run {run_id}: writing a checkpoint")
+
+        self.app.push_screen(ConfirmScreen(f"Stop run {run_id}? It writes a checkpoint first."), answer)
+
+    def action_checkpoint(self) -> None:
+        """Ask the run to write a checkpoint now."""
+        run_id = self.live_run()
+        if run_id is None:
+            return
+        try:
+            self.engine.checkpoint_now(run_id)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"run {run_id}: checkpoint requested")

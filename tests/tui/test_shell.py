@@ -1,0 +1,113 @@
+"""The app shell: modes, help, command palette, filter, Esc, quitting with a live run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from textual.command import CommandPalette
+
+from llamahome_tui.screens.datasets import DatasetsScreen
+from llamahome_tui.screens.dialogs import HelpScreen, QuitScreen
+from llamahome_tui.screens.runs import RunsScreen
+from llamahome_tui.widgets.filter_table import FilterTable
+
+
+def fake_live_run(engine, run_id: str = "20260101-000000-live") -> str:
+    """A run that looks live: status running, this test process as its worker, a fresh heartbeat."""
+    engine.store.create_run(run_id, "train", {"training": {"method": "lora"}}, "tiny", "/x/chat.jsonl")
+    now = time.time()
+    engine.store.update_run(run_id, status="running", pid=os.getpid(), started_at=now - 5, heartbeat_at=now)
+    return run_id
+
+
+def test_ui_process_never_imports_torch():
+    code = ("import sys, llamahome_tui.app, llamahome_tui.cli; "
+            "sys.exit(any(m in sys.modules for m in ('torch', 'transformers')))")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+async def test_number_keys_switch_screens_and_esc_goes_back(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert isinstance(app.screen, DatasetsScreen)
+        await pilot.press("5")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("2")
+        assert app.current_mode == "config"
+        await pilot.press("escape")
+        assert app.current_mode == "runs"
+        await pilot.press("escape")
+        assert app.current_mode == "datasets"
+
+
+async def test_help_lists_the_keys_of_the_screen_in_view(make_app):
+    app = make_app("runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        described = dict((d, k) for k, d in app.screen.keys)
+        assert described["Compare"] == "c" and described["Delete"] == "d"
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_colon_opens_the_palette_and_jumps_to_a_screen(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("colon")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"go to checkpoints")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_mode == "checkpoints"
+
+
+async def test_slash_filters_the_table_and_esc_clears_it(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(FilterTable)
+        assert table.keys == ["data/broken.jsonl", "data/chat.jsonl"]
+        await pilot.press("slash", *"chat")
+        assert table.keys == ["data/chat.jsonl"]
+        await pilot.press("escape")
+        assert table.keys == ["data/broken.jsonl", "data/chat.jsonl"]
+        assert app.focused is table
+
+
+async def test_quit_without_live_runs_exits_at_once(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0
+
+
+async def test_quit_with_a_live_run_asks_and_leave_keeps_it_running(make_app, engine, monkeypatch):
+    run_id = fake_live_run(engine)
+    stopped = []
+    monkeypatch.setattr(engine, "stop", stopped.append)
+    app = make_app("runs", watched={run_id})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen) and app.screen.run_ids == [run_id]
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("q", "l")
+        await pilot.pause()
+    assert app.return_code == 0 and stopped == []
+    assert engine.get_run(run_id).status == "running"
+
+
+async def test_quit_with_a_live_run_can_stop_it(make_app, engine, monkeypatch):
+    run_id = fake_live_run(engine)
+    stopped = []
+    monkeypatch.setattr(engine, "stop", stopped.append)
+    app = make_app("runs", watched={run_id})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q", "s")
+        await pilot.pause()
+    assert stopped == [run_id]
