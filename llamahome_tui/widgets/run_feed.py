@@ -18,7 +18,9 @@ from engine.events import (
     Finished,
     Generation,
     Log,
+    Paused,
     Resources,
+    Resumed,
     Started,
     Step,
 )
@@ -47,6 +49,7 @@ class RunFeed:
     finished: dict[str, object] | None = None
     error: str | None = None
     ended: bool = False
+    paused: bool = False
     log_count: int = 0
     """Log lines ever added (the deque keeps the last ``LOG_LINES``)."""
 
@@ -84,6 +87,12 @@ class RunFeed:
             self._say(f"checkpoint step {event.step}{' (best)' if event.is_best else ''}")
         elif isinstance(event, Generation):
             self.generations.append(event)
+        elif isinstance(event, Paused):
+            self.paused = True
+            self._say(f"paused at step {event.step} (checkpoint written)")
+        elif isinstance(event, Resumed):
+            self.paused = False
+            self._say(f"resumed at step {event.step}")
         elif isinstance(event, Finished):
             self.finished, self.ended = dict(event.metrics), True
             self._say("finished")
@@ -97,7 +106,9 @@ class RunFeed:
         return min(self.eval_losses) if self.eval_losses else None
 
     def eta_s(self) -> float | None:
-        """Seconds left, from the pace so far; None before the first step."""
+        """Seconds left: the worker's estimate when it sent one, else the pace so far."""
+        if self.resources is not None and self.resources.eta_s is not None:
+            return self.resources.eta_s
         step = self.last_step
         if step is None or step.step <= 0 or not step.total_steps:
             return None
