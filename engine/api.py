@@ -1,32 +1,45 @@
 """``Engine``: the one door the console and the headless mode use to drive runs.
 
 It never imports torch: a run is a worker process (``python -m engine.worker``) started in its
-own session, and everything about it is read back from the run store. ``attach`` replays a run's
-history and then follows it live until it ends.
+own session, and everything about it is read back from the run store. Control requests (stop,
+pause, resume, checkpoint) are rows the worker polls (see ``engine.control`` for why rows and
+not signals). Every method but ``attach`` is a short synchronous call (a few SQLite queries, at
+most a data-file check); ``attach`` is an async iterator that replays a run's history and then
+follows it live until it ends. A UI should call the synchronous methods off its event loop when
+they check data files (``start_training``, ``evaluate``).
+
+Statuses: ``pending`` (no worker yet, or waiting for the base model), ``running``, ``paused``,
+then one of ``finished``, ``stopped``, ``failed`` or ``crashed`` (the worker died without
+saying so; ``refresh_statuses`` finds those from the pid and the heartbeat's age).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from engine.config import PROJECT_ROOT
+from engine.builtin import base_dir, is_built
+from engine.checkpoint_meta import read_checkpoint_meta
+from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
+from engine.control import looks_dead, status_after_death
+from engine.data.dataset import fingerprint, load_conversations
 from engine.errors import UserError
 from engine.events import Failed, Finished
-from engine.store import RunRecord, RunStore, StoredEvent
+from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
 
 ENDED = ("finished", "failed", "stopped", "crashed")
+CRASHED_MESSAGE = "the worker ended without reporting (killed, or out of memory?); see its worker.log"
 
 
 class Engine:
-    """Start, follow and stop runs in one workspace."""
+    """Start, follow, control and clean up the runs of one workspace."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
@@ -38,9 +51,11 @@ class Engine:
         """Close the store connection (running workers are not touched)."""
         self.store.close()
 
+    # Starting runs
+
     def start_run(self, kind: str, config: dict[str, Any], model: str, dataset_path: str = "",
                   output_dir: str = "", resumed_from: str | None = None, fingerprint: str = "") -> str:
-        """Record a run and start its worker; returns the run id."""
+        """Record a run and start its worker; returns the run id (the low-level door)."""
         run_id = new_run_id()
         run_dir = self.workspace.run_dir(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -55,48 +70,91 @@ class Engine:
         log.close()
         return run_id
 
-    def get_run(self, run_id: str) -> RunRecord:
-        """A run by id or unique id prefix; UserError when there is none."""
-        run = self.store.find_run(run_id)
-        if run is None:
-            raise UserError(f"no run matches {run_id!r} (see: llamahome-tui --no-ui runs)")
-        return run
+    def start_training(self, data: Path, config: Config, eval_data: Path | None = None,
+                       output: Path | None = None) -> str:
+        """Check the data and model, start a fine-tuning run; returns its id.
 
-    def list_runs(self, kind: str | None = None) -> list[RunRecord]:
-        """Runs, newest first."""
-        return self.store.list_runs(kind=kind)
+        Bad data or a bad model folder raise ``UserError`` (``file:line`` or key path) before
+        anything is recorded. When the run needs the built-in base and it is not built yet, a
+        ``build-base`` run is started first (or a live one is reused) and the returned training
+        run stays ``pending`` until that one finishes, then trains on its own (it fails if the
+        build does not finish). ``waits_for(run_id)`` names that build run, so a caller can
+        follow it first: attach to ``waits_for(id)`` if it is not None, then to ``id``.
+        """
+        data = Path(data).resolve()
+        load_conversations(data)
+        eval_path = Path(eval_data).resolve() if eval_data else None
+        if eval_path:
+            load_conversations(eval_path)
+        model_family(config)
+        after = None if config.model.path else self._ensure_base(config)
+        job = {"data": str(data), "eval_data": str(eval_path or ""), "after": after or ""}
+        return self.start_run("train", {**config_to_dict(config), "job": job},
+                              config.model.path or config.model.builtin, str(data),
+                              str(Path(output).resolve()) if output else "", fingerprint=fingerprint(data))
 
-    def stop(self, run_id: str) -> None:
-        """Ask a run's worker to write a checkpoint and stop."""
-        run = self.get_run(run_id)
-        if run.pid and run.status in ("pending", "running"):
-            try:
-                os.kill(run.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+    def _ensure_base(self, config: Config) -> str | None:
+        """The build-base run the built-in base waits on (a live one or a new one); None if built."""
+        folder = base_dir(self.workspace.models_dir, config.model.builtin)
+        if is_built(folder):
+            return None
+        for run in self.list_runs(kind="build-base"):
+            if run.status in LIVE_STATUSES and run.output_dir == str(folder):
+                return run.id
+        return self.start_run("build-base", config_to_dict(config), config.model.builtin,
+                              output_dir=str(folder))
 
-    def exit_code(self, run_id: str) -> int | None:
-        """The worker's exit code when this engine started it and it has ended."""
-        child = self._children.get(run_id)
-        return None if child is None else child.poll()
+    def waits_for(self, run_id: str) -> str | None:
+        """The id of the run that ``run_id`` waits for before it starts (a base build), or None."""
+        return self.get_run(run_id).config.get("job", {}).get("after") or None
 
-    def worker_alive(self, run: RunRecord) -> bool:
-        """Whether the run's worker process still exists."""
-        child = self._children.get(run.id)
-        if child is not None:
-            return child.poll() is None
-        if not run.pid:
-            return run.status == "pending"
-        try:
-            os.kill(run.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    def resume_run(self, target: str, max_steps: int | None = None) -> str:
+        """Start a new run that continues a checkpoint folder or a run's latest checkpoint.
+
+        ``max_steps`` changes the total optimizer steps (e.g. to extend a run). The new run
+        records ``resumed_from`` and writes into the same output folder.
+        """
+        checkpoint, previous = self.resume_point(target)
+        stored = dict(previous.config)
+        stored["job"] = {**stored.get("job", {}), "resume_from": str(checkpoint), "after": ""}
+        if max_steps is not None:
+            stored["training"] = {**stored["training"], "max_steps": max_steps}
+            config_from_dict({k: v for k, v in stored.items() if k != "job"})
+        return self.start_run("train", stored, previous.model, previous.dataset_path,
+                              previous.output_dir, resumed_from=previous.id,
+                              fingerprint=previous.dataset_fingerprint)
+
+    def resume_point(self, target: str) -> tuple[Path, RunRecord]:
+        """The checkpoint a ``resume_run(target)`` would continue from, and the run that wrote it."""
+        path = Path(target)
+        if path.is_dir():
+            meta = read_checkpoint_meta(path)
+            return path.resolve(), self.get_run(meta["run_id"])
+        run = self.get_run(target)
+        if run.status in LIVE_STATUSES:
+            raise UserError(f"run {run.id} is {run.status}; stop it before resuming it in a new run")
+        checkpoint = latest_checkpoint_dir(run)
+        if checkpoint is None:
+            raise UserError(f"run {run.id} has no checkpoint to resume from")
+        return checkpoint, run
+
+    def evaluate(self, target: Path, data: Path, config: Config) -> str:
+        """Start an ``eval`` run of a model folder, adapter or checkpoint on a data file."""
+        target, data = Path(target).resolve(), Path(data).resolve()
+        if not target.is_dir():
+            raise UserError(f"{target}: no such model or checkpoint folder")
+        load_conversations(data)
+        stored = {**config_to_dict(config), "job": {"target": str(target), "data": str(data)}}
+        return self.start_run("eval", stored, str(target), str(data), fingerprint=fingerprint(data))
+
+    # Following and controlling runs
 
     async def attach(self, run_id: str, poll_s: float = 0.2, after_id: int = 0) -> AsyncIterator[StoredEvent]:
-        """The run's events after ``after_id``: its history first, then live ones until it ends."""
+        """The run's events after ``after_id``: its history first, then live ones until it ends.
+
+        Any number of viewers may attach to one run; a paused run keeps them attached.
+        """
+        run_id = self.get_run(run_id).id
         after = after_id
         while True:
             events = self.store.events(run_id, after_id=after)
@@ -106,12 +164,122 @@ class Engine:
                 if isinstance(stored.event, Finished | Failed):
                     return
             if not events:
-                run = self.get_run(run_id)
-                if run.status in ENDED or not self.worker_alive(run):
+                if self.get_run(run_id).status not in LIVE_STATUSES:
                     for stored in self.store.events(run_id, after_id=after):
                         yield stored
                     return
                 await asyncio.sleep(poll_s)
+
+    def stop(self, run_id: str) -> None:
+        """Ask a run to write a checkpoint and stop (also while it is paused or pending)."""
+        self._control(run_id, "stop", kinds=("train", "build-base", "eval"))
+
+    def pause(self, run_id: str) -> None:
+        """Ask a training run to checkpoint, free accelerator memory and wait for ``resume``."""
+        self._control(run_id, "pause")
+
+    def resume(self, run_id: str) -> None:
+        """Let a paused training run continue (``resume_run`` continues an ended one)."""
+        self._control(run_id, "resume")
+
+    def checkpoint_now(self, run_id: str) -> None:
+        """Ask a training run to write a checkpoint after its current optimizer step."""
+        self._control(run_id, "checkpoint")
+
+    def _control(self, run_id: str, command: str, kinds: tuple[str, ...] = ("train",)) -> None:
+        """Queue a control request for a live run; UserError when the run cannot take it."""
+        run = self.get_run(run_id)
+        if run.kind not in kinds:
+            raise UserError(f"run {run.id} is a {run.kind} run; only training runs can {command}")
+        if run.status not in LIVE_STATUSES:
+            hint = f"; continue it with train-resume {run.id}" if command == "resume" else ""
+            raise UserError(f"run {run.id} is {run.status}{hint}")
+        self.store.add_control(run.id, command)
+
+    # The run history
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """A run by id or unique id prefix, its status refreshed; UserError when there is none."""
+        run = self.store.find_run(run_id)
+        if run is None:
+            raise UserError(f"no run matches {run_id!r} (see: llamahome-tui --no-ui runs)")
+        if run.status in LIVE_STATUSES and self._refresh(run):
+            run = self.store.get_run(run.id) or run
+        return run
+
+    def list_runs(self, kind: str | None = None) -> list[RunRecord]:
+        """Runs (of one kind, if given), newest first, with statuses refreshed."""
+        self.refresh_statuses()
+        return self.store.list_runs(kind=kind)
+
+    def refresh_statuses(self) -> list[str]:
+        """Mark live runs whose worker is gone (pid, heartbeat) as crashed; returns their ids."""
+        return [run.id for run in self.store.list_runs(limit=1000)
+                if run.status in LIVE_STATUSES and self._refresh(run)]
+
+    def _refresh(self, run: RunRecord) -> bool:
+        """End a live run whose worker is gone; True when its status changed."""
+        if not self._dead(run):
+            return False
+        status = status_after_death(self.store.last_event_type(run.id))
+        return self.store.end_if_live(run.id, status, CRASHED_MESSAGE if status == "crashed" else None)
+
+    def _dead(self, run: RunRecord) -> bool:
+        """Whether a live run's worker is gone (a child of this engine is checked, and reaped)."""
+        child = self._children.get(run.id)
+        if child is not None:
+            return child.poll() is not None
+        return looks_dead(run)
+
+    def worker_alive(self, run: RunRecord) -> bool:
+        """Whether the run's worker process still exists."""
+        return not self._dead(run)
+
+    def exit_code(self, run_id: str) -> int | None:
+        """The worker's exit code when this engine started it and it has ended."""
+        child = self._children.get(run_id)
+        return None if child is None else child.poll()
+
+    def checkpoints(self, run_id: str) -> list[CheckpointRecord]:
+        """The run's checkpoints still on disk, by step."""
+        return [c for c in self.store.checkpoints(self.get_run(run_id).id) if Path(c.path).is_dir()]
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run's rows and files; refuses a live run.
+
+        Files shared with another run (an output folder a resumed run writes into too, a built
+        base model) are kept; the run's own checkpoints and its folder go.
+        """
+        run = self.get_run(run_id)
+        if run.status in LIVE_STATUSES:
+            raise UserError(f"run {run.id} is {run.status}; stop it before deleting it")
+        for path in self._files_of(run):
+            shutil.rmtree(path, ignore_errors=True)
+        self.store.delete_run(run.id)
+
+    def _files_of(self, run: RunRecord) -> list[Path]:
+        """The folders that belong to this run alone."""
+        own = self.workspace.run_dir(run.id)
+        if run.kind == "build-base":
+            return [own]
+        paths = [Path(c.path) for c in self.store.checkpoints(run.id)]
+        output = Path(run.output_dir)
+        shared = [r for r in self.store.runs_with_output(run.output_dir) if r != run.id]
+        if not shared:
+            paths += [output / "checkpoints", output / "final"]
+        if output != own or not shared:
+            paths.append(own)
+        return paths
+
+    def delete_checkpoint(self, path: Path) -> None:
+        """Delete a checkpoint folder and its row; refuses one of a live run."""
+        folder = Path(path).resolve()
+        run = self.store.find_run(read_checkpoint_meta(folder).get("run_id", ""))
+        if run is not None and self.get_run(run.id).status in LIVE_STATUSES:
+            raise UserError(f"{folder}: run {run.id} is still live; stop it first")
+        shutil.rmtree(folder)
+        self.store.remove_checkpoint(str(folder))
+        self.store.remove_checkpoint(str(path))
 
 
 def _pythonpath() -> str:

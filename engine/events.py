@@ -89,6 +89,25 @@ class Resources(Event):
     rss_mb: float
     gpu_util: float | None
     gpu_mem_mb: float | None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    """The run wrote a checkpoint, freed what memory it could and waits for ``resume``."""
+
+    type: ClassVar[str] = "paused"
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    """A paused run continues from the step it paused at."""
+
+    type: ClassVar[str] = "resumed"
+    step: int
 
 
 @dataclass(frozen=True)
@@ -119,7 +138,8 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (Started, Step, Eval, CheckpointSaved, Log, Resources, Generation, Finished, Failed)
+    for cls in (Started, Step, Eval, CheckpointSaved, Log, Resources, Paused, Resumed, Generation, Finished,
+                Failed)
 }
 
 

@@ -29,7 +29,9 @@ from engine.errors import UserError
 from engine.events import EVENT_TYPES, Eval, Event, Step, StoredEvent, event_from_row
 
 KINDS = ("train", "build-base", "eval")
-STATUSES = ("pending", "running", "finished", "failed", "stopped", "crashed")
+STATUSES = ("pending", "running", "paused", "finished", "failed", "stopped", "crashed")
+LIVE_STATUSES = ("pending", "running", "paused")
+CONTROL_COMMANDS = ("stop", "pause", "resume", "checkpoint")
 BUSY_TIMEOUT_MS = 10_000
 _JSON_FIELDS = ("config", "final_metrics")
 
@@ -106,7 +108,29 @@ def _migrate_v1(db: Database) -> None:
     db.table("checkpoints").create_index(["run_id", "step"])
 
 
-_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1]
+def _migrate_v2(db: Database) -> None:
+    """Control requests (stop, pause, resume, checkpoint) that a run's worker polls and acknowledges."""
+    db.execute(
+        "CREATE TABLE controls (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
+        "command TEXT NOT NULL, created_at REAL NOT NULL, done_at REAL)"
+    )
+    db.table("controls").create_index(["run_id", "done_at"])
+
+
+def _migrate_v3(db: Database) -> None:
+    """Token-cache entries, dataset versions and which runs used which dataset version."""
+    db.create_table("cache_entries", {"key": str, "path": str, "bytes": int, "created_at": float,
+                                      "last_used_at": float, "hits": int},
+                    pk="key", not_null={"path", "bytes", "created_at", "last_used_at", "hits"})
+    db.create_table("dataset_versions", {"fingerprint": str, "path": str, "samples": int, "tokens": int,
+                                         "invalid": int, "created_at": float},
+                    pk="fingerprint", not_null={"path", "samples", "tokens", "created_at"})
+    db.create_table("run_datasets", {"run_id": str, "fingerprint": str, "role": str},
+                    pk=("run_id", "fingerprint", "role"))
+    db.table("run_datasets").create_index(["fingerprint"])
+
+
+_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -299,9 +323,55 @@ class RunStore:
     def delete_run(self, run_id: str) -> None:
         """Delete a run's rows in every table (its files are not touched)."""
         with self._transaction(write=True) as db:
-            for table in ("events", "metrics", "checkpoints"):
+            for table in ("events", "metrics", "checkpoints", "controls"):
                 db.table(table).delete_where("run_id = ?", [run_id])
             db.table("runs").delete_where("id = ?", [run_id])
+
+    def end_if_live(self, run_id: str, status: str, error: str | None) -> bool:
+        """Set a final status on a run only if it is still live (pending/running/paused).
+
+        One conditional UPDATE, so a worker's own last write is never overwritten; returns
+        whether the run changed.
+        """
+        marks = ", ".join("?" * len(LIVE_STATUSES))
+        with self._transaction(write=True) as db:
+            cursor = db.execute(
+                f"UPDATE runs SET status = ?, ended_at = ?, error = COALESCE(?, error) "
+                f"WHERE id = ? AND status IN ({marks})", [status, time.time(), error, run_id, *LIVE_STATUSES])
+            return cursor.rowcount > 0
+
+    def runs_with_output(self, output_dir: str) -> list[str]:
+        """Ids of the runs writing into ``output_dir`` (a resumed run shares its parent's)."""
+        return [row["id"] for row in self._rows("SELECT id FROM runs WHERE output_dir = ?", [output_dir])]
+
+    # Control requests
+
+    def add_control(self, run_id: str, command: str) -> int:
+        """Queue a control request for a run's worker; returns its id."""
+        if command not in CONTROL_COMMANDS:
+            raise ValueError(f"unknown control command {command!r}")
+        row = {"run_id": run_id, "command": command, "created_at": time.time(), "done_at": None}
+        with self._transaction(write=True) as db:
+            control_id = db.table("controls").insert(row).last_rowid
+        assert control_id is not None
+        return control_id
+
+    def take_controls(self, run_id: str) -> list[str]:
+        """The run's pending control commands, oldest first, marked done (a plain read when none)."""
+        query = "SELECT id, command FROM controls WHERE run_id = ? AND done_at IS NULL ORDER BY id"
+        if not self._rows(query, [run_id]):
+            return []
+        with self._transaction(write=True) as db:
+            rows = list(db.query(query, [run_id]))
+            if rows:
+                db.execute(f"UPDATE controls SET done_at = ? WHERE id IN ({', '.join('?' * len(rows))})",
+                           [time.time(), *(row["id"] for row in rows)])
+        return [row["command"] for row in rows]
+
+    def last_event_type(self, run_id: str) -> str | None:
+        """The type of the run's newest event, or None."""
+        rows = self._rows("SELECT type FROM events WHERE run_id = ? ORDER BY id DESC LIMIT 1", [run_id])
+        return rows[0]["type"] if rows else None
 
     # Events and metrics
 
@@ -369,3 +439,51 @@ class RunStore:
         rows = self._rows("SELECT * FROM checkpoints WHERE run_id = ? "
                           "ORDER BY step DESC, created_at DESC LIMIT 1", [run_id])
         return _checkpoint_from_row(rows[0]) if rows else None
+
+    # Token cache and dataset versions
+
+    def put_cache_entry(self, key: str, path: str | Path, size: int) -> None:
+        """Record a new (or rebuilt) cache entry, last used now, with no hits yet."""
+        now = time.time()
+        row = {"key": key, "path": str(path), "bytes": size, "created_at": now, "last_used_at": now, "hits": 0}
+        with self._transaction(write=True) as db:
+            db.table("cache_entries").insert(row, replace=True)
+
+    def touch_cache_entry(self, key: str) -> bool:
+        """Count a hit on a cache entry and stamp it used now; False when there is no such entry."""
+        with self._transaction(write=True) as db:
+            cursor = db.execute("UPDATE cache_entries SET hits = hits + 1, last_used_at = ? WHERE key = ?",
+                                [time.time(), key])
+            return cursor.rowcount > 0
+
+    def cache_entries(self) -> list[dict[str, Any]]:
+        """Every cache entry, least recently used first."""
+        return self._rows("SELECT * FROM cache_entries ORDER BY last_used_at, key")
+
+    def remove_cache_entry(self, key: str) -> None:
+        """Forget a cache entry (its files are not touched)."""
+        with self._transaction(write=True) as db:
+            db.table("cache_entries").delete_where("key = ?", [key])
+
+    def add_dataset_version(self, fingerprint: str, path: str | Path, samples: int, tokens: int,
+                            invalid: int = 0) -> None:
+        """Record a dataset version (kept as first recorded when it is already known)."""
+        row = {"fingerprint": fingerprint, "path": str(path), "samples": samples, "tokens": tokens,
+               "invalid": invalid, "created_at": time.time()}
+        with self._transaction(write=True) as db:
+            db.table("dataset_versions").insert(row, ignore=True)
+
+    def link_run_dataset(self, run_id: str, fingerprint: str, role: str = "train") -> None:
+        """Note that a run used a dataset version (``role``: train or eval)."""
+        with self._transaction(write=True) as db:
+            db.table("run_datasets").insert({"run_id": run_id, "fingerprint": fingerprint, "role": role},
+                                            ignore=True)
+
+    def dataset_versions(self, path: str | Path | None = None) -> list[dict[str, Any]]:
+        """Dataset versions (of one path, if given), newest first, each with ``runs``: the run ids."""
+        where, params = ("WHERE path = ?", [str(path)]) if path is not None else ("", [])
+        rows = self._rows(f"SELECT * FROM dataset_versions {where} ORDER BY created_at DESC", params)
+        for row in rows:
+            row["runs"] = [r["run_id"] for r in self._rows(
+                "SELECT run_id FROM run_datasets WHERE fingerprint = ? ORDER BY run_id", [row["fingerprint"]])]
+        return rows

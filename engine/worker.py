@@ -1,8 +1,11 @@
 """The background process that runs one job: ``python -m engine.worker RUN_ID --workspace DIR``.
 
 It is started in a session of its own so that it outlives the terminal that started it. It
-writes every event to the run store, marks the run's status, keeps a heartbeat, and turns
-SIGINT/SIGTERM into "checkpoint, then stop".
+writes every event to the run store and marks the run's status. A watch thread (its own store
+connection) stamps the heartbeat and takes control requests (stop, pause, resume, checkpoint; see
+``engine.control``); a monitor thread stores ``Resources`` samples. SIGINT/SIGTERM mean
+"checkpoint, then stop". A run that must wait for another (a train run for the built-in base
+being built) stays ``pending`` with a live heartbeat until that one ends.
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from engine.control import CONTROL_POLL_S, HEARTBEAT_S, ControlState, TrainingControl, looks_dead
 from engine.errors import UserError
-from engine.events import CheckpointSaved, Failed, Finished, Log, Started
+from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resumed, Started
+from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
 from engine.store import RunStore
 from engine.workspace import Workspace
-
-HEARTBEAT_S = 2.0
 
 
 class Worker:
@@ -36,12 +39,18 @@ class Worker:
         if run is None:
             raise UserError(f"no run {run_id} in {workspace.db_path}")
         self.run = run
-        self.stop_requested = False
-        self.recipe: Any = None
-        self._beating = threading.Event()
+        self.control = ControlState()
+        self.monitor = ResourceMonitor(gpu=GpuProbe.open())
+        self._done = threading.Event()
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked for (by signal or control request)."""
+        return self.control.stop
 
     def emit(self, event: Any) -> None:
         """Store an event (and a checkpoint row for CheckpointSaved)."""
+        self.monitor.observe(event)
         self.store.add_event(self.run.id, event)
         if isinstance(event, CheckpointSaved):
             size = sum(p.stat().st_size for p in Path(event.path).rglob("*") if p.is_file())
@@ -51,24 +60,44 @@ class Worker:
                 if not Path(row.path).exists():
                     self.store.remove_checkpoint(row.path)
 
-    def request_stop(self, signum: int, _frame: Any) -> None:
+    def request_stop(self, signum: int = 0, _frame: Any = None) -> None:
         """Signal handler: ask the job to checkpoint and stop at the next step boundary."""
-        self.stop_requested = True
-        if self.recipe is not None:
-            self.recipe.stop_requested = True
+        self.control.apply(["stop"])
 
     def _adopt(self, recipe: Any) -> None:
-        """Keep the training recipe so a stop request can reach it."""
-        self.recipe = recipe
-        recipe.stop_requested = self.stop_requested
+        """Hook the training recipe up to the control requests."""
+        recipe.control = TrainingControl(self.control, self._paused, self._resumed)
+        recipe.stop_requested = recipe.stop_requested or self.control.stop
+
+    def _paused(self, step: int, path: Path) -> None:
+        """The recipe paused: record it."""
+        self.emit(Paused(step=step, path=str(path)))
+        self.store.update_run(self.run.id, status="paused")
+
+    def _resumed(self, step: int) -> None:
+        """The recipe continues after a pause."""
+        self.store.update_run(self.run.id, status="running")
+        self.emit(Resumed(step=step))
 
     def execute(self) -> int:
         """Run the job; returns the process exit code."""
-        self.store.update_run(self.run.id, status="running", pid=os.getpid(), started_at=time.time())
-        self._start_heartbeat()
-        self.emit(Started(run_id=self.run.id, kind=self.run.kind, total_steps=0,
-                          model=self.run.model, dataset=self.run.dataset_path))
+        self.store.update_run(self.run.id, pid=os.getpid(), started_at=time.time())
+        self._start_watch()
+        interval = interval_s()
+        monitor = MonitorThread(self.workspace.db_path, self.run.id, self.monitor, interval).start()
         try:
+            return self._execute()
+        finally:
+            monitor.stop()
+            self._done.set()
+
+    def _execute(self) -> int:
+        """Wait for a prerequisite run, then run the job and record how it ended."""
+        try:
+            self._wait_for_prerequisite()
+            self.store.update_run(self.run.id, status="running")
+            self.emit(Started(run_id=self.run.id, kind=self.run.kind, total_steps=0,
+                              model=self.run.model, dataset=self.run.dataset_path))
             metrics = self._dispatch()
         except (UserError, KeyboardInterrupt) as exc:
             message = str(exc) or "stopped before the base model was built"
@@ -81,12 +110,32 @@ class Worker:
         self.store.update_run(self.run.id, status=status, ended_at=time.time(), final_metrics=metrics)
         return 0
 
+    def _wait_for_prerequisite(self) -> None:
+        """Wait while the run this one needs (``job.after``) is live; fail unless it finished."""
+        after = self.run.config.get("job", {}).get("after")
+        if not after:
+            return
+        self.emit(Log("info", f"waiting for run {after} to build the base model"))
+        while True:
+            other = self.store.get_run(after)
+            if other is None or other.status in ("failed", "stopped", "crashed", "finished"):
+                break
+            if looks_dead(other):
+                break
+            if self.control.stop:
+                raise KeyboardInterrupt("stopped while waiting for the base model")
+            self.control.wake.wait(CONTROL_POLL_S)
+            self.control.wake.clear()
+        if other is None or other.status != "finished":
+            status = "deleted" if other is None else other.status
+            raise UserError(f"the base model was not built: run {after} {status}")
+
     def _dispatch(self) -> dict[str, Any]:
         """Run the job that the run's kind names."""
         from engine import jobs
 
         if self.run.kind == "build-base":
-            return jobs.build_base_job(self.run, self.workspace, self.emit, lambda: self.stop_requested)
+            return jobs.build_base_job(self.run, self.workspace, self.emit, lambda: self.control.stop)
         if self.run.kind == "train":
             return jobs.train_job(self.run, self.workspace, self.emit, self._adopt)
         if self.run.kind == "eval":
@@ -102,14 +151,24 @@ class Worker:
         self.store.update_run(self.run.id, status=status, ended_at=time.time(), error=message)
         return code
 
-    def _start_heartbeat(self) -> None:
-        """A daemon thread that stamps the run's heartbeat (its own connection)."""
-        def beat() -> None:
+    def _start_watch(self) -> None:
+        """A daemon thread (its own connection) that beats the heartbeat and takes control requests."""
+        def watch() -> None:
             store = RunStore(self.workspace.db_path)
-            while not self._beating.wait(HEARTBEAT_S):
-                store.heartbeat(self.run.id)
+            next_beat = 0.0
+            while not self._done.is_set():
+                try:
+                    if time.monotonic() >= next_beat:
+                        store.heartbeat(self.run.id)
+                        next_beat = time.monotonic() + HEARTBEAT_S
+                    commands = store.take_controls(self.run.id)
+                    if commands:
+                        self.control.apply(commands)
+                except Exception as exc:  # noqa: BLE001 - keep watching; the log shows why
+                    print(f"watch: {type(exc).__name__}: {exc}", flush=True)
+                self._done.wait(CONTROL_POLL_S)
             store.close()
-        threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=watch, name="watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from engine.api import Engine
-from engine.events import CheckpointSaved, Eval, Failed, Finished, Log, Started, Step
-from engine.store import RunRecord
+from engine.errors import UserError
+from engine.events import CheckpointSaved, Eval, Failed, Finished, Log, Paused, Resumed, Started, Step
+from engine.store import LIVE_STATUSES, RunRecord
 
 STATUS_CODES = {"finished": 0, "stopped": 0, "failed": 1, "crashed": 1}
 
@@ -34,6 +35,7 @@ class RunPrinter:
         self.progress: Progress | None = None
         self.task: Any = None
         self.last_line = 0.0
+        self.run_id = "RUN_ID"
 
     def show(self, event: Any) -> None:
         """Render one event."""
@@ -45,6 +47,7 @@ class RunPrinter:
         elif self.quiet:
             return
         elif isinstance(event, Started):
+            self.run_id = event.run_id
             self.console.print(f"run {event.run_id} ({event.kind}) started", highlight=False)
         elif isinstance(event, Eval):
             self._line(f"eval  step {event.step}: loss {event.eval_loss:.4f}  perplexity {event.perplexity:.2f}")
@@ -53,6 +56,11 @@ class RunPrinter:
             self._line(f"checkpoint step {event.step}{best}: {event.path}")
         elif isinstance(event, Log):
             self._line(event.message)
+        elif isinstance(event, Paused):
+            self._line(f"paused at step {event.step}: checkpoint {event.path} "
+                       f"(continue: llamahome-tui --no-ui resume {self.run_id})")
+        elif isinstance(event, Resumed):
+            self._line(f"resumed at step {event.step}")
         elif isinstance(event, Finished):
             self._close()
 
@@ -96,6 +104,26 @@ def _progress_bar(console: Console) -> Progress:
 
 def follow(engine: Engine, run_id: str, quiet: bool = False) -> int:
     """Follow a run to its end; returns the exit code the command should give."""
+    return _follow(engine, run_id, quiet)[0]
+
+
+def follow_training(engine: Engine, run_id: str) -> int:
+    """Follow a training run, and first the base-model build it waits for, if any."""
+    build = engine.waits_for(run_id)
+    if build and engine.get_run(build).status in LIVE_STATUSES:
+        print(f"Building the built-in base model in run {build} (first time only)")
+        _, detached = _follow(engine, build, also_stop=(run_id,))
+        if detached:
+            return 0
+    return follow(engine, run_id)
+
+
+def _follow(engine: Engine, run_id: str, quiet: bool = False,
+            also_stop: tuple[str, ...] = ()) -> tuple[int, bool]:
+    """Follow a run; Ctrl-C stops it (and ``also_stop``), a second one detaches.
+
+    Returns the exit code and whether the user detached.
+    """
     printer = RunPrinter(Console(soft_wrap=True), quiet)
     last_id, stopping = 0, False
     while True:
@@ -105,11 +133,13 @@ def follow(engine: Engine, run_id: str, quiet: bool = False) -> int:
         except KeyboardInterrupt:
             printer._close()
             if stopping:
-                print(f"detached; run {run_id} goes on (llamahome-tui --no-ui runs)", file=sys.stderr)
-                return 0
+                print(f"detached; run {run_id} goes on (llamahome-tui --no-ui attach {run_id})",
+                      file=sys.stderr)
+                return 0, True
             stopping = True
             print("stopping: writing a checkpoint (Ctrl-C again to detach)", file=sys.stderr)
-            engine.stop(run_id)
+            for target in (run_id, *also_stop):
+                _request_stop(engine, target)
     printer._close()
     run = engine.get_run(run_id)
     code = engine.exit_code(run_id)
@@ -117,7 +147,15 @@ def follow(engine: Engine, run_id: str, quiet: bool = False) -> int:
         code = STATUS_CODES.get(run.status, 1)
     if not quiet and run.kind == "train" and run.final_metrics:
         print_summary(run.final_metrics)
-    return code
+    return code, False
+
+
+def _request_stop(engine: Engine, run_id: str) -> None:
+    """Ask a run to stop unless it has already ended."""
+    try:
+        engine.stop(run_id)
+    except UserError:
+        pass
 
 
 async def _consume(engine: Engine, run_id: str, printer: RunPrinter, after_id: int) -> int:
@@ -125,6 +163,9 @@ async def _consume(engine: Engine, run_id: str, printer: RunPrinter, after_id: i
     async for stored in engine.attach(run_id, after_id=after_id):
         printer.show(stored.event)
         after_id = stored.id
+    deadline = time.monotonic() + 30
+    while engine.get_run(run_id).status in LIVE_STATUSES and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     while engine.exit_code(run_id) is None and engine.worker_alive(engine.get_run(run_id)):
         await asyncio.sleep(0.05)
     return after_id
@@ -142,15 +183,26 @@ def print_summary(metrics: dict[str, Any] | None, as_json: bool = False) -> None
         print(f"{key:>18}: {text}")
 
 
-def print_runs(records: list[RunRecord]) -> None:
-    """The run history as a table."""
-    table = Table("id", "kind", "status", "model", "dataset", "final", box=None)
+def print_runs(records: list[RunRecord], resumable: dict[str, str] | None = None) -> None:
+    """The run history as a table, then how to continue runs that ended early.
+
+    ``resumable`` maps the id of a stopped or crashed run to its last checkpoint's folder name.
+    """
+    table = Table(box=None)
+    for name in ("id", "kind", "status"):
+        table.add_column(name, no_wrap=True)
+    for name in ("model", "dataset", "final"):
+        table.add_column(name)
     for run in records:
         metrics = run.final_metrics or {}
         final = ", ".join(f"{k}={metrics[k]:.3f}" for k in ("last_loss", "eval_loss", "exact_match")
                           if isinstance(metrics.get(k), int | float))
         table.add_row(run.id, run.kind, run.status, _short(run.model), _short(run.dataset_path or ""), final)
-    Console().print(table)
+    console = Console(soft_wrap=True)
+    console.print(table)
+    for run_id, checkpoint in (resumable or {}).items():
+        console.print(f"{run_id}: continue from {checkpoint} with: llamahome-tui --no-ui train-resume {run_id}",
+                      highlight=False)
 
 
 def _short(text: str, width: int = 28) -> str:

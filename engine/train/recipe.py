@@ -57,6 +57,7 @@ class FineTune:
     meta: dict[str, Any] = field(default_factory=dict)
     progress: ckpt.TrainingProgress = field(default_factory=ckpt.TrainingProgress)
     stop_requested: bool = False
+    control: Callable[[Any], None] | None = None
     losses: list[float] = field(default_factory=list)
     best_checkpoint: Path | None = None
 
@@ -113,6 +114,8 @@ class FineTune:
             if self._eval_due() and self._evaluate_and_check():
                 self.save("early_stopping")
                 return "early_stopping"
+            if self.control is not None:
+                self.control(self)
             if self.stop_requested:
                 self.save("stopped")
                 return "stopped"

@@ -1,0 +1,171 @@
+"""Resource monitor: CPU %, resident memory, GPU use, tokens/s and ETA of a worker (no torch).
+
+``ResourceMonitor.sample()`` returns a ``Resources`` event. CPU and memory come from psutil; GPU
+utilisation and memory come from NVML (``pynvml``) only when a GPU is there: without one (no
+driver, no device) the GPU fields are None, with no error and no output. Throughput and ETA come
+from the Step events the worker feeds to ``observe``. ``MonitorThread`` samples every
+``interval_s`` seconds into the run store, on its own connection.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from engine.events import Resources, Step
+
+DEFAULT_INTERVAL_S = 5.0
+INTERVAL_ENV = "LLAMAHOME_MONITOR_S"
+"""Environment variable that overrides the sampling interval, in seconds."""
+
+
+def interval_s() -> float:
+    """The sampling interval: ``$LLAMAHOME_MONITOR_S`` when it is a positive number, else 5 s."""
+    try:
+        value = float(os.environ.get(INTERVAL_ENV, ""))
+    except ValueError:
+        return DEFAULT_INTERVAL_S
+    return value if value > 0 else DEFAULT_INTERVAL_S
+
+
+class GpuProbe:
+    """Utilisation and memory of one GPU through NVML; build it with ``GpuProbe.open()``."""
+
+    def __init__(self, nvml: Any, handle: Any) -> None:
+        self.nvml = nvml
+        self.handle = handle
+
+    @classmethod
+    def open(cls) -> GpuProbe | None:
+        """A probe of the GPU this process uses (first of ``CUDA_VISIBLE_DEVICES``), or None."""
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+        except Exception:  # noqa: BLE001 - no library, no driver or no device: no GPU fields
+            return None
+        try:
+            if pynvml.nvmlDeviceGetCount() == 0:
+                raise LookupError("no device")
+            return cls(pynvml, pynvml.nvmlDeviceGetHandleByIndex(_visible_index()))
+        except Exception:  # noqa: BLE001
+            pynvml.nvmlShutdown()
+            return None
+
+    def sample(self, pid: int) -> tuple[float | None, float | None]:
+        """GPU utilisation % and the memory (MiB) used by ``pid`` (else by the whole device)."""
+        try:
+            util = float(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
+            used = [p.usedGpuMemory for p in self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+                    if p.pid == pid and p.usedGpuMemory]
+            memory = used[0] if used else self.nvml.nvmlDeviceGetMemoryInfo(self.handle).used
+            return util, memory / 2**20
+        except Exception:  # noqa: BLE001 - a GPU that stops answering just leaves the fields empty
+            return None, None
+
+    def close(self) -> None:
+        """Release NVML."""
+        try:
+            self.nvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _visible_index() -> int:
+    """The NVML index of the first visible CUDA device (0 unless CUDA_VISIBLE_DEVICES says)."""
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return int(first) if first.isdigit() else 0
+
+
+class Throughput:
+    """Tokens/s and the time left, from the latest Step events."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 20) -> None:
+        self.clock = clock
+        self.steps: deque[tuple[float, int]] = deque(maxlen=window)
+        self.total_steps = 0
+        self.tokens_per_s: float | None = None
+
+    def observe(self, event: Step) -> None:
+        """Record one Step event."""
+        self.steps.append((self.clock(), event.step))
+        self.total_steps = event.total_steps
+        self.tokens_per_s = event.tokens_per_s
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the recent pace; None before two steps have been seen."""
+        if len(self.steps) < 2:
+            return None
+        (t0, s0), (t1, s1) = self.steps[0], self.steps[-1]
+        if s1 <= s0:
+            return None
+        return max(0.0, (self.total_steps - s1) * (t1 - t0) / (s1 - s0))
+
+
+class ResourceMonitor:
+    """Samples one process (default: this one) into ``Resources`` events."""
+
+    def __init__(self, pid: int | None = None, gpu: GpuProbe | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.pid = pid or os.getpid()
+        self.process = psutil.Process(self.pid)
+        self.process.cpu_percent(None)
+        self.gpu = gpu
+        self.throughput = Throughput(clock)
+
+    def observe(self, event: Any) -> None:
+        """Feed an event the run emitted (Step events drive tokens/s and ETA)."""
+        if isinstance(event, Step):
+            self.throughput.observe(event)
+
+    def sample(self) -> Resources:
+        """CPU % since the last sample, RSS, GPU use, tokens/s and ETA."""
+        with self.process.oneshot():
+            cpu = self.process.cpu_percent(None)
+            rss = self.process.memory_info().rss / 2**20
+        gpu_util, gpu_mem = self.gpu.sample(self.pid) if self.gpu else (None, None)
+        return Resources(cpu_percent=cpu, rss_mb=rss, gpu_util=gpu_util, gpu_mem_mb=gpu_mem,
+                         tokens_per_s=self.throughput.tokens_per_s, eta_s=self.throughput.eta_s())
+
+
+class MonitorThread:
+    """A daemon thread that stores a ``Resources`` event of a run every ``interval`` seconds."""
+
+    def __init__(self, db_path: Path, run_id: str, monitor: ResourceMonitor, interval: float) -> None:
+        self.db_path, self.run_id = db_path, run_id
+        self.monitor, self.interval = monitor, interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="resources", daemon=True)
+
+    def start(self) -> MonitorThread:
+        """Start sampling; returns ``self``."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling (waits briefly for the thread)."""
+        self._done.set()
+        self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        """Sample until stopped; a failed write is reported once per sample and skipped."""
+        from engine.store import RunStore
+
+        store = RunStore(self.db_path)
+        try:
+            while not self._done.wait(self.interval):
+                try:
+                    store.add_event(self.run_id, self.monitor.sample())
+                except Exception as exc:  # noqa: BLE001 - monitoring must never end a run
+                    print(f"resource monitor: {type(exc).__name__}: {exc}", flush=True)
+        finally:
+            store.close()
+            if self.monitor.gpu:
+                self.monitor.gpu.close()
