@@ -141,7 +141,7 @@ class RunsScreen(ConsoleScreen):
             losses = [row["loss"] for row in rows]
             series.append(Series(run_id, losses, color, [row["step"] for row in rows]))
             last = f"{losses[-1]:.4f}" if losses else "-"
-            legend.append(f"■ {run_id} ({len(losses)} steps, last {last})  ", style=color)
+            legend.append(f"■ {run_id} loss {last}  ", style=color)
         self.query_one("#compare-legend", Static).update(legend)
         self.query_one("#compare", Vertical).add_class("shown")
         self.query_one(LineChart).plot(series)

@@ -64,7 +64,7 @@ class TrainingScreen(ConsoleScreen):
         """Head line, progress, numbers, chart and gauges, log tail and samples."""
         yield Static(id="run-head")
         with Horizontal(id="run-progress"):
-            yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="progress-bar")
+            yield ProgressBar(total=1, show_eta=False, show_percentage=True, id="progress-bar")
             yield Static(id="progress-text")
         yield Static(id="run-numbers")
         with Horizontal(id="charts"):
@@ -171,7 +171,7 @@ class TrainingScreen(ConsoleScreen):
         feed = self.feed
         bar = self.query_one(ProgressBar)
         if feed is None or feed.last_step is None:
-            bar.update(total=None, progress=0)
+            bar.update(total=1, progress=0)  # an empty bar: the indeterminate one animates
         else:
             bar.update(total=feed.total_steps or None, progress=feed.last_step.step)
         self.query_one("#progress-text", Static).update(progress_text(feed) if feed else "")

@@ -1,0 +1,66 @@
+"""SVG snapshots of the console at 80×24 (pytest-textual-snapshot).
+
+Everything shown is deterministic: fixed run ids and times, a frozen clock, data files made by
+the fixtures (shown relative to their folder), and the machine-dependent gauge scales pinned.
+Update the baselines with ``pytest tests/tui/test_snapshots.py --snapshot-update`` and review them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from history import fake_run
+from textual.pilot import Pilot
+
+from llamahome_tui.widgets import run_panels
+
+SIZE = (80, 24)
+
+
+@pytest.fixture(autouse=True)
+def pinned_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gauges scale by the machine's cores and RAM: pin both."""
+    monkeypatch.setattr(run_panels, "_cores", lambda: 4)
+    monkeypatch.setattr(run_panels, "total_memory_mb", lambda: 8192.0)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Wait for workers (reports, attach) to finish and the screen to redraw."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.3)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_datasets_screen_with_a_bad_file(snap_compare, make_app):
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle)
+
+
+def test_training_screen_replaying_a_finished_run(snap_compare, make_app, engine):
+    run_id = fake_run(engine, "20260101-000000-aaaa", 60, 3.0)
+    assert snap_compare(make_app("training", run_id=run_id), terminal_size=SIZE, run_before=settle)
+
+
+def test_training_screen_empty(snap_compare, make_app):
+    assert snap_compare(make_app("training"), terminal_size=SIZE)
+
+
+def test_runs_screen_comparing_two_runs(snap_compare, make_app, engine):
+    fake_run(engine, "20260101-000000-aaaa", 60, 3.0)
+    fake_run(engine, "20260101-000100-bbbb", 30, 2.0, status="stopped", method="full")
+    assert snap_compare(make_app("runs"), terminal_size=SIZE, press=["m", "down", "m", "c"])
+
+
+def test_checkpoints_screen(snap_compare, make_app, engine):
+    run_id = fake_run(engine, "20260101-000000-aaaa", 30, 3.0)
+    assert snap_compare(make_app("checkpoints", run_id=run_id), terminal_size=SIZE)
+
+
+def test_help_on_the_training_screen(snap_compare, make_app):
+    assert snap_compare(make_app("training"), terminal_size=SIZE, press=["question_mark"])
+
+
+def test_quit_dialog_with_a_live_run(snap_compare, make_app, engine):
+    from test_shell import fake_live_run
+
+    run_id = fake_live_run(engine)
+    assert snap_compare(make_app("runs", watched={run_id}), terminal_size=SIZE, press=["q"])
