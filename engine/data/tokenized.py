@@ -1,15 +1,19 @@
 """A tokenized dataset on disk: a flat token file, a trained-token mask and an offsets index.
 
-``TokenizedDataset`` memory-maps a folder written by ``TokenCache`` (``ids.bin`` int32,
-``mask.bin`` uint8, ``offsets.npy`` int64 of length n + 1, ``meta.json``); samples are read on
-demand, so memory does not grow with the dataset. Hot shards (runs of ``SHARD`` samples) are
-kept in memory in an LRU bounded by ``memory_bytes``. ``Subset`` is a view on some indices
-(splits, folds). No torch.
+``TokenizedDataset`` opens a folder written by ``TokenCache`` (``ids.bin`` int32, ``mask.bin``
+uint8, ``offsets.npy`` int64 of length n + 1, ``meta.json``) and reads samples on demand with
+positional reads (``os.pread``), so memory does not grow with the dataset. (A ``np.memmap``
+would work the same, but the pages it touches count in the process's resident memory until the
+kernel reclaims them: over an epoch that grows with the dataset; pread leaves them in the page
+cache.) Hot shards (runs of ``SHARD`` samples) are kept in memory in an LRU bounded by
+``memory_bytes`` (``cache.memory_size``). ``Subset`` is a view on some indices (splits, folds).
+No torch.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +26,28 @@ from engine.data.template import IGNORE_INDEX, TokenizedSample
 SHARD = 4096
 
 
-def _map(path: Path, dtype: Any) -> np.ndarray:
-    """A read-only memory map of a flat file (an empty array for an empty file)."""
-    if path.stat().st_size == 0:
-        return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r")
+class FlatFile:
+    """A flat binary file of one dtype, read by element range with ``os.pread``."""
+
+    def __init__(self, path: Path, dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        size = self.dtype.itemsize
+        count = int(span.stop) - int(span.start)
+        raw = os.pread(self.fd, count * size, int(span.start) * size) if count > 0 else b""
+        return np.frombuffer(raw, dtype=self.dtype)
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self.fd)
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 class TokenizedDataset:
@@ -35,8 +56,8 @@ class TokenizedDataset:
     def __init__(self, folder: Path, memory_bytes: int = 0) -> None:
         self.folder = Path(folder)
         self.meta: dict[str, Any] = json.loads((self.folder / "meta.json").read_text())
-        self._ids = _map(self.folder / "ids.bin", np.int32)
-        self._mask = _map(self.folder / "mask.bin", np.uint8)
+        self._ids = FlatFile(self.folder / "ids.bin", np.int32)
+        self._mask = FlatFile(self.folder / "mask.bin", np.uint8)
         self.offsets: np.ndarray = np.load(self.folder / "offsets.npy")
         self.lengths: np.ndarray = np.diff(self.offsets)
         self._memory_bytes = memory_bytes
@@ -57,7 +78,7 @@ class TokenizedDataset:
             raise IndexError(index)
         if self._memory_bytes <= 0:
             low, high = self.offsets[index], self.offsets[index + 1]
-            return np.asarray(self._ids[low:high]), np.asarray(self._mask[low:high], dtype=bool)
+            return self._ids[low:high], self._mask[low:high].astype(bool)
         ids, mask = self._shard(index // SHARD)
         base = self.offsets[index // SHARD * SHARD]
         low, high = self.offsets[index] - base, self.offsets[index + 1] - base
@@ -70,7 +91,7 @@ class TokenizedDataset:
             return self._shards[number]
         low = self.offsets[number * SHARD]
         high = self.offsets[min((number + 1) * SHARD, len(self))]
-        shard = (np.array(self._ids[low:high]), np.array(self._mask[low:high], dtype=bool))
+        shard = (self._ids[low:high], self._mask[low:high].astype(bool))
         self._shards[number] = shard
         self._held += shard[0].nbytes + shard[1].nbytes
         while self._held > self._memory_bytes and len(self._shards) > 1:

@@ -49,7 +49,6 @@ class ValidationReport:
     max_length: int
     valid: int = 0
     issues: list[Issue] = field(default_factory=list)
-    duplicates_kept: int = 0
 
     @property
     def invalid(self) -> int:
@@ -68,7 +67,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
         return {"path": self.path, "format": self.format, "total": self.total, "valid": self.valid,
-                "invalid": self.invalid, "duplicates_kept": self.duplicates_kept,
+                "invalid": self.invalid,
                 "length_unit": self.length_unit, "max_length": self.max_length,
                 "counts": self.counts(), "issues": [asdict(issue) for issue in self.issues]}
 
@@ -120,20 +119,25 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes],
     return messages
 
 
+class _Forgetful(set):  # type: ignore[type-arg]
+    """A set that holds nothing: duplicates are not tracked."""
+
+    def add(self, item: object) -> None:
+        """Forget ``item``."""
+
+
 def valid_conversations(path: Path, report: ValidationReport, measure: Measure = char_length,
                         fmt: str | None = None, on_invalid: str = "skip", keep_duplicates: bool = False,
                         ) -> Iterator[tuple[str, list[Message]]]:
     """Stream ``(where, messages)`` of the valid records; issues go to ``report``.
 
     With ``on_invalid = "fail"`` the first issue raises DataError (its one line). With
-    ``keep_duplicates`` an exact duplicate is yielded and counted in ``duplicates_kept``.
+    ``keep_duplicates`` duplicates are not looked for (so memory stays flat; the validation
+    report and ``data stats`` count them).
     """
-    seen: set[bytes] = set()
+    seen: set[bytes] = _Forgetful() if keep_duplicates else set()
     for where, item in read_items(path, fmt):
         result = check_record(where, item, seen, measure, report.max_length)
-        if isinstance(result, Issue) and result.code == "duplicate" and keep_duplicates:
-            report.duplicates_kept += 1
-            result = to_messages(item, where)  # type: ignore[arg-type]
         if isinstance(result, Issue):
             report.issues.append(result)
             if on_invalid == "fail":
