@@ -37,6 +37,12 @@ train-eval: setup
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+bench: setup
+	# trl is a reference for the throughput bench only, not a dependency of the project
+	$(PY) -m pip install --quiet -c constraints.txt trl
+	@mkdir -p bench/results
+	$(PY) bench/train_throughput.py $(BENCH_ARGS)
+
 lint: setup
 	$(VENV)/bin/ruff check engine llamahome_tui tests data bench
 

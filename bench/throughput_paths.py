@@ -1,0 +1,217 @@
+"""One training path of bench/train_throughput.py, run in its own process; prints JSON.
+
+    python -m bench.throughput_paths {hf_trainer,trl_packed,engine,bare_loop} --precision fp32
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import LORA_TARGETS, PathResult, StepClock, lora_model, peak_rss_mb, samples, tokenizer_and_model
+
+LEARNING_RATE = 1e-3
+PACKED_ROWS = 4
+SEQ_LEN = 512
+
+
+def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def hf_trainer(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
+    """transformers.Trainer + peft, pad-to-longest batches: what most users run."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+    tokenizer, model = tokenizer_and_model()
+    model = lora_model(model)
+    data = [{"input_ids": s.input_ids, "labels": s.labels} for s in samples(tokenizer)]
+    pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+    counts: list[tuple[int, int]] = []
+
+    def collate(features: list[dict]) -> dict:
+        out = pad(features)
+        counts.append((int(out["attention_mask"].sum()), out["input_ids"].numel()))
+        return out
+
+    clock = StepClock(warmup)
+
+    class Tick(TrainerCallback):
+        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+            clock.tick()
+
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch, max_steps=warmup + steps,
+                                 learning_rate=LEARNING_RATE, lr_scheduler_type="cosine", warmup_steps=warmup,
+                                 logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+                                 bf16=precision == "bf16", dataloader_num_workers=0, seed=0,
+                                 remove_unused_columns=False, max_grad_norm=1.0)
+        Trainer(model=model, args=args, train_dataset=data, data_collator=collate, callbacks=[Tick()]).train()
+    return _result("hf_trainer", precision, steps, clock, counts[warmup:warmup + steps], [])
+
+
+def trl_packed(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
+    """TRL SFTTrainer with packing (what axolotl / LLaMA-Factory users get)."""
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer, model = tokenizer_and_model()
+    rows = [{"input_ids": s.input_ids, "completion_mask": [int(label != -100) for label in s.labels]}
+            for s in samples(tokenizer)]
+    clock = StepClock(warmup)
+    counts: list[tuple[int, int]] = []
+
+    class Tick(TrainerCallback):
+        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+            clock.tick()
+
+    with tempfile.TemporaryDirectory() as out:
+        config = SFTConfig(output_dir=out, per_device_train_batch_size=PACKED_ROWS, max_steps=warmup + steps,
+                           learning_rate=LEARNING_RATE, lr_scheduler_type="cosine", warmup_steps=warmup,
+                           logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+                           bf16=precision == "bf16", packing=True, max_length=SEQ_LEN,
+                           completion_only_loss=True, dataloader_num_workers=0, seed=0, max_grad_norm=1.0)
+        from peft import LoraConfig
+
+        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                             processing_class=tokenizer, callbacks=[Tick()],
+                             peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                    target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
+        _count_batches(trainer, counts, tokenizer.pad_token_id)
+        trainer.train()
+    return _result("trl_packed", precision, steps, clock, counts[warmup:warmup + steps], [])
+
+
+def _count_batches(trainer: Any, counts: list[tuple[int, int]], pad_id: int) -> None:
+    """Wrap the trainer's collator to count real and computed token positions."""
+    inner = trainer.data_collator
+
+    def collate(features: list[dict]) -> dict:
+        out = inner(features)
+        ids = out["input_ids"]
+        real = int(out["attention_mask"].sum()) if "attention_mask" in out else int((ids != pad_id).sum())
+        counts.append((real, ids.numel()))
+        return out
+    trainer.data_collator = collate
+
+
+def engine(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
+    """Our FineTune recipe, as the worker runs it."""
+    from dataclasses import replace
+
+    from engine.config import Config
+    from engine.train.recipe import FineTune, RecipeData
+
+    tokenizer, model = tokenizer_and_model()
+    config = Config()
+    config = replace(config,
+                     training=replace(config.training, max_steps=warmup + steps, batch_size=batch,
+                                      learning_rate=LEARNING_RATE, warmup_steps=warmup, log_steps=10_000,
+                                      precision=precision),
+                     lora=replace(config.lora, r=8, alpha=16, dropout=0.0, target_modules=LORA_TARGETS),
+                     checkpoint=replace(config.checkpoint, save_steps=1_000_000), eval=replace(config.eval, steps=0))
+    clock, counts = StepClock(warmup), []
+    with tempfile.TemporaryDirectory() as out:
+        from pathlib import Path
+
+        recipe = FineTune(config, model, RecipeData(samples(tokenizer), [], tokenizer.pad_token_id),
+                          Path(out), lambda event: None)
+        recipe.setup()
+        _instrument(recipe, clock, counts, tokenizer.pad_token_id)
+        recipe.save = lambda reason: None  # type: ignore[method-assign]
+        recipe.train()
+    return _result("engine", precision, steps, clock, counts[warmup:warmup + steps], [])
+
+
+def _instrument(recipe: Any, clock: StepClock, counts: list[tuple[int, int]], pad_id: int) -> None:
+    """Count tokens per optimizer step and tick the clock after each one."""
+    next_batch: Callable[[], dict] = recipe._next_batch
+    step: Callable[..., Any] = recipe._optimizer_step
+
+    def counted() -> dict:
+        batch = next_batch()
+        ids = batch["input_ids"]
+        counts.append((int((ids != pad_id).sum()), ids.numel()))
+        return batch
+
+    def timed(*args: Any) -> Any:
+        result = step(*args)
+        clock.tick()
+        return result
+    recipe._next_batch = counted
+    recipe._optimizer_step = timed
+
+
+def bare_loop(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
+    """A hand-written packed loop: every position is a real token (the no-waste limit)."""
+    import torch
+
+    tokenizer, model = tokenizer_and_model()
+    model = lora_model(model)
+    ids, labels, positions = _pack(samples(tokenizer))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
+    clock, counts = StepClock(warmup), []
+    for index in range(warmup + steps):
+        rows = slice((index * PACKED_ROWS) % (len(ids) - PACKED_ROWS), None)
+        chunk = {"input_ids": ids[rows][:PACKED_ROWS], "labels": labels[rows][:PACKED_ROWS],
+                 "position_ids": positions[rows][:PACKED_ROWS]}
+        with _autocast(precision):
+            loss = model(**chunk).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        counts.append((chunk["input_ids"].numel(), chunk["input_ids"].numel()))
+        clock.tick()
+    return _result("bare_loop", precision, steps, clock, counts[warmup:warmup + steps], [])
+
+
+def _pack(items: list[Any]) -> tuple[Any, Any, Any]:
+    """Concatenate samples into rows of SEQ_LEN with per-sample position ids."""
+    import torch
+
+    ids, labels, positions = [], [], []
+    for sample in items:
+        ids.extend(sample.input_ids)
+        labels.extend([-100] + sample.labels[1:])
+        positions.extend(range(len(sample.input_ids)))
+    rows = len(ids) // SEQ_LEN
+
+    def shape(values: list[int]) -> Any:
+        return torch.tensor(values[:rows * SEQ_LEN]).view(rows, SEQ_LEN)
+    return shape(ids), shape(labels), shape(positions)
+
+
+def _result(name: str, precision: str, steps: int, clock: StepClock, counts: list[tuple[int, int]],
+            losses: list[float]) -> PathResult:
+    return PathResult(name, precision, steps, clock.timed(), sum(c[0] for c in counts),
+                      sum(c[1] for c in counts), peak_rss_mb(), losses)
+
+
+def main() -> None:
+    """Run one path and print its result as one JSON line."""
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("path", choices=["hf_trainer", "trl_packed", "engine", "bare_loop"])
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    result = globals()[args.path](args.precision, args.steps, args.warmup, args.batch)
+    print(json.dumps(result.to_json()))
+
+
+if __name__ == "__main__":
+    main()
