@@ -19,7 +19,6 @@ from textual.widgets import Static
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import PromptScreen
-from llamahome_tui.widgets.data_report import build_report
 from llamahome_tui.widgets.filter_table import FilterTable
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
@@ -115,6 +114,8 @@ class DatasetsScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="report")
     def load_report(self, name: str, path: Path) -> None:
         """Validate the file and compute its stats off the UI thread."""
+        from llamahome_tui.widgets.data_report import build_report  # numpy: kept off the first frame
+
         self.post_message(TaskDone("report", result=(name, build_report(path, name))))
 
     def on_task_done(self, message: TaskDone) -> None:

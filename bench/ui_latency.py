@@ -1,0 +1,172 @@
+"""Console latency: time to first frame from launch, and keypress latency under load.
+
+Both are measured on the real ``llamahome-tui`` process in a pseudo-terminal (80×24), reading
+what it draws:
+
+- first frame: from ``exec`` until the mode bar and the first screen's footer are drawn;
+  reference: a bare ``python -c pass`` started the same way (the floor any Python UI pays).
+- keypress: while every core is kept busy by spinning processes and a fake run floods the store
+  with step events (as a very fast run would), the console follows that run; we press 5 / 3 to
+  flip between the runs and training screens and time until the new screen's text is drawn.
+
+Goals: first frame <= 1 s, keypress <= 100 ms. Usage: ``.venv/bin/python bench/ui_latency.py``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.events import Started, Step  # noqa: E402
+from engine.store import RunStore  # noqa: E402
+
+FIRST_FRAME_GOAL_S = 1.0
+KEYPRESS_GOAL_S = 0.100
+PRESSES = 20
+RUN_ID = "20260101-000000-benc"
+
+
+class Terminal:
+    """A child process on an 80×24 pseudo-terminal whose output we can wait on."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                        cwd=str(ROOT), start_new_session=True)
+        os.close(slave)
+        self.master = master
+        self.seen = b""
+
+    def wait_for(self, *markers: bytes, timeout: float = 30.0) -> float:
+        """Read output until every marker appeared; returns the time it took (perf_counter)."""
+        deadline = time.perf_counter() + timeout
+        while not all(m in self.seen for m in markers):
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError(f"never saw {markers}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 65536)
+                except OSError:
+                    break
+        return time.perf_counter()
+
+    def press(self, key: bytes, *markers: bytes) -> float:
+        """Send a key and return the seconds until the markers are drawn."""
+        self.drain()
+        self.seen = b""
+        sent = time.perf_counter()
+        os.write(self.master, key)
+        return self.wait_for(*markers) - sent
+
+    def drain(self) -> None:
+        """Discard output already waiting."""
+        while select.select([self.master], [], [], 0.05)[0]:
+            try:
+                os.read(self.master, 65536)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        """Stop the child."""
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        os.close(self.master)
+
+
+def first_frame(workspace: Path) -> tuple[float, float]:
+    """Seconds to the console's first frame, and to a bare Python's exit, same way started."""
+    env = {**os.environ, "TERM": "xterm-256color"}
+    bare = Terminal([sys.executable, "-c", "print('ready')"], env)
+    bare_s = bare.wait_for(b"ready") - bare.started
+    bare.close()
+    console = Terminal([sys.executable, "-m", "llamahome_tui", "--workspace", str(workspace)], env)
+    frame_s = console.wait_for(b"Datasets", b"Open path") - console.started
+    console.close()
+    return frame_s, bare_s
+
+
+def spin() -> None:
+    """Keep one core busy."""
+    while True:
+        pass
+
+
+def flood(db: Path, seconds: float) -> None:
+    """A fake run writing step events as fast as a tiny model would (about 200 per second)."""
+    store = RunStore(db)
+    store.update_run(RUN_ID, status="running", pid=os.getpid(), started_at=time.time(), heartbeat_at=time.time())
+    end, step = time.time() + seconds, 0
+    while time.time() < end:
+        step += 1
+        store.add_event(RUN_ID, Step(step, 100_000, step / 1000, 3.0 / (1 + step / 500), 1e-3, 1.0, 5000.0, step / 200))
+        if step % 50 == 0:
+            store.heartbeat(RUN_ID)
+        time.sleep(0.005)
+    store.update_run(RUN_ID, status="finished", ended_at=time.time())
+
+
+def keypress_latency(workspace: Path) -> list[float]:
+    """Keypress-to-redraw seconds while every core spins and a fake run floods events."""
+    store = RunStore(workspace / "llamahome.db")
+    store.create_run(RUN_ID, "train", {"training": {"method": "lora"}}, "tiny", "bench.jsonl")
+    store.add_event(RUN_ID, Started(RUN_ID, "train", 100_000, "tiny", "bench.jsonl"))
+    store.close()
+    load = [multiprocessing.Process(target=spin, daemon=True) for _ in range(os.cpu_count() or 1)]
+    writer = multiprocessing.Process(target=flood, args=(workspace / "llamahome.db", 120.0), daemon=True)
+    for process in [*load, writer]:
+        process.start()
+    env = {**os.environ, "TERM": "xterm-256color"}
+    console = Terminal([sys.executable, "-m", "llamahome_tui", "--workspace", str(workspace), "runs"], env)
+    try:
+        console.wait_for(b"best eval", b"Refresh")
+        console.press(b"\r", b"New run")  # attach: the training screen follows the flooding run
+        time.sleep(1.0)
+        latencies = []
+        for _ in range(PRESSES // 2):
+            latencies.append(console.press(b"5", b"best eval"))
+            latencies.append(console.press(b"3", b"New run"))
+        return latencies
+    finally:
+        console.close()
+        for process in [*load, writer]:
+            process.terminate()
+
+
+def main() -> None:
+    """Measure and print both figures with their ratio to the goal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        frame_s, bare_s = first_frame(Path(tmp) / "ws-frame")
+        latencies = keypress_latency(Path(tmp) / "ws-keys")
+    median, worst = statistics.median(latencies), max(latencies)
+    p95 = sorted(latencies)[int(len(latencies) * 0.95) - 1]
+    print(f"first frame      {frame_s * 1000:7.0f} ms   (bare python {bare_s * 1000:.0f} ms; "
+          f"ratio to the 1 s goal {frame_s / FIRST_FRAME_GOAL_S:.2f})")
+    print(f"keypress median  {median * 1000:7.1f} ms   p95 {p95 * 1000:.1f} ms  max {worst * 1000:.1f} ms  "
+          f"({len(latencies)} presses, {os.cpu_count()} cores busy + a run flooding steps; "
+          f"ratio to the 100 ms goal {median / KEYPRESS_GOAL_S:.2f})")
+
+
+if __name__ == "__main__":
+    main()
