@@ -69,6 +69,7 @@ class RunsScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__()
         self.marked: list[str] = []
+        self.best_cache: dict[tuple[str, str], float | None] = {}
 
     def compose_body(self) -> ComposeResult:
         """The history table and the (hidden) comparison chart."""
@@ -96,10 +97,21 @@ class RunsScreen(ConsoleScreen):
         now = self.state.clock()
         rows = []
         for run in self.engine.list_runs():
-            best = best_eval(run, (c.eval_loss for c in self.engine.checkpoints(run.id)))
+            best = self.best_of(run)
             mark = "*" if run.id in self.marked else ""
             rows.append((run.id, (mark, *run_cells(run, best, now))))
         self.query_one(FilterTable).set_rows(rows)
+
+    def best_of(self, run: RunRecord) -> float | None:
+        """A run's best eval loss; read once for ended runs (the table refreshes every 2 s)."""
+        key = (run.id, run.status)
+        if key not in self.best_cache:
+            losses = (c.eval_loss for c in self.engine.checkpoints(run.id))
+            best = best_eval(run, losses)
+            if run.status in ("pending", "running", "paused"):
+                return best
+            self.best_cache[key] = best
+        return self.best_cache[key]
 
     @property
     def selected(self) -> str | None:

@@ -1,9 +1,7 @@
-"""``ConfigForm``: every key of config/default.toml as an input, grouped by section, with its comment.
+"""The config form's parts: each key of config/default.toml with its comment, and its editor.
 
 Values are typed as on the command line (``1e-4``, ``true``, ``q_proj, v_proj``) and checked as
-you type with the engine's own ``parse_text`` / ``check_value``; an error shows under its key.
-The form remembers which keys changed so that saving writes only those (with tomlkit, keeping
-the file's comments and order).
+you type with the engine's own ``parse_text`` / ``check_value``; the error shows under the key.
 """
 
 from __future__ import annotations
@@ -14,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Input, Label, Static
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label
 
 from engine.config import SECTIONS, check_value, parse_text
 from engine.errors import ConfigError
@@ -68,60 +68,38 @@ def check_text(section: str, key: str, text: str) -> str | None:
     return None
 
 
-def input_id(section: str, key: str) -> str:
-    """The id of a key's input."""
-    return f"cfg-{section}-{key}"
+class ValueEditor(ModalScreen["str | None"]):
+    """Edit one key's value: the key's help above, the error (if any) under the input, live.
 
+    Enter answers with the text only when it is a valid value; Esc cancels with None.
+    """
 
-class ConfigForm(VerticalScroll):
-    """The config as a form: section headers, then key, input, help and (when bad) the error."""
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, keys: list[KeyHelp], values: dict[str, dict[str, Any]]) -> None:
-        super().__init__(id="config-form")
-        self.keys = keys
-        self.values = values
-        self.changed: set[str] = set()
-        """``section.key`` paths edited since the last save."""
-        self.errors: dict[str, str] = {}
+    def __init__(self, item: KeyHelp, text: str) -> None:
+        super().__init__()
+        self.item, self.text = item, text
 
     def compose(self) -> ComposeResult:
-        """One block per key, a header per section."""
-        section = ""
-        for item in self.keys:
-            if item.section != section:
-                section = item.section
-                yield Label(f"[{section}]", classes="config-section", markup=False)
-            with Horizontal(classes="config-row"):
-                yield Label(item.key, classes="config-key")
-                yield Input(value_text(self.values[item.section][item.key]),
-                            id=input_id(item.section, item.key), classes="config-input")
-            yield Static(item.help, classes="config-help", markup=False)
-            yield Static("", id=f"{input_id(item.section, item.key)}-error", classes="config-error",
-                         markup=False)
+        """Key, help, input and the error line."""
+        with Vertical(classes="dialog"):
+            yield Label(f"{self.item.section}.{self.item.key}", classes="dialog-question", markup=False)
+            yield Label(self.item.help, classes="dialog-intro", markup=False)
+            yield Input(self.text, id="value-input")
+            yield Label("", id="value-error", classes="error", markup=False)
+            yield Label("[b]enter[/b] keep    [b]esc[/b] cancel", classes="dialog-keys")
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        """Check the edited value and show or clear its error."""
-        if not event.input.id or not event.input.id.startswith("cfg-"):
-            return
-        section, key = event.input.id.removeprefix("cfg-").split("-", 1)
-        path = f"{section}.{key}"
-        if event.value != value_text(self.values[section][key]):
-            self.changed.add(path)
-        problem = check_text(section, key, event.value)
-        error = self.query_one(f"#{event.input.id}-error", Static)
-        if problem:
-            self.errors[path] = problem
-        else:
-            self.errors.pop(path, None)
-        error.update(problem or "")
-        error.set_class(bool(problem), "shown")
+        """Check the value as it is typed."""
+        problem = check_text(self.item.section, self.item.key, event.value)
+        self.query_one("#value-error", Label).update(problem or "")
 
-    def set_text(self, path: str, text: str) -> None:
-        """Type ``text`` into a key's input (as a preset does)."""
-        section, key = path.split(".", 1)
-        self.query_one(f"#{input_id(section, key)}", Input).value = text
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Answer with a valid value; stay open on a bad one."""
+        event.stop()
+        if check_text(self.item.section, self.item.key, event.value) is None:
+            self.dismiss(event.value.strip())
 
-    def text_of(self, path: str) -> str:
-        """The text in a key's input."""
-        section, key = path.split(".", 1)
-        return self.query_one(f"#{input_id(section, key)}", Input).value
+    def action_cancel(self) -> None:
+        """Keep the old value."""
+        self.dismiss(None)

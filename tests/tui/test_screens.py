@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from history import checkpoint_dirs, fake_run
-from textual.widgets import Input, Static
+from textual.widgets import Input, Label, Static
 
 from llamahome_tui.screens.checkpoints import CheckpointsScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen, PromptScreen
 from llamahome_tui.screens.training import TrainingScreen
-from llamahome_tui.widgets.config_form import ConfigForm
+from llamahome_tui.widgets.config_form import ValueEditor
 from llamahome_tui.widgets.filter_table import FilterTable
 from llamahome_tui.widgets.line_chart import LineChart
 
@@ -36,22 +36,31 @@ async def test_datasets_report_points_at_the_bad_line_and_enter_chooses(make_app
         assert "chat.jsonl" in text_of(app.screen, "#run-head")
 
 
-async def test_config_checks_as_you_type_and_saves_keeping_comments(make_app, workspace):
+async def test_config_edits_are_checked_as_typed_and_saved_keeping_comments(make_app, workspace):
     config_file = workspace.root / "config.toml"
     config_file.write_text("# my settings\n[training]\n# faster\nepochs = 3\n")
     app = make_app("config")
     async with app.run_test(size=(80, 24)) as pilot:
-        form = app.screen.query_one(ConfigForm)
-        assert form.text_of("training.epochs") == "3"
-        form.set_text("training.learning_rate", "-1")
+        screen = app.screen
+        assert screen.text_of("training.epochs") == "3"
+        table = screen.query_one(FilterTable)
+        await pilot.press("slash", *"learning_rate", "enter")
+        assert table.keys == ["training.learning_rate"]
+        assert "Peak learning rate" in text_of(screen, "#config-help")
+        await pilot.press("enter")
+        editor = app.screen
+        assert isinstance(editor, ValueEditor)
+        editor.query_one(Input).value = "-1"
         await pilot.pause()
-        error = app.screen.query_one("#cfg-training-learning_rate-error", Static)
-        assert "training.learning_rate = -1" in str(error.render()) and error.has_class("shown")
-        await pilot.press("ctrl+s")
-        assert "learning_rate" not in config_file.read_text()
-        form.set_text("training.learning_rate", "2e-4")
-        await pilot.press("f8")
-        await pilot.press("ctrl+s")
+        assert "training.learning_rate = -1: must be > 0" in str(editor.query_one("#value-error", Label).render())
+        await pilot.press("enter")
+        assert app.screen is editor, "a bad value must not be accepted"
+        editor.query_one(Input).value = "2e-4"
+        await pilot.press("enter")
+        assert screen.edits == {"training.learning_rate": "2e-4"}
+        await pilot.press("f8", "ctrl+s")
+        await pilot.pause()
+        assert screen.edits == {}
     saved = config_file.read_text()
     assert "# my settings" in saved and "# faster" in saved and "epochs = 3" in saved
     assert 'method = "full"' in saved and "learning_rate = 0.0001" in saved
