@@ -175,7 +175,13 @@ class Engine:
         self._control(run_id, "stop", kinds=("train", "build-base", "eval"))
 
     def pause(self, run_id: str) -> None:
-        """Ask a training run to checkpoint, free accelerator memory and wait for ``resume``."""
+        """Ask a training run to checkpoint, free accelerator memory and wait for ``resume``.
+
+        On a GPU the model and optimizer state move to host memory and the CUDA cache is
+        emptied; on a CPU the worker keeps its memory (``stop`` + ``resume_run`` frees it all).
+        The status turns ``paused`` (and a ``Paused`` event is stored) once the checkpoint is
+        written; a request made before the training loop starts waits for it.
+        """
         self._control(run_id, "pause")
 
     def resume(self, run_id: str) -> None:
