@@ -1,18 +1,28 @@
 """The data pipeline's entry point for the trainer: files -> validated samples -> cached tokens -> batches.
 
-Use::
+Use (in the worker; ``Batches`` imports torch, everything before it does not)::
 
-    from engine.data.pipeline import prepare
     from engine.data.batching import Batches
+    from engine.data.pipeline import prepare
+    from engine.data.template import add_control_tokens
+    from engine.data.token_cache import TokenCache
 
-    tokenizer = load_tokenizer(folder)                     # any fast HF tokenizer
-    ids = add_control_tokens(tokenizer, config.data.prepend_tokens)   # then resize embeddings
+    tokenizer = load_tokenizer(folder)                                  # a fast HF tokenizer
+    prefix = add_control_tokens(tokenizer, config.data.prepend_tokens)  # then resize embeddings
     cache = TokenCache.from_config(workspace.cache_dir, store, config.cache)
-    prepared = prepare([train_file], tokenizer, config, cache)   # memory-mapped, cached by fingerprint
+    prepared = prepare([train_file], tokenizer, config, cache, prefix)  # cached by fingerprint
+    store.link_run_dataset(run_id, prepared.fingerprint)
     train, held = prepared.split(config.data.validation_split, config.training.seed)
-    batches = Batches.from_config(train, config, pad_id=tokenizer.pad_token_id)
-    for batch in batches.prefetched(config.data.prepare_depth):   # a background thread
-        model(**batch.inputs) ...; state = batches.state_dict() ... (see ``engine.data.batching``)
+    batches = Batches.from_config(train, config, tokenizer.pad_token_id, len(tokenizer))
+    batches.load_state_dict(progress.data_state)                        # when resuming
+    stream = batches.prefetched(config.data.prefetch_depth)             # background thread
+    batch = next(stream)          # batch.inputs: tensors; batch.real_tokens: non-pad tokens
+    loss = model(**batch.inputs, use_cache=False).loss   # use_cache=False: packed masks need it
+    progress.data_state = stream.state_dict()                           # into the checkpoint
+    stream.close()
+
+``train`` and ``held`` are ``Subset`` views (``len``, ``[i]`` -> ``TokenizedSample``), so
+``engine.train.batches.collate`` and the evaluation code keep working on them.
 
 ``prepare`` streams: a reader thread parses and validates records into a bounded queue while
 the calling thread tokenizes them a chunk at a time (the tokenizer's Rust backend runs on all

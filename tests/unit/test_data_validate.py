@@ -85,3 +85,14 @@ def test_stats_with_a_tokenizer_counts_tokens(tmp_path: Path, tiny_model_dir: Pa
     path.write_text(json.dumps({"messages": PAIR}) + "\n")
     stats = compute_stats(path, load_light_tokenizer(tiny_model_dir))
     assert stats.token_unit == "tokens" and stats.tokens > 5
+
+
+def test_modules_the_ui_imports_do_not_import_torch_or_transformers() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.data.formats, engine.data.validate, engine.data.stats, engine.data.records, "
+            "engine.data.tokenized, engine.data.token_cache, llamahome_tui.data_commands; "
+            "print(sorted(m for m in ('torch', 'transformers', 'textual') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
