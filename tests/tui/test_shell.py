@@ -111,3 +111,16 @@ async def test_quit_with_a_live_run_can_stop_it(make_app, engine, monkeypatch):
         await pilot.press("q", "s")
         await pilot.pause()
     assert stopped == [run_id]
+
+
+def test_train_data_opens_the_training_screen_with_that_data(tmp_path, workspace):
+    from llamahome_tui.app import COMMAND_MODES, state_from_args
+    from llamahome_tui.cli import build_parser
+
+    args = build_parser().parse_args(["train", "d.jsonl", "--eval-data", "e.jsonl", "--max-steps", "7",
+                                      "--set", "lora.r=8"])
+    state = state_from_args(args, workspace)
+    assert COMMAND_MODES[args.command] == "training"
+    assert state.dataset is not None and state.dataset.name == "d.jsonl" and state.eval_data.name == "e.jsonl"
+    assert state.overrides == ["lora.r=8", "training.max_steps=7"]
+    assert state.config_file == workspace.root / "config.toml"
