@@ -14,17 +14,22 @@ from typing import Any
 from engine.builtin import base_dir, is_built
 from engine.config import Config, config_from_dict
 from engine.data.dataset import Conversation, load_conversations, split, tokenize_all
-from engine.errors import ConfigError, UserError
+from engine.errors import UserError
 from engine.events import Log
 from engine.store import RunRecord
+from engine.train import qat
 from engine.train.evaluate import evaluate_loss, exact_match
+from engine.train.export import export_checkpoint
+from engine.train.generation import SampleGenerations
+from engine.train.methods import load_for_method, uses_adapter
 from engine.train.model import device, load_model, load_tokenizer, trainable_parameters
 from engine.train.pretrain import build_base
+from engine.train.quant import describe
 from engine.train.recipe import FineTune, RecipeData
+from engine.train.tensorboard import TensorBoardLog, with_tensorboard
 from engine.workspace import Workspace
 
 Emit = Callable[[Any], None]
-SUPPORTED_METHODS = ("lora", "full")
 
 
 def run_config(run: RunRecord) -> tuple[Config, dict[str, Any]]:
@@ -54,9 +59,6 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
               recipe_ready: Callable[[FineTune], None]) -> dict[str, Any]:
     """Fine-tune: load data and model, train, save the final weights, measure before/after."""
     config, job = run_config(run)
-    if config.training.method not in SUPPORTED_METHODS:
-        raise ConfigError(f"training.method = '{config.training.method}': not available yet "
-                          f"(available: {', '.join(SUPPORTED_METHODS)})")
     base = base_model_path(config, workspace)
     tokenizer = load_tokenizer(base, config.model.trust_remote_code)
     train_convs, eval_convs = _conversations(config, job)
@@ -66,23 +68,43 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     if not data.train:
         raise UserError(f"{job['data']}: no sample has a trained token within data.max_length")
     resume = Path(job["resume_from"]) if job.get("resume_from") else None
-    model_path = resume if (resume and config.training.method == "full") else base
-    model = load_model(model_path, config).to(device())
+    model_path = resume if (resume and not uses_adapter(config)) else base
+    model = load_for_method(model_path, config)
     probe = eval_convs[: config.eval.generate_samples]
     metrics: dict[str, Any] = {"train_samples": len(data.train), "eval_samples": len(data.eval)}
     if probe and resume is None:
         metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens).accuracy
     output = Path(run.output_dir)
+    board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard else None
+    emit = with_tensorboard(emit, board) if board else emit
     recipe = FineTune(config, model, data, output / "checkpoints", emit,
                       meta={"run_id": run.id, "base_model": str(base), "config": run.config})
+    recipe.step_hooks.append(SampleGenerations(tokenizer, config.eval.sample_prompts, config.eval.sample_steps,
+                                               config.eval.max_new_tokens, emit))
     recipe.setup(resume_from=resume)
     trainable, total = trainable_parameters(recipe.model)
-    emit(Log("info", f"{config.training.method}: training {trainable:,} of {total:,} parameters "
+    emit(Log("info", f"{method_summary(config)}: training {trainable:,} of {total:,} parameters "
                      f"on {len(data.train)} samples for {recipe.total_steps} steps"))
     recipe_ready(recipe)
-    reason = recipe.train()
-    metrics.update(_finish(recipe, tokenizer, probe, output, reason))
+    try:
+        reason = recipe.train()
+        metrics.update(_finish(recipe, tokenizer, probe, output, reason))
+    finally:
+        if board:
+            board.close()
     return metrics
+
+
+def method_summary(config: Config) -> str:
+    """The training method in a few words, e.g. ``qlora (4-bit nf4 base)``."""
+    method = config.training.method
+    if method == "qlora":
+        return f"qlora ({describe(config.quant)} base)"
+    if method == "qat":
+        lora = " + LoRA" if config.qat.lora else ""
+        return (f"qat{lora} (int4 weights in groups of {config.qat.group_size}, int8 activations, "
+                f"fake quantization from step {config.qat.fake_quant_after_n_steps})")
+    return method
 
 
 def _conversations(config: Config, job: dict[str, Any]) -> tuple[list[Conversation], list[Conversation]]:
@@ -96,7 +118,11 @@ def _conversations(config: Config, job: dict[str, Any]) -> tuple[list[Conversati
 def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output: Path, reason: str) -> dict[str, Any]:
     """Save the final weights with the tokenizer and measure the trained model."""
     final = output / "final"
-    recipe.model.save_pretrained(str(final), safe_serialization=True)
+    if recipe.config.training.method == "qat":
+        recipe.model = qat.convert(recipe.model, recipe.config.qat)
+        qat.save_quantized(recipe.model, final, recipe.config.qat)
+    else:
+        recipe.model.save_pretrained(str(final), safe_serialization=True)
     tokenizer.save_pretrained(str(final))
     metrics: dict[str, Any] = {"stopped_reason": reason, "steps": recipe.progress.step,
                                "final_path": str(final)}
@@ -108,6 +134,14 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
         metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe,
                                              recipe.config.eval.max_new_tokens).accuracy
     return metrics
+
+
+def export_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, Any]:
+    """Export a checkpoint as an adapter or a merged standalone model into the run's output folder."""
+    config, job = run_config(run)
+    result = export_checkpoint(Path(job["target"]), Path(run.output_dir), bool(job.get("merge")), config)
+    emit(Log("info", f"exported {result['kind']} to {result['output']}"))
+    return result
 
 
 def eval_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, Any]:

@@ -33,6 +33,8 @@ class TrainingProgress:
     tokens_seen: int = 0
     best_eval_loss: float | None = None
     evals_without_improvement: int = 0
+    micro_batch_splits: int = 1
+    """Pieces each micro-batch is run in (doubled by out-of-memory backoff; the effective batch stays)."""
 
 
 def checkpoint_name(step: int) -> str:

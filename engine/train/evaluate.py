@@ -33,10 +33,13 @@ class ExactMatch:
     examples: list[tuple[str, str, str]]
 
 
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast when asked for, else nothing."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """bf16 or fp16 autocast when asked for, else nothing."""
+    if precision in _AUTOCAST:
+        return torch.autocast(device_type=device.type, dtype=_AUTOCAST[precision])
     return contextlib.nullcontext()
 
 
@@ -72,7 +75,7 @@ def exact_match(model: Any, tokenizer: Any, conversations: Sequence[Conversation
     hits, examples = 0, []
     for start in range(0, len(conversations), batch_size):
         pairs = [prompt_text(tokenizer, c.messages) for c in conversations[start:start + batch_size]]
-        answers = _generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens, device)
+        answers = generate_greedy(model, tokenizer, [p for p, _ in pairs], max_new_tokens, device)
         for (prompt, reference), answer in zip(pairs, answers, strict=True):
             hits += answer.strip() == reference.strip()
             if len(examples) < 5:
@@ -81,8 +84,8 @@ def exact_match(model: Any, tokenizer: Any, conversations: Sequence[Conversation
     return ExactMatch(hits / max(len(conversations), 1), len(conversations), examples)
 
 
-def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int,
-              device: torch.device) -> list[str]:
+def generate_greedy(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int,
+                    device: torch.device) -> list[str]:
     """Greedy continuations of a batch of prompts (left-padded)."""
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     samples = [TokenizedSample(i, i) for i in ids]

@@ -33,15 +33,22 @@ def load_tokenizer(path: Path, trust_remote_code: bool = False) -> Any:
     return tokenizer
 
 
-def load_model(path: Path, config: Config) -> Any:
-    """A causal LM from a local ``save_pretrained`` folder, in the configured dtype."""
+def load_model(path: Path, config: Config, quantization_config: Any = None) -> Any:
+    """A causal LM from a local ``save_pretrained`` folder, in the configured dtype, SDPA attention.
+
+    With a ``quantization_config`` (bitsandbytes, for qlora) the weights are quantized as they
+    load, straight onto the training device.
+    """
     from transformers import AutoModelForCausalLM
 
     if not (path / "config.json").is_file():
         raise ConfigError(f"model.path = '{path}': not a save_pretrained folder (no config.json)")
+    extra: dict[str, Any] = {}
+    if quantization_config is not None:
+        extra = {"quantization_config": quantization_config, "device_map": {"": device()}}
     model = AutoModelForCausalLM.from_pretrained(
         str(path), local_files_only=True, trust_remote_code=config.model.trust_remote_code,
-        dtype=_DTYPES[config.model.dtype], attn_implementation="sdpa")
+        dtype=_DTYPES[config.model.dtype], attn_implementation="sdpa", **extra)
     return model
 
 

@@ -18,11 +18,14 @@ import torch
 
 from engine.config import Config
 from engine.data.template import TokenizedSample
+from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Step
 from engine.train import checkpoint as ckpt
 from engine.train.batches import batches_per_epoch, epoch_order, micro_batch
 from engine.train.evaluate import autocast, evaluate_loss
-from engine.train.model import apply_lora
+from engine.train.methods import prepare_for_method, uses_adapter
+from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
+from engine.train.qat import FakeQuantSwitch
 
 Emit = Callable[[Any], None]
 
@@ -60,15 +63,18 @@ class FineTune:
     control: Callable[[Any], None] | None = None
     losses: list[float] = field(default_factory=list)
     best_checkpoint: Path | None = None
+    step_hooks: list[Callable[[Any], None]] = field(default_factory=list)
+    """Called with the recipe after every optimizer step (sample generations, QAT switch...)."""
 
     def setup(self, resume_from: Path | None = None) -> None:
         """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
         torch.manual_seed(self.config.training.seed)
-        if self.config.training.method == "lora":
-            self.model = apply_lora(self.model, self.config.lora)
-            if resume_from is not None:
-                _load_adapter(self.model, resume_from)
+        self.model = prepare_for_method(self.model, self.config)
+        if resume_from is not None and uses_adapter(self.config):
+            _load_adapter(self.model, resume_from)
         self.model.train()
+        fp16 = self.config.training.precision == "fp16"
+        self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.optimizer = _optimizer(self.model, self.config)
         self.total_steps = self._total_steps()
         from transformers import get_cosine_schedule_with_warmup
@@ -77,6 +83,9 @@ class FineTune:
             self.optimizer, min(self.config.training.warmup_steps, self.total_steps), self.total_steps)
         if resume_from is not None:
             self._restore(resume_from)
+        if self.config.training.method == "qat":
+            self.step_hooks.insert(0, FakeQuantSwitch(self.config.qat))
+            self.step_hooks[0](self)
 
     def _total_steps(self) -> int:
         """Optimizer steps this run makes: ``max_steps``, or enough for ``epochs`` epochs."""
@@ -92,6 +101,8 @@ class FineTune:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.progress = ckpt.TrainingProgress(**ckpt.read_meta(folder)["progress"])
 
     def train(self) -> str:
@@ -111,6 +122,7 @@ class FineTune:
                 window_time, window_tokens = 0.0, 0
             else:
                 window_time += time.perf_counter() - started
+            self._after_step()
             if self._eval_due() and self._evaluate_and_check():
                 self.save("early_stopping")
                 return "early_stopping"
@@ -124,24 +136,67 @@ class FineTune:
         self.save("final")
         return "finished"
 
+    def _after_step(self) -> None:
+        """Run the step hooks."""
+        for hook in self.step_hooks:
+            hook(self)
+
     def _optimizer_step(self, device: torch.device) -> StepStats:
-        """Accumulate gradients over micro-batches, clip, step optimizer and schedule."""
+        """One optimizer step; when it runs out of memory, again with micro-batches split in two."""
+        position = (self.progress.epoch, self.progress.batch_in_epoch, ckpt.rng_state())
+        while True:
+            try:
+                return self._accumulate(device)
+            except RuntimeError as exc:
+                if not is_oom(exc):
+                    raise
+            self._back_off(device, position)
+
+    def _back_off(self, device: torch.device, position: tuple[int, int, dict[str, Any]]) -> None:
+        """Forget the failed step's gradients, rewind its data and RNG, halve the micro-batch."""
+        self.optimizer.zero_grad(set_to_none=True)
+        free_memory(device)
+        training, step = self.config.training, self.progress.step + 1
+        if self.progress.micro_batch_splits >= training.batch_size:
+            raise UserError(f"out of memory at step {step} with a micro-batch of one sample: lower "
+                            "data.max_length or set training.gradient_checkpointing = true")
+        self.progress.epoch, self.progress.batch_in_epoch = position[0], position[1]
+        ckpt.set_rng_state(position[2])
+        self.progress.micro_batch_splits *= 2
+        self.emit(Log("warning", backoff_message(step, training.batch_size, training.gradient_accumulation_steps,
+                                                 self.progress.micro_batch_splits)))
+
+    def _accumulate(self, device: torch.device) -> StepStats:
+        """Accumulate gradients over the step's micro-batches, then apply them."""
         training = self.config.training
+        accumulation = training.gradient_accumulation_steps
         losses, tokens = [], 0
-        for _ in range(training.gradient_accumulation_steps):
+        for _ in range(accumulation):
             batch = {k: v.to(device) for k, v in self._next_batch().items()}
-            with autocast(training.precision, device):
-                loss = self.model(**batch).loss
-            (loss / training.gradient_accumulation_steps).backward()
-            losses.append(loss.detach())
+            losses.append(forward_backward(self.model, batch, self.progress.micro_batch_splits, 1 / accumulation,
+                                           self._backward, lambda: autocast(training.precision, device)))
             tokens += int(batch["attention_mask"].sum())
+        return self._apply_gradients(torch.stack(losses).mean(), tokens)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Backward pass, through the fp16 gradient scaler when there is one."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def _apply_gradients(self, loss: torch.Tensor, tokens: int) -> StepStats:
+        """Clip, step optimizer (through the scaler for fp16) and schedule, clear the gradients."""
+        max_grad_norm = self.config.training.max_grad_norm
         params = [p for p in self.model.parameters() if p.requires_grad]
-        max_norm = training.max_grad_norm if training.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return StepStats(torch.stack(losses).mean(), grad_norm, tokens)
+        return StepStats(loss, grad_norm, tokens)
 
     def _next_batch(self) -> dict[str, torch.Tensor]:
         """The next micro-batch in the run's deterministic order, moving to a new epoch as needed."""
@@ -206,6 +261,8 @@ class FineTune:
         folder = self.checkpoint_dir / ckpt.checkpoint_name(self.progress.step)
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "rng": ckpt.rng_state()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         ckpt.save_checkpoint(folder, self.model, state, self.progress, {**self.meta, "reason": reason})
         eval_loss = getattr(self, "last_eval_loss", None) if self._eval_due() else None
         is_best = eval_loss is not None and eval_loss == self.progress.best_eval_loss

@@ -11,7 +11,8 @@ import torch
 from engine.config import Config
 from engine.data.dataset import load_conversations, tokenize_all
 from engine.events import CheckpointSaved, Step
-from engine.train.model import load_model, load_tokenizer
+from engine.train.methods import load_for_method, uses_adapter
+from engine.train.model import load_tokenizer
 from engine.train.recipe import FineTune, RecipeData
 
 TOTAL = 10
@@ -25,6 +26,7 @@ def _config(method: str) -> Config:
         training=replace(config.training, method=method, max_steps=TOTAL, batch_size=8, log_steps=1,
                          learning_rate=5e-3, warmup_steps=2, gradient_accumulation_steps=2, seed=7),
         lora=replace(config.lora, r=4, alpha=8, dropout=0.1),
+        qat=replace(config.qat, group_size=16, fake_quant_after_n_steps=2),
         checkpoint=replace(config.checkpoint, save_steps=1000, keep_last_n=0),
         eval=replace(config.eval, steps=3, generate_samples=0),
     )
@@ -32,7 +34,7 @@ def _config(method: str) -> Config:
 
 def _recipe(config: Config, model_dir: Path, data: RecipeData, out: Path, events: list,
             model_path: Path | None = None) -> FineTune:
-    model = load_model(model_path or model_dir, config)
+    model = load_for_method(model_path or model_dir, config)
     return FineTune(config, model, data, out, events.append, meta={"run_id": "test"})
 
 
@@ -47,7 +49,7 @@ def _losses(events: list) -> list[float]:
     return [e.loss for e in events if isinstance(e, Step)]
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("method", ["lora", "full", "qlora", "qat"])
 def test_stop_and_resume_matches_uninterrupted_run(tiny_model_dir, chat_files, tmp_path, method):
     config, data = _config(method), _data(tiny_model_dir, chat_files)
 
@@ -72,7 +74,7 @@ def test_stop_and_resume_matches_uninterrupted_run(tiny_model_dir, chat_files, t
     checkpoint = Path(saved[-1].path)
 
     second_events: list = []
-    weights_from = checkpoint if method == "full" else None
+    weights_from = None if uses_adapter(config) else checkpoint
     second = _recipe(config, tiny_model_dir, data, tmp_path / "b", second_events, weights_from)
     second.setup(resume_from=checkpoint)
     assert second.progress.step == STOP_AFTER

@@ -1,0 +1,46 @@
+"""Sample generations during training: answers to ``eval.sample_prompts`` every ``eval.sample_steps``.
+
+A step hook for the recipe; each answer leaves as a ``Generation`` event (the console shows them).
+Generation is greedy and draws no random numbers, so it never changes a run's losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from engine.data.template import render
+from engine.events import Generation
+from engine.train.evaluate import generate_greedy
+
+
+class SampleGenerations:
+    """Step hook that answers the configured prompts every ``every`` steps."""
+
+    def __init__(self, tokenizer: Any, prompts: list[str], every: int, max_new_tokens: int,
+                 emit: Callable[[Any], None]) -> None:
+        self.tokenizer, self.prompts, self.every = tokenizer, list(prompts), every
+        self.max_new_tokens, self.emit = max_new_tokens, emit
+
+    def due(self, step: int) -> bool:
+        """Whether the step just finished is one to generate at."""
+        return bool(self.prompts) and self.every > 0 and step > 0 and step % self.every == 0
+
+    def __call__(self, recipe: Any) -> None:
+        """Generate and emit answers when due."""
+        step = recipe.progress.step
+        if not self.due(step):
+            return
+        rendered = [render(self.tokenizer, [{"role": "user", "content": p}], add_generation_prompt=True)
+                    for p in self.prompts]
+        model = recipe.model
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            answers = generate_greedy(model, self.tokenizer, rendered, self.max_new_tokens,
+                                      next(model.parameters()).device)
+        model.train(was_training)
+        for prompt, answer in zip(self.prompts, answers, strict=True):
+            self.emit(Generation(step=step, prompt=prompt, text=answer))
