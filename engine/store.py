@@ -28,7 +28,7 @@ from sqlite_utils.db import NotFoundError
 from engine.errors import UserError
 from engine.events import EVENT_TYPES, Eval, Event, Step, StoredEvent, event_from_row
 
-KINDS = ("train", "build-base", "eval")
+KINDS = ("train", "build-base", "eval", "export")
 STATUSES = ("pending", "running", "paused", "finished", "failed", "stopped", "crashed")
 LIVE_STATUSES = ("pending", "running", "paused")
 CONTROL_COMMANDS = ("stop", "pause", "resume", "checkpoint")

@@ -140,6 +140,8 @@ class Worker:
             return jobs.train_job(self.run, self.workspace, self.emit, self._adopt)
         if self.run.kind == "eval":
             return jobs.eval_job(self.run, self.workspace, self.emit)
+        if self.run.kind == "export":
+            return jobs.export_job(self.run, self.workspace, self.emit)
         raise UserError(f"run {self.run.id}: unknown kind {self.run.kind!r}")
 
     def _end(self, status: str, message: str, code: int) -> int:

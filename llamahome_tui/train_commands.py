@@ -1,0 +1,46 @@
+"""``train-export``: write a checkpoint as an adapter or a merged standalone model.
+
+The export runs as an ``export`` job in a worker process (merging loads torch, transformers and
+peft; this process never does), recorded in the run history like any other run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from engine.api import Engine
+from engine.config import config_to_dict
+from engine.errors import UserError
+from engine.train.export import default_output, inspect_source
+from llamahome_tui.commands import add_config_flags, resolve_config, with_engine
+from llamahome_tui.headless import follow
+
+
+def register(commands: Any) -> None:
+    """Add ``train-export`` to the command line."""
+    export = commands.add_parser(
+        "train-export", help="write a checkpoint as an adapter, or a merged standalone model with --merge")
+    export.add_argument("checkpoint", metavar="CHECKPOINT",
+                        help="a checkpoint folder (runs/<id>/checkpoints/step-N), a final folder or an adapter")
+    export.add_argument("--merge", action="store_true",
+                        help="fold the LoRA adapter into its base and save a standalone model")
+    export.add_argument("--output", help="folder to write (must not exist); default: <run>/exports/<checkpoint>-<kind>")
+    add_config_flags(export)
+    export.set_defaults(handler=with_engine(train_export))
+
+
+def train_export(engine: Engine, args: argparse.Namespace) -> int:
+    """Check the source, start the export job and follow it."""
+    source = inspect_source(Path(args.checkpoint).resolve())
+    output = Path(args.output).resolve() if args.output else default_output(source.folder, args.merge)
+    if output.exists() and any(output.iterdir()):
+        raise UserError(f"--output {output}: already exists and is not empty")
+    config = resolve_config(args.config, list(args.set))
+    stored = {**config_to_dict(config), "job": {"target": str(source.folder), "merge": bool(args.merge)}}
+    run_id = engine.start_run("export", stored, str(source.folder), output_dir=str(output))
+    code = follow(engine, run_id)
+    if code == 0:
+        print(f"Exported to {output}")
+    return code
