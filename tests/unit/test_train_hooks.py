@@ -1,0 +1,51 @@
+"""Step hooks: sample generations every N steps; TensorBoard event files of a run's metrics."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from engine.events import Eval, Generation, Step
+from engine.train.generation import SampleGenerations
+from engine.train.model import load_tokenizer
+from engine.train.tensorboard import TensorBoardLog, with_tensorboard
+
+
+def test_sample_generations_every_n_steps(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    model.train()
+    events: list = []
+    hook = SampleGenerations(load_tokenizer(tiny_model_dir), ["What is 2 + 3?", "Capital of Peru?"], every=3,
+                             max_new_tokens=4, emit=events.append)
+    for step in range(1, 7):
+        hook(SimpleNamespace(model=model, progress=SimpleNamespace(step=step)))
+    assert [(e.step, e.prompt) for e in events] == [(3, "What is 2 + 3?"), (3, "Capital of Peru?"),
+                                                    (6, "What is 2 + 3?"), (6, "Capital of Peru?")]
+    assert all(isinstance(e, Generation) and isinstance(e.text, str) for e in events)
+    assert model.training
+
+
+def test_no_prompts_or_zero_steps_generate_nothing(tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir)
+    assert not SampleGenerations(tokenizer, [], 1, 4, print).due(5)
+    assert not SampleGenerations(tokenizer, ["hi"], 0, 4, print).due(5)
+
+
+def test_tensorboard_writes_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = TensorBoardLog(tmp_path / "tb")
+    seen: list = []
+    emit = with_tensorboard(seen.append, log)
+    for step in (1, 2):
+        emit(Step(step=step, total_steps=2, epoch=0.5, loss=3.0 - step, lr=1e-3, grad_norm=None,
+                  tokens_per_s=100.0, elapsed_s=0.0))
+    emit(Eval(step=2, eval_loss=1.5, perplexity=4.48))
+    emit(Generation(step=2, prompt="p", text="t"))
+    log.close()
+    assert len(seen) == 4
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert [e.value for e in events.Scalars("train/loss")] == [2.0, 1.0]
+    assert [e.value for e in events.Scalars("eval/loss")] == [1.5]
+    assert "train/grad_norm" not in events.Tags()["scalars"]
