@@ -147,3 +147,18 @@ def test_oom_with_a_single_sample_is_one_clear_error(tiny_model_dir, chat_files,
     recipe, _ = _oom_run(tiny_model_dir, chat_files, tmp_path, 1, batch_size=1)
     with pytest.raises(UserError, match="out of memory at step 1 with a micro-batch of one sample"):
         recipe.train()
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_gradient_checkpointing_gives_the_same_losses(tiny_model_dir, chat_files, tmp_path, method):
+    data, runs = recipe_data(tiny_model_dir, chat_files), []
+    for checkpointing in (False, True):
+        config = method_config(method, gradient_checkpointing=checkpointing)
+        config = replace(config, training=replace(config.training, max_steps=3))
+        events: list = []
+        recipe = new_recipe(config, tiny_model_dir, data, tmp_path / str(checkpointing), events)
+        recipe.train()
+        runs.append(torch.tensor([e.loss for e in events if isinstance(e, Step)]))
+        base = recipe.model.get_base_model() if hasattr(recipe.model, "get_base_model") else recipe.model
+        assert base.is_gradient_checkpointing == checkpointing
+    torch.testing.assert_close(runs[1], runs[0], rtol=0, atol=1e-5)
