@@ -22,11 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlite_utils import Database
-from sqlite_utils.db import NotFoundError
-
 from engine.errors import UserError
 from engine.events import EVENT_TYPES, Eval, Event, Step, StoredEvent, event_from_row
+from engine.sqlite_lib import Database, NotFoundError
 
 KINDS = ("train", "build-base", "eval", "export")
 STATUSES = ("pending", "running", "paused", "finished", "failed", "stopped", "crashed")

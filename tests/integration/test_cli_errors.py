@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import chat_records, write_jsonl
+from support import chat_records, write_jsonl
 
 EXIT_USAGE = 2
 FAST_S = 3.0

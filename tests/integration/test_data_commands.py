@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import chat_records, write_jsonl
+from support import chat_records, write_jsonl
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import chat_records, write_jsonl
+from support import chat_records, write_jsonl
 
 from engine.config import Config
 from engine.data.encode import encode_batch

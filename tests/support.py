@@ -1,0 +1,48 @@
+"""Test helpers shared across folders: small learnable chat data and a tiny model shape.
+
+Kept out of conftest.py so test modules can import them by a unique name (``support``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+CAPITALS = [("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
+            ("Peru", "Lima"), ("Egypt", "Cairo"), ("Kenya", "Nairobi"), ("Chile", "Santiago")]
+
+
+def chat_records(count: int, seed: int) -> list[dict]:
+    """Simple, learnable chat records: sums and capitals."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(count):
+        if rng.random() < 0.6:
+            a, b = rng.randint(0, 30), rng.randint(0, 30)
+            question, answer = f"What is {a} + {b}?", f"{a} + {b} = {a + b}"
+        else:
+            country, city = rng.choice(CAPITALS)
+            question, answer = f"What is the capital of {country}?", f"The capital of {country} is {city}."
+        records.append({"messages": [{"role": "user", "content": question},
+                                     {"role": "assistant", "content": answer}]})
+    return records
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """Write records one JSON object per line."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def corpus_lines() -> list[str]:
+    """A small plain-text corpus for the tiny tokenizer."""
+    lines = [f"{a} + {b} = {a + b}" for a in range(31) for b in range(0, 31, 3)]
+    lines += [f"The capital of {c} is {k}." for c, k in CAPITALS]
+    lines += [f"What is {a} + {a}?" for a in range(31)] + ["What is the capital of Peru?"]
+    return lines
+
+
+TINY_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+              "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": True}
