@@ -34,8 +34,11 @@ train-eval: setup
 	@test -n "$(MODEL)" || { echo "usage: make train-eval MODEL=<model or checkpoint folder> [DATA=file]"; exit 2; }
 	$(CLI) train-eval $(MODEL) $(or $(DATA),data/samples/chat_eval.jsonl) $(ARGS)
 
+# CI (CI=true) skips the cases marked slow to stay well inside its time; locally all run.
+PYTEST_MARK := $(if $(filter true 1,$(CI)),-m "not slow",)
+
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_MARK) $(PYTEST_ARGS)
 
 bench: setup
 	# trl is a reference for the throughput bench only, not a dependency of the project
