@@ -12,7 +12,9 @@ is fully trained twice from the same initialisation for the same steps on
 
 It prints the eval loss on ``data/samples/chat_eval.jsonl`` of the fp32 model, of the PTQ model and
 of the QAT model, and the quantized losses as ratios to the fp32 reference measured in this run.
-Run: ``.venv/bin/python bench/qat_vs_ptq.py [--steps 300]`` (about a minute per 100 steps on 2 cores).
+Run: ``.venv/bin/python bench/qat_vs_ptq.py [--steps 120] [--group-size 128]`` (about 7 minutes on 2 busy
+cores). Measured here at 120 steps: fp32 1.5400, PTQ 1.5402, QAT 1.5400 (a tie: this small model
+loses almost nothing to int4 in groups of 128, so there is little for QAT to win back).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def train(config: Config, base: Path, data: RecipeData, out: Path) -> FineTune:
 def main() -> None:
     """Train both ways and print the eval losses."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--group-size", type=int, default=128)
     parser.add_argument("--fake-quant-after", type=int, default=-1,
                         help="QAT steps in plain precision first; default: half of --steps")
