@@ -6,8 +6,9 @@ positional reads (``os.pread``), so memory does not grow with the dataset. (A ``
 would work the same, but the pages it touches count in the process's resident memory until the
 kernel reclaims them: over an epoch that grows with the dataset; pread leaves them in the page
 cache.) Hot shards (runs of ``SHARD`` samples) are kept in memory in an LRU bounded by
-``memory_bytes`` (``cache.memory_size``). ``Subset`` is a view on some indices (splits, folds).
-No torch.
+``memory_bytes`` (``cache.memory_size``), loaded only when they fit or are hot, so a shuffled
+epoch over more data than that reads samples one by one rather than reloading shards over and
+over. ``Subset`` is a view on some indices (splits, folds). No torch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import numpy as np
 from engine.data.template import IGNORE_INDEX, TokenizedSample
 
 SHARD = 4096
+"""Samples per in-memory shard."""
+ADMIT = SHARD
+"""Misses after which a shard that does not fit is loaded anyway, evicting older ones."""
 
 
 class FlatFile:
@@ -63,6 +67,7 @@ class TokenizedDataset:
         self._memory_bytes = memory_bytes
         self._shards: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._held = 0
+        self._misses: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -76,21 +81,32 @@ class TokenizedDataset:
         """``(ids, trained mask)`` of sample ``index`` as numpy arrays."""
         if not 0 <= index < len(self):
             raise IndexError(index)
-        if self._memory_bytes <= 0:
+        number = index // SHARD
+        shard = self._shard(number) if self._memory_bytes > 0 else None
+        if shard is None:
             low, high = self.offsets[index], self.offsets[index + 1]
             return self._ids[low:high], self._mask[low:high].astype(bool)
-        ids, mask = self._shard(index // SHARD)
-        base = self.offsets[index // SHARD * SHARD]
+        base = self.offsets[number * SHARD]
         low, high = self.offsets[index] - base, self.offsets[index + 1] - base
-        return ids[low:high], mask[low:high]
+        return shard[0][low:high], shard[1][low:high]
 
-    def _shard(self, number: int) -> tuple[np.ndarray, np.ndarray]:
-        """Shard ``number`` in memory, loading it and evicting the least recently used as needed."""
+    def _shard(self, number: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Shard ``number`` from memory, loaded when it fits or is hot; None: read the sample alone.
+
+        A shard is loaded when it fits in ``memory_bytes`` beside those held, or after ``ADMIT``
+        misses (then the least recently used ones are evicted). Random access over a dataset
+        larger than the budget so reads single samples instead of reloading whole shards.
+        """
         if number in self._shards:
             self._shards.move_to_end(number)
             return self._shards[number]
         low = self.offsets[number * SHARD]
         high = self.offsets[min((number + 1) * SHARD, len(self))]
+        misses = self._misses.get(number, 0) + 1
+        if self._held + int(high - low) * 5 > self._memory_bytes and misses < ADMIT:
+            self._misses[number] = misses
+            return None
+        self._misses.pop(number, None)
         shard = (self._ids[low:high], self._mask[low:high].astype(bool))
         self._shards[number] = shard
         self._held += shard[0].nbytes + shard[1].nbytes
