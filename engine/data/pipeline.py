@@ -43,7 +43,8 @@ from typing import Any
 
 from engine.config import Config
 from engine.data.dataset import fingerprint
-from engine.data.encode import encode_batch
+from engine.data.encode import render_chunk
+from engine.data.parallel import encoded_chunks, worker_count
 from engine.data.prefetch import Prefetcher
 from engine.data.shapes import Message
 from engine.data.splits import kfold_indices, split_indices
@@ -106,12 +107,13 @@ def cache_key(paths: Sequence[Path], tokenizer: Any, settings: dict[str, Any]) -
 
 
 def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenCache,
-            prefix_ids: Sequence[int] = (), store_version: bool = True) -> Prepared:
+            prefix_ids: Sequence[int] = (), store_version: bool = True, workers: int | None = None) -> Prepared:
     """Validated, tokenized samples of ``paths`` as a memory-mapped dataset, from the cache if there.
 
     ``prefix_ids`` are the ids of ``data.prepend_tokens`` (see ``template.add_control_tokens``).
     Raises DataError on the first invalid record when ``data.on_invalid = "fail"`` and when no
-    sample is left.
+    sample is left. ``workers`` tokenizing processes (default ``data.num_workers``, 0 = one per
+    CPU core; see ``engine.data.parallel``) do not change the cached bytes.
     """
     paths = [Path(p) for p in paths]
     key = cache_key(paths, tokenizer, settings_of(config, prefix_ids))
@@ -121,7 +123,8 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     reports = [new_report(p, config.data.format or None, "characters", 2**62) for p in paths]
     writer = cache.writer(key)
     try:
-        _tokenize_into(writer, _conversations(paths, reports, config), tokenizer, config, prefix_ids)
+        workers = worker_count(config.data.num_workers if workers is None else workers)
+        _tokenize_into(writer, _conversations(paths, reports, config), tokenizer, config, prefix_ids, workers)
         if not len(writer):
             raise DataError(f"{paths[0]}: no sample left with a trained token within data.max_length")
         dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports)})
@@ -155,11 +158,11 @@ def _chunks(conversations: Iterator[list[Message]]) -> Iterator[list[list[Messag
 
 
 def _tokenize_into(writer: Any, conversations: Iterator[list[Message]], tokenizer: Any, config: Config,
-                   prefix_ids: Sequence[int]) -> None:
-    """Read on a background thread, tokenize here, append samples with a trained token."""
+                   prefix_ids: Sequence[int], workers: int) -> None:
+    """Read on a background thread, render here, tokenize in ``workers`` processes, append in order."""
+    train_on = config.data.train_on
     with Prefetcher(_chunks(conversations), depth=4) as chunks:
-        for chunk in chunks:
-            for ids, trained in encode_batch(tokenizer, chunk, config.data.train_on, config.data.max_length,
-                                             prefix_ids):
-                if trained.any():
-                    writer.append(ids, trained)
+        rendered = (render_chunk(tokenizer, chunk, train_on) for chunk in chunks)
+        for ids, trained, lengths in encoded_chunks(tokenizer, rendered, config.data.max_length, prefix_ids,
+                                                    workers):
+            writer.append_chunk(ids, trained, lengths)

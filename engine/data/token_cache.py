@@ -53,6 +53,12 @@ class CacheWriter:
         self._mask.write(np.ascontiguousarray(trained, dtype=np.uint8).tobytes())
         self._lengths.append(len(ids))
 
+    def append_chunk(self, ids: np.ndarray, trained: np.ndarray, lengths: np.ndarray) -> None:
+        """Add samples given concatenated: their ids, trained masks and lengths (same bytes as ``append``)."""
+        self._ids.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
+        self._mask.write(np.ascontiguousarray(trained, dtype=np.uint8).tobytes())
+        self._lengths.extend(np.asarray(lengths, dtype=np.int64).tolist())
+
     def commit(self, meta: dict[str, Any]) -> TokenizedDataset:
         """Finish the entry (atomically renamed into place), record it and apply the limits."""
         self._ids.close()

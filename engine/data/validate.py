@@ -99,9 +99,9 @@ def _digest(messages: list[Message]) -> bytes:
     return hashlib.blake2b(json.dumps(messages, ensure_ascii=False).encode(), digest_size=12).digest()
 
 
-def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes], measure: Measure,
+def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] | None, measure: Measure,
                  max_length: int) -> list[Message] | Issue:
-    """A record's messages when valid, else the Issue that rejects it; ``seen`` tracks duplicates."""
+    """A record's messages when valid, else the Issue that rejects it; ``seen`` tracks duplicates (None: not)."""
     if isinstance(item, BadRecord):
         return Issue(where, "", item.code, item.reason)
     try:
@@ -112,18 +112,13 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes],
     length = measure(messages)
     if length > max_length:
         return Issue(where, "", "too_long", f"{length} over the length limit of {max_length}")
+    if seen is None:
+        return messages
     digest = _digest(messages)
     if digest in seen:
         return Issue(where, "", "duplicate", "exact duplicate of an earlier record")
     seen.add(digest)
     return messages
-
-
-class _Forgetful(set):  # type: ignore[type-arg]
-    """A set that holds nothing: duplicates are not tracked."""
-
-    def add(self, item: object) -> None:
-        """Forget ``item``."""
 
 
 def valid_conversations(path: Path, report: ValidationReport, measure: Measure = char_length,
@@ -135,7 +130,7 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
     ``keep_duplicates`` duplicates are not looked for (so memory stays flat; the validation
     report and ``data stats`` count them).
     """
-    seen: set[bytes] = _Forgetful() if keep_duplicates else set()
+    seen: set[bytes] | None = None if keep_duplicates else set()
     for where, item in read_items(path, fmt):
         result = check_record(where, item, seen, measure, report.max_length)
         if isinstance(result, Issue):
