@@ -3,11 +3,14 @@
 Light (no torch, no transformers): token counts use the model folder's ``tokenizer.json``
 through the ``tokenizers`` library on the ChatML rendering of each conversation; without a
 tokenizer they are estimated as characters / 4 and labelled so. The same ``DatasetStats``
-object feeds the headless command and the TUI.
+object feeds the headless command and the TUI. Memory per sample is one int64 length; only the
+longest samples' locations are kept (outlier candidates).
 """
 
 from __future__ import annotations
 
+import heapq
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,18 +79,19 @@ def compute_stats(path: Path, tokenizer: Any = None, fmt: str | None = None,
     unit = "tokens" if tokenizer is not None else "estimated tokens (characters / 4)"
     report: ValidationReport = new_report(path, fmt, unit, 2**62)
     roles: Counter[str] = Counter()
-    lengths, wheres = [], []
+    lengths = array("q")
+    longest: list[tuple[int, int, str]] = []  # (length, -index, where): the max_outliers longest
     for where, messages in valid_conversations(path, report, measure, fmt):
         roles.update(m["role"] for m in messages)
         lengths.append(measure(messages))
-        wheres.append(where)
+        _keep_longest(longest, (lengths[-1], -len(lengths) + 1, where), max_outliers)
     if not lengths:
         raise DataError(f"{path}: no valid records ({report.invalid} invalid)")
-    values = np.asarray(lengths, dtype=np.int64)
+    values = np.frombuffer(lengths, dtype=np.int64)
     duplicates = sum(1 for issue in report.issues if issue.code == "duplicate")
     return DatasetStats(str(path), len(values), report.invalid - duplicates, int(values.sum()), unit,
                         _summary(values), _histogram(values, bins), dict(roles.most_common()),
-                        duplicates, _outliers(values, wheres, max_outliers))
+                        duplicates, _outliers(values, longest))
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
@@ -103,13 +107,22 @@ def _histogram(values: np.ndarray, bins: int) -> list[tuple[int, int, int]]:
     return [(int(edges[i]), int(edges[i + 1]), int(c)) for i, c in enumerate(counts)]
 
 
-def _outliers(values: np.ndarray, wheres: list[str], limit: int) -> list[tuple[str, int]]:
-    """Samples longer than Q3 + 3 IQR (Tukey's far-out fence), longest first."""
+def _keep_longest(heap: list[tuple[int, int, str]], item: tuple[int, int, str], limit: int) -> None:
+    """Keep the ``limit`` largest items in a min-heap (so memory does not grow with the file)."""
+    if len(heap) < limit:
+        heapq.heappush(heap, item)
+    elif limit and item > heap[0]:
+        heapq.heapreplace(heap, item)
+
+
+def _outliers(values: np.ndarray, longest: list[tuple[int, int, str]]) -> list[tuple[str, int]]:
+    """Samples longer than Q3 + 3 IQR (Tukey's far-out fence), longest first (first in file on ties).
+
+    Only the longest samples can be outliers, so those kept while reading are enough.
+    """
     q1, q3 = np.percentile(values, [25, 75])
     fence = q3 + 3 * (q3 - q1)
-    far = np.nonzero(values > fence)[0]
-    ranked = sorted(far.tolist(), key=lambda i: -int(values[i]))[:limit]
-    return [(wheres[i], int(values[i])) for i in ranked]
+    return [(where, length) for length, _, where in sorted(longest, reverse=True) if length > fence]
 
 
 def histogram_text(stats: DatasetStats, width: int = 40) -> list[str]:
