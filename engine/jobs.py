@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.builtin import base_dir, is_built
 from engine.config import Config, config_from_dict
-from engine.data.dataset import Conversation, load_conversations, split, tokenize_all
+from engine.data.dataset import Conversation, load_conversations, tokenize_all
 from engine.errors import UserError
 from engine.events import Log
 from engine.store import RunRecord
@@ -26,6 +26,7 @@ from engine.train.model import device, load_model, load_tokenizer, trainable_par
 from engine.train.pretrain import build_base
 from engine.train.quant import describe
 from engine.train.recipe import FineTune, RecipeData
+from engine.train.run_data import prepare_run_data
 from engine.train.tensorboard import TensorBoardLog, with_tensorboard
 from engine.workspace import Workspace
 
@@ -61,16 +62,14 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     config, job = run_config(run)
     base = base_model_path(config, workspace)
     tokenizer = load_tokenizer(base, config.model.trust_remote_code)
-    train_convs, eval_convs = _conversations(config, job)
-    data = RecipeData(tokenize_all(tokenizer, train_convs, config.data.train_on, config.data.max_length),
-                      tokenize_all(tokenizer, eval_convs, config.data.train_on, config.data.max_length),
-                      tokenizer.pad_token_id)
-    if not data.train:
-        raise UserError(f"{job['data']}: no sample has a trained token within data.max_length")
+    prepared = prepare_run_data(config, job, tokenizer, workspace, run.id)
+    data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer))
     resume = Path(job["resume_from"]) if job.get("resume_from") else None
     model_path = resume if (resume and not uses_adapter(config)) else base
     model = load_for_method(model_path, config)
-    probe = eval_convs[: config.eval.generate_samples]
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    probe = prepared.probe
     metrics: dict[str, Any] = {"train_samples": len(data.train), "eval_samples": len(data.eval)}
     if probe and resume is None:
         metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens).accuracy
@@ -105,14 +104,6 @@ def method_summary(config: Config) -> str:
         return (f"qat{lora} (int4 weights in groups of {config.qat.group_size}, int8 activations, "
                 f"fake quantization from step {config.qat.fake_quant_after_n_steps})")
     return method
-
-
-def _conversations(config: Config, job: dict[str, Any]) -> tuple[list[Conversation], list[Conversation]]:
-    """Training and evaluation conversations: the eval file when given, else a split."""
-    conversations = load_conversations(Path(job["data"]))
-    if job.get("eval_data"):
-        return conversations, load_conversations(Path(job["eval_data"]))
-    return split(conversations, config.data.validation_split, config.training.seed)
 
 
 def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output: Path, reason: str) -> dict[str, Any]:

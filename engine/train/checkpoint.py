@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class TrainingProgress:
     best_eval_loss: float | None = None
     evals_without_improvement: int = 0
     micro_batch_splits: int = 1
+    data_state: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "index": 0})
+    """The batch stream's position (``engine.data.batching.Batches.state_dict``)."""
     """Pieces each micro-batch is run in (doubled by out-of-memory backoff; the effective batch stays)."""
 
 

@@ -54,7 +54,8 @@ def evaluate_loss(model: Any, samples: Sequence[TokenizedSample], batch_size: in
     for index, start in enumerate(range(0, len(samples), batch_size)):
         if max_batches and index >= max_batches:
             break
-        batch = {k: v.to(device) for k, v in collate(samples[start:start + batch_size], pad_id).items()}
+        chunk = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
+        batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
         with autocast(precision, device):
             loss = model(**batch).loss
         count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,13 @@ from typing import Any
 import torch
 
 from engine.config import Config
+from engine.data.batching import Batch
 from engine.data.template import TokenizedSample
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Step
 from engine.train import checkpoint as ckpt
-from engine.train.batches import batches_per_epoch, epoch_order, micro_batch
 from engine.train.evaluate import autocast, evaluate_loss
+from engine.train.feed import BatchFeed
 from engine.train.methods import prepare_for_method, uses_adapter
 from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
 from engine.train.qat import FakeQuantSwitch
@@ -32,11 +33,15 @@ Emit = Callable[[Any], None]
 
 @dataclass
 class RecipeData:
-    """Tokenized training and evaluation samples and the pad id to batch them with."""
+    """Training and evaluation samples and the pad id to batch them with.
 
-    train: list[TokenizedSample]
-    eval: list[TokenizedSample]
+    Either may be a prepared dataset (``engine.data.pipeline``) or a list of samples.
+    """
+
+    train: Any
+    eval: Sequence[TokenizedSample]
     pad_id: int
+    vocab_size: int = 0
 
 
 @dataclass
@@ -70,29 +75,32 @@ class FineTune:
         """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
         torch.manual_seed(self.config.training.seed)
         self.model = prepare_for_method(self.model, self.config)
+        _no_kv_cache(self.model)
         if resume_from is not None and uses_adapter(self.config):
             _load_adapter(self.model, resume_from)
         self.model.train()
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.optimizer = _optimizer(self.model, self.config)
-        self.total_steps = self._total_steps()
+        self.total_steps = self._total_steps(BatchFeed(self.data.train, self.config, self.data.pad_id,
+                                                       self.data.vocab_size).batches_per_epoch())
         from transformers import get_cosine_schedule_with_warmup
 
         self.scheduler = get_cosine_schedule_with_warmup(
             self.optimizer, min(self.config.training.warmup_steps, self.total_steps), self.total_steps)
         if resume_from is not None:
             self._restore(resume_from)
+        self.feed = BatchFeed(self.data.train, self.config, self.data.pad_id, self.data.vocab_size,
+                              self.progress.data_state)
         if self.config.training.method == "qat":
             self.step_hooks.insert(0, FakeQuantSwitch(self.config.qat))
             self.step_hooks[0](self)
 
-    def _total_steps(self) -> int:
+    def _total_steps(self, per_epoch: int) -> int:
         """Optimizer steps this run makes: ``max_steps``, or enough for ``epochs`` epochs."""
         training = self.config.training
         if training.max_steps > 0:
             return training.max_steps
-        per_epoch = batches_per_epoch(len(self.data.train), training.batch_size)
         return max(1, training.epochs * math.ceil(per_epoch / training.gradient_accumulation_steps))
 
     def _restore(self, folder: Path) -> None:
@@ -103,7 +111,9 @@ class FineTune:
         ckpt.set_rng_state(state["rng"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
-        self.progress = ckpt.TrainingProgress(**ckpt.read_meta(folder)["progress"])
+        saved = dict(ckpt.read_meta(folder)["progress"])
+        saved.setdefault("data_state", {"epoch": saved.get("epoch", 0), "index": saved.get("batch_in_epoch", 0)})
+        self.progress = ckpt.TrainingProgress(**saved)
 
     def train(self) -> str:
         """Run optimizer steps until done, stopped early or asked to stop; returns why it ended."""
@@ -125,15 +135,18 @@ class FineTune:
             self._after_step()
             if self._eval_due() and self._evaluate_and_check():
                 self.save("early_stopping")
+                self.feed.close()
                 return "early_stopping"
             if self.control is not None:
                 self.control(self)
             if self.stop_requested:
                 self.save("stopped")
+                self.feed.close()
                 return "stopped"
             if self.progress.step % self.config.checkpoint.save_steps == 0:
                 self.save("interval")
         self.save("final")
+        self.feed.close()
         return "finished"
 
     def _after_step(self) -> None:
@@ -143,7 +156,7 @@ class FineTune:
 
     def _optimizer_step(self, device: torch.device) -> StepStats:
         """One optimizer step; when it runs out of memory, again with micro-batches split in two."""
-        position = (self.progress.epoch, self.progress.batch_in_epoch, ckpt.rng_state())
+        position = (dict(self.progress.data_state), ckpt.rng_state())
         while True:
             try:
                 return self._accumulate(device)
@@ -152,7 +165,7 @@ class FineTune:
                     raise
             self._back_off(device, position)
 
-    def _back_off(self, device: torch.device, position: tuple[int, int, dict[str, Any]]) -> None:
+    def _back_off(self, device: torch.device, position: tuple[dict[str, int], dict[str, Any]]) -> None:
         """Forget the failed step's gradients, rewind its data and RNG, halve the micro-batch."""
         self.optimizer.zero_grad(set_to_none=True)
         free_memory(device)
@@ -160,8 +173,9 @@ class FineTune:
         if self.progress.micro_batch_splits >= training.batch_size:
             raise UserError(f"out of memory at step {step} with a micro-batch of one sample: lower "
                             "data.max_length or set training.gradient_checkpointing = true")
-        self.progress.epoch, self.progress.batch_in_epoch = position[0], position[1]
-        ckpt.set_rng_state(position[2])
+        self._set_position(position[0])
+        self.feed.rewind(position[0])
+        ckpt.set_rng_state(position[1])
         self.progress.micro_batch_splits *= 2
         self.emit(Log("warning", backoff_message(step, training.batch_size, training.gradient_accumulation_steps,
                                                  self.progress.micro_batch_splits)))
@@ -172,10 +186,11 @@ class FineTune:
         accumulation = training.gradient_accumulation_steps
         losses, tokens = [], 0
         for _ in range(accumulation):
-            batch = {k: v.to(device) for k, v in self._next_batch().items()}
+            micro = self._next_batch()
+            batch = {k: v.to(device, non_blocking=True) for k, v in micro.inputs.items()}
             losses.append(forward_backward(self.model, batch, self.progress.micro_batch_splits, 1 / accumulation,
                                            self._backward, lambda: autocast(training.precision, device)))
-            tokens += int(batch["attention_mask"].sum())
+            tokens += micro.real_tokens
         return self._apply_gradients(torch.stack(losses).mean(), tokens)
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -198,31 +213,22 @@ class FineTune:
         self.optimizer.zero_grad(set_to_none=True)
         return StepStats(loss, grad_norm, tokens)
 
-    def _next_batch(self) -> dict[str, torch.Tensor]:
-        """The next micro-batch in the run's deterministic order, moving to a new epoch as needed."""
-        training, progress = self.config.training, self.progress
-        if progress.batch_in_epoch >= batches_per_epoch(len(self.data.train), training.batch_size):
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-        order = self._order(progress.epoch)
-        batch = micro_batch(self.data.train, order, progress.batch_in_epoch, training.batch_size,
-                            self.data.pad_id)
-        progress.batch_in_epoch += 1
+    def _next_batch(self) -> Batch:
+        """The next micro-batch in the run's deterministic order; the position moves past it."""
+        batch = self.feed.next()
+        self._set_position(self.feed.state_dict())
         return batch
 
-    def _order(self, epoch: int) -> list[int]:
-        """The epoch's sample order, computed once per epoch."""
-        if getattr(self, "_order_epoch", None) != epoch:
-            self._order_cache = epoch_order(len(self.data.train), self.config.training.seed, epoch,
-                                            self.config.data.shuffle)
-            self._order_epoch = epoch
-        return self._order_cache
+    def _set_position(self, state: dict[str, int]) -> None:
+        """Record the data position (kept in checkpoints) and the epoch it is in."""
+        self.progress.data_state = dict(state)
+        self.progress.epoch, self.progress.batch_in_epoch = state["epoch"], state["index"]
 
     def _log_step(self, stats: StepStats, tokens_per_s: float) -> None:
         """Emit a Step event (the only place a step's numbers leave the device)."""
         loss = float(stats.loss)
         self.losses.append(loss)
-        per_epoch = batches_per_epoch(len(self.data.train), self.config.training.batch_size)
+        per_epoch = max(self.feed.batches_per_epoch(self.progress.epoch), 1)
         epoch = self.progress.epoch + self.progress.batch_in_epoch / per_epoch
         self.emit(Step(step=self.progress.step, total_steps=self.total_steps, epoch=epoch, loss=loss,
                        lr=self.scheduler.get_last_lr()[0], grad_norm=float(stats.grad_norm),
@@ -283,6 +289,13 @@ def _optimizer(model: Any, config: Config) -> torch.optim.Optimizer:
     groups = [{"params": decay, "weight_decay": config.training.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=config.training.learning_rate)
+
+
+def _no_kv_cache(model: Any) -> None:
+    """Training forwards need no KV cache, and packed batches need none for their masks."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.use_cache = False
 
 
 def _load_adapter(model: Any, folder: Path) -> None:

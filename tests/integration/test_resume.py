@@ -21,8 +21,11 @@ STOP_AFTER = 4
 
 def _config(method: str) -> Config:
     config = Config()
+    packed = method.endswith("-packed")
+    method = method.removesuffix("-packed")
     return replace(
         config,
+        data=replace(config.data, packing=packed, pack_length=128, prefetch_depth=2),
         training=replace(config.training, method=method, max_steps=TOTAL, batch_size=8, log_steps=1,
                          learning_rate=5e-3, warmup_steps=2, gradient_accumulation_steps=2, seed=7),
         lora=replace(config.lora, r=4, alpha=8, dropout=0.1),
@@ -49,7 +52,7 @@ def _losses(events: list) -> list[float]:
     return [e.loss for e in events if isinstance(e, Step)]
 
 
-@pytest.mark.parametrize("method", ["lora", "full", "qlora", "qat"])
+@pytest.mark.parametrize("method", ["lora", "full", "qlora", "qat", "lora-packed"])
 def test_stop_and_resume_matches_uninterrupted_run(tiny_model_dir, chat_files, tmp_path, method):
     config, data = _config(method), _data(tiny_model_dir, chat_files)
 

@@ -1,0 +1,82 @@
+"""The stream of micro-batches a run trains on, with a position it can save and rewind.
+
+It wraps ``engine.data.batching.Batches`` (padded, bucketed or packed batches, per the
+``[data]`` keys) with its background prefetch, and accepts either a prepared, memory-mapped
+dataset or a plain list of ``TokenizedSample`` (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.config import Config
+from engine.data.batching import Batch, Batches, PrefetchedBatches
+from engine.data.template import IGNORE_INDEX, TokenizedSample
+
+START = {"epoch": 0, "index": 0}
+
+
+class SampleList:
+    """A list of tokenized samples seen as a dataset (``lengths`` and ``arrays``)."""
+
+    def __init__(self, samples: Sequence[TokenizedSample]) -> None:
+        self.samples = samples
+        self.lengths = np.array([len(s.input_ids) for s in samples], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> TokenizedSample:
+        return self.samples[index]
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, trained mask)`` of sample ``index``."""
+        sample = self.samples[index]
+        return np.asarray(sample.input_ids, dtype=np.int64), np.asarray(sample.labels) != IGNORE_INDEX
+
+
+def as_dataset(data: Any) -> Any:
+    """Anything with ``lengths`` and ``arrays`` as is; a list of samples wrapped."""
+    return data if hasattr(data, "arrays") else SampleList(data)
+
+
+class BatchFeed:
+    """Micro-batches in the run's deterministic order, from a saved position on."""
+
+    def __init__(self, data: Any, config: Config, pad_id: int, vocab_size: int,
+                 state: dict[str, int] | None = None) -> None:
+        self.batches = Batches.from_config(as_dataset(data), config, pad_id, vocab_size)
+        self.depth = config.data.prefetch_depth
+        self._stream: PrefetchedBatches | None = None
+        self.rewind(state or START)
+
+    def rewind(self, state: dict[str, int]) -> None:
+        """Continue from ``state`` (a position from ``state_dict``)."""
+        self.close()
+        self.batches.load_state_dict(state)
+        self._state = dict(state)
+        self._stream = self.batches.prefetched(self.depth) if self.depth > 0 else None
+        self._plain = iter(self.batches) if self._stream is None else None
+
+    def next(self) -> Batch:
+        """The next micro-batch; epochs follow one another without end."""
+        batch = next(self._stream) if self._stream is not None else next(self._plain)  # type: ignore[arg-type]
+        self._state = dict(batch.state)
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        """The position after the last batch taken."""
+        return dict(self._state)
+
+    def batches_per_epoch(self, epoch: int = 0) -> int:
+        """Micro-batches in an epoch."""
+        return self.batches.batches_per_epoch(epoch)
+
+    def close(self) -> None:
+        """Stop the prefetch thread, if any."""
+        if getattr(self, "_stream", None) is not None:
+            self._stream.close()  # type: ignore[union-attr]
+            self._stream = None
