@@ -53,7 +53,7 @@ def hf_trainer(precision: str, steps: int, warmup: int, batch: int) -> PathResul
                                  learning_rate=LEARNING_RATE, lr_scheduler_type="cosine", warmup_steps=warmup,
                                  logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
                                  bf16=precision == "bf16", dataloader_num_workers=0, seed=0,
-                                 remove_unused_columns=False, max_grad_norm=1.0)
+                                 remove_unused_columns=False, max_grad_norm=1.0, disable_tqdm=True)
         Trainer(model=model, args=args, train_dataset=data, data_collator=collate, callbacks=[Tick()]).train()
     return _result("hf_trainer", precision, steps, clock, counts[warmup:warmup + steps], [])
 
@@ -79,7 +79,8 @@ def trl_packed(precision: str, steps: int, warmup: int, batch: int) -> PathResul
                            learning_rate=LEARNING_RATE, lr_scheduler_type="cosine", warmup_steps=warmup,
                            logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
                            bf16=precision == "bf16", packing=True, max_length=SEQ_LEN,
-                           completion_only_loss=True, dataloader_num_workers=0, seed=0, max_grad_norm=1.0)
+                           completion_only_loss=True, dataloader_num_workers=0, seed=0, max_grad_norm=1.0,
+                           disable_tqdm=True)
         from peft import LoraConfig
 
         trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
