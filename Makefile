@@ -44,7 +44,11 @@ bench: setup
 	# trl is a reference for the throughput bench only, not a dependency of the project
 	$(PY) -m pip install --quiet -c constraints.txt trl
 	@mkdir -p bench/results
-	$(PY) bench/train_throughput.py $(BENCH_ARGS)
+	$(PY) bench/train_throughput.py
+	$(PY) bench/loss_parity.py
+	$(PY) bench/data_pipeline.py $(DATA_BENCH_ARGS)
+	$(PY) bench/ui_latency.py
+	$(PY) bench/qat_vs_ptq.py
 
 lint: setup
 	$(VENV)/bin/ruff check engine llamahome_tui tests data bench
