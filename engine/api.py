@@ -246,6 +246,10 @@ class Engine:
         child = self._children.get(run_id)
         return None if child is None else child.poll()
 
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's per-step metrics (loss, lr, grad norm, tokens/s, eval loss), by step."""
+        return self.store.metrics(self.get_run(run_id).id)
+
     def checkpoints(self, run_id: str) -> list[CheckpointRecord]:
         """The run's checkpoints still on disk, by step."""
         return [c for c in self.store.checkpoints(self.get_run(run_id).id) if Path(c.path).is_dir()]

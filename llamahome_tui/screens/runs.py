@@ -149,7 +149,7 @@ class RunsScreen(ConsoleScreen):
             return
         series, legend = [], Text()
         for run_id, color in zip(self.marked, COMPARE_COLORS, strict=True):
-            rows = [row for row in self.engine.store.metrics(run_id) if row["loss"] is not None]
+            rows = [row for row in self.engine.metrics(run_id) if row["loss"] is not None]
             losses = [row["loss"] for row in rows]
             series.append(Series(run_id, losses, color, [row["step"] for row in rows]))
             last = f"{losses[-1]:.4f}" if losses else "-"
