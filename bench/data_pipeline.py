@@ -1,6 +1,7 @@
 """Data pipeline benchmark: ratios against a reference measured in the same run.
 
-1. Throughput: ``engine.data.pipeline.prepare`` (read, validate, render, tokenize, cache) plus
+1. Throughput: ``engine.data.pipeline.prepare`` (read, validate, render, tokenize in
+   ``data.num_workers`` processes, 0 = one per core, and cache) plus
    packing every batch, against ``datasets.load_dataset("json").map(batched=True, num_proc=2)``
    rendering with ``apply_chat_template`` and tokenizing, on the same generated chat JSONL and
    tokenizer. Goal >= 1.0x.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -67,6 +69,7 @@ def run_ours(data: Path, tokenizer_dir: Path, cache_dir: Path) -> dict[str, floa
     """prepare() into ``cache_dir`` then build every packed batch; seconds, pad share, RSS."""
     from engine.config import Config
     from engine.data.batching import Batches
+    from engine.data.parallel import worker_count
     from engine.data.pipeline import prepare
     from engine.data.token_cache import TokenCache
     from engine.train.model import load_tokenizer
@@ -90,6 +93,7 @@ def run_ours(data: Path, tokenizer_dir: Path, cache_dir: Path) -> dict[str, floa
     return {"seconds": time.perf_counter() - started, "first_batch_s": first or 0.0,
             "samples": len(prepared.dataset), "tokens": prepared.dataset.total_tokens,
             "pad_share": 1 - real / computed, "from_cache": prepared.from_cache,
+            "workers": worker_count(config.data.num_workers),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -139,6 +143,7 @@ def main() -> None:
         records = generate(data, args.size_mb)
         generate(data4, args.size_mb * 4, seed=1)
         tokenizer = make_tokenizer(data, tmp / "tok")
+        load_before = os.getloadavg()[0]
         reference = measure("reference", data, tokenizer, tmp / "hf-cache")
         cold = measure("ours", data, tokenizer, tmp / "cache")
         warm = measure("ours", data, tokenizer, tmp / "cache")
@@ -146,13 +151,15 @@ def main() -> None:
     results = {"size_mb": args.size_mb, "records": records, "reference": reference, "cold": cold,
                "warm": warm, "four_x": big, "throughput_ratio": reference["seconds"] / cold["seconds"],
                "warm_first_batch_s": warm["first_batch_s"], "rss_ratio_4x": big["peak_rss_mb"] / cold["peak_rss_mb"],
-               "pad_share": cold["pad_share"]}
+               "pad_share": cold["pad_share"], "cpus": os.cpu_count(),
+               "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     print(f"data: {args.size_mb:g} MB, {records} chat records, {cold['tokens']} tokens")
     print(f"throughput: ours {cold['seconds']:.1f} s vs datasets.map(num_proc=2) {reference['seconds']:.1f} s"
           f" -> {results['throughput_ratio']:.2f}x (goal >= 1.0)")
     print(f"warm cache: first batch after {warm['first_batch_s']:.2f} s (goal <= 2 s)")
     print(f"peak RSS: 1x {cold['peak_rss_mb']:.0f} MB, 4x {big['peak_rss_mb']:.0f} MB -> "
           f"{results['rss_ratio_4x']:.2f} (goal <= 1.1)")
+    print(f"machine: {os.cpu_count()} CPUs, load average {results['load_avg_1min']} (before, after)")
     print(f"pad share with packing: {100 * cold['pad_share']:.2f} % (goal <= 2 %)")
     out = ROOT / "bench" / "results" / "data_pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
