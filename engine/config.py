@@ -79,7 +79,7 @@ class DataConfig(_Section):
                                                                   "must be between 0.0 and 0.5"))
     """Fraction held out for evaluation when no eval file is given."""
     num_workers: int = field(default=0, metadata=_AT_LEAST_0)
-    """Batch-loading worker processes (0 = in the training process)."""
+    """Processes that tokenize data when it is first prepared (0 = one per CPU core)."""
     train_on: Literal["assistant", "all", "last"] = "assistant"
     """Which tokens the loss is computed on."""
     shuffle: bool = True
