@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -123,8 +124,9 @@ class TrainingConfig(_Section):
     """Passes over the training data (when ``max_steps`` is 0)."""
     max_steps: int = field(default=0, metadata=_AT_LEAST_0)
     """Cap on optimizer steps; 0 runs ``epochs`` epochs."""
-    batch_size: int = field(default=16, metadata=_ABOVE_0)
-    """Examples per forward pass."""
+    batch_size: int | Literal["auto"] = field(
+        default=16, metadata=_rule(lambda v: v == "auto" or v > 0, "must be > 0 or 'auto'"))
+    """Examples per forward pass; "auto" = the largest that fits under ``resources.max_memory``."""
     learning_rate: float = field(default=1e-3, metadata=_ABOVE_0)
     """Peak learning rate."""
     warmup_steps: int = field(default=20, metadata=_AT_LEAST_0)
@@ -241,6 +243,15 @@ class CacheConfig(_Section):
 
 
 @dataclass
+class ResourcesConfig(_Section):
+    """Limits on what a run may use of the machine."""
+    max_memory: int = field(default=0, metadata=_AT_LEAST_0)
+    """MiB a training step may peak at (``training.batch_size = "auto"``); 0 = 90 % of the device's."""
+    max_batch_size: int = field(default=64, metadata=_ABOVE_0)
+    """Largest micro-batch ``training.batch_size = "auto"`` tries."""
+
+
+@dataclass
 class LoggingConfig(_Section):
     """What is logged and where."""
     level: Literal["info", "debug", "warning"] = "info"
@@ -263,6 +274,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -296,6 +308,14 @@ def show(value: Any) -> str:
 
 def _coerce(hint: Any, value: Any) -> tuple[Any, str | None]:
     """``(value, None)`` with ints widened to floats, or ``(value, what was expected)``."""
+    if get_origin(hint) in (Union, UnionType):
+        problems = []
+        for arm in get_args(hint):
+            checked, problem = _coerce(arm, value)
+            if problem is None:
+                return checked, None
+            problems.append(problem.removeprefix("expected "))
+        return value, "expected " + " or ".join(problems)
     if get_origin(hint) is Literal:
         choices = get_args(hint)
         ok = isinstance(value, str) and value in choices
@@ -480,6 +500,10 @@ def load_config(config_file: Path | None = None, overrides: Sequence[str] = (),
     layers += _env_layers(os.environ if env is None else env)
     layers += _set_layers(overrides)
     config, sources = _build(layers)
+    if config.training.batch_size == "auto" and config.data.batch_tokens > 0:
+        with _source(sources.get("training.batch_size")):
+            raise ConfigError("training.batch_size = 'auto': not used with data.batch_tokens > 0 (the token "
+                              "budget sets the batch); set data.batch_tokens = 0 or a number of samples")
     if not config.model.path:
         with _source(sources.get("model.builtin")):
             _check_builtin(config.model.builtin)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from engine.data.batching import Batch
 from engine.data.template import TokenizedSample
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Step
+from engine.train import auto_batch
 from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
@@ -79,6 +80,7 @@ class FineTune:
         if resume_from is not None and uses_adapter(self.config):
             _load_adapter(self.model, resume_from)
         self.model.train()
+        self._resolve_batch_size(resume_from)
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.optimizer = _optimizer(self.model, self.config)
@@ -95,6 +97,19 @@ class FineTune:
         if self.config.training.method == "qat":
             self.step_hooks.insert(0, FakeQuantSwitch(self.config.qat))
             self.step_hooks[0](self)
+
+    def _resolve_batch_size(self, resume_from: Path | None) -> None:
+        """Turn ``training.batch_size = "auto"`` into a number: the checkpoint's, or a probe's."""
+        if self.config.training.batch_size != "auto":
+            return
+        size = auto_batch.checkpoint_batch_size(resume_from) if resume_from is not None else None
+        if size is None:
+            length = auto_batch.probe_length(self.data.train, self.config)
+            found = auto_batch.find_batch_size(self.model, self.config, length)
+            size = found.batch_size
+            self.emit(Log("info", found.describe()))
+        self.config = replace(self.config, training=replace(self.config.training, batch_size=size))
+        self.meta["batch_size"] = size
 
     def _total_steps(self, per_epoch: int) -> int:
         """Optimizer steps this run makes: ``max_steps``, or enough for ``epochs`` epochs."""

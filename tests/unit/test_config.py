@@ -179,8 +179,8 @@ def test_env_error_is_prefixed_with_the_variable() -> None:
 
 
 def test_direct_construction_validates() -> None:
-    with pytest.raises(ConfigError, match=r"^training\.batch_size = 0: must be > 0$"):
-        TrainingConfig(batch_size=0)
+    with pytest.raises(ConfigError, match=r"^training\.epochs = 0: must be > 0$"):
+        TrainingConfig(epochs=0)
 
 
 # --- parsing values from text ------------------------------------------------------------------
