@@ -1,7 +1,9 @@
 """Resumable batches over a tokenized dataset: padded, length-bucketed or packed (imports torch).
 
 ``Batches`` walks epochs forever; each epoch's plan (``engine.data.plans``) comes from
-``(seed, epoch)`` and the sample lengths alone. ``state_dict()`` is ``{"epoch", "index"}``: the
+``(seed, epoch)`` and the sample lengths alone; the last ``PLANS_KEPT`` plans are cached behind a
+lock, so the training loop and the prefetch thread (often an epoch apart) share them safely.
+``state_dict()`` is ``{"epoch", "index"}``: the
 position after the last batch handed out; ``load_state_dict`` continues from exactly there
 without reading the samples before it. ``prefetched(depth)`` builds batches on a background
 thread while keeping that state exact (it is the state of the last batch *consumed*).
@@ -19,6 +21,8 @@ a block is padding: ``pad_id`` inputs, labels ``-100``, its own position run.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +35,9 @@ from engine.data.plans import Plan, bucket_plan, fixed_plan, group_rows, pack_ro
 from engine.data.prefetch import Prefetcher
 from engine.data.splits import permutation
 from engine.data.template import IGNORE_INDEX
+
+PLANS_KEPT = 2
+"""Epoch plans cached at once: the one being trained on and the one the prefetch thread reached."""
 
 
 @dataclass
@@ -71,7 +78,8 @@ class Batches:
         self.dataset, self.pad_id, self.settings = dataset, pad_id, settings
         self.augmenter = augmenter
         self.epoch, self.index = 0, 0
-        self._plan_epoch, self._plan = -1, []  # type: tuple[int, Plan]
+        self._plans: OrderedDict[int, Plan] = OrderedDict()
+        self._plans_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, dataset: Any, config: Any, pad_id: int, vocab_size: int = 0) -> Batches:
@@ -85,10 +93,18 @@ class Batches:
         return cls(dataset, pad_id, settings, augmenter if augmenter.enabled else None)
 
     def plan(self, epoch: int) -> Plan:
-        """The batches of epoch ``epoch`` (computed from lengths; cached for the current epoch)."""
-        if self._plan_epoch != epoch:
-            self._plan, self._plan_epoch = self._make_plan(epoch), epoch
-        return self._plan
+        """The batches of epoch ``epoch`` (computed from lengths; the last ``PLANS_KEPT`` cached).
+
+        Thread-safe: a plan is made once, under the lock, even when two threads ask for it.
+        """
+        with self._plans_lock:
+            plan = self._plans.get(epoch)
+            if plan is None:
+                plan = self._plans[epoch] = self._make_plan(epoch)
+            self._plans.move_to_end(epoch)
+            while len(self._plans) > PLANS_KEPT:
+                self._plans.popitem(last=False)
+            return plan
 
     def _make_plan(self, epoch: int) -> Plan:
         s, lengths = self.settings, self.dataset.lengths
@@ -102,11 +118,11 @@ class Batches:
         elif s.batch_tokens:
             plan = bucket_plan(lengths, order, s.batch_tokens, s.pad_to_multiple_of)
             if s.shuffle and not s.sort_by_length:
-                plan = [plan[i] for i in permutation(len(plan), s.seed + 1, epoch)]
+                plan = plan.reordered(permutation(len(plan), s.seed + 1, epoch))
         else:
             plan = fixed_plan(order, s.batch_size)
-        if s.drop_last and len(plan) > 1 and len(plan[-1]) < len(plan[0]) and not s.batch_tokens:
-            plan = plan[:-1]
+        if s.drop_last and len(plan) > 1 and plan.rows_in(-1) < plan.rows_in(0) and not s.batch_tokens:
+            plan = plan.truncated(len(plan) - 1)
         return plan
 
     def batches_per_epoch(self, epoch: int = 0) -> int:
@@ -159,14 +175,21 @@ class Batches:
         return Batch(inputs, real, sum(len(row) for row in rows))
 
     def __iter__(self) -> Iterator[Batch]:
-        """Batches from the current position on, epoch after epoch, forever."""
+        """Batches from the current position on, epoch after epoch, forever (the position follows)."""
+        for batch in self.walk(self.state_dict()):
+            self.epoch, self.index = batch.state["epoch"], batch.state["index"]
+            yield batch
+
+    def walk(self, state: dict[str, int]) -> Iterator[Batch]:
+        """Batches from position ``state`` on, forever, leaving this object's position alone."""
+        epoch, index = int(state["epoch"]), int(state["index"])
         while True:
-            while self.index < self.batches_per_epoch(self.epoch):
-                batch = self.batch(self.epoch, self.index)
-                self.index += 1
-                batch.state = self.state_dict()
+            while index < self.batches_per_epoch(epoch):
+                batch = self.batch(epoch, index)
+                index += 1
+                batch.state = {"epoch": epoch, "index": index}
                 yield batch
-            self.epoch, self.index = self.epoch + 1, 0
+            epoch, index = epoch + 1, 0
 
     def state_dict(self) -> dict[str, int]:
         """The position after the last batch handed out."""
@@ -186,7 +209,7 @@ class PrefetchedBatches:
 
     def __init__(self, batches: Batches, depth: int) -> None:
         self._state = batches.state_dict()
-        self._prefetcher: Prefetcher[Batch] = Prefetcher(iter(batches), depth)
+        self._prefetcher: Prefetcher[Batch] = Prefetcher(batches.walk(self._state), depth)
 
     def __iter__(self) -> Iterator[Batch]:
         return self
