@@ -135,20 +135,25 @@ def export_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, An
     return result
 
 
-def eval_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, Any]:
-    """Evaluate a model folder, adapter or checkpoint on a dataset: loss, perplexity, exact match."""
+def eval_job(run: RunRecord, workspace: Workspace, emit: Emit,
+             should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """Evaluate a model folder, adapter or checkpoint on a dataset: loss, perplexity, exact match.
+
+    A stop request ends it between two batches (``EvalStopped``; the run is recorded as stopped).
+    """
     config, job = run_config(run)
     target = Path(job["target"])
     model, tokenizer = load_for_eval(target, config)
     conversations = load_conversations(Path(job["data"]))
     samples = tokenize_all(tokenizer, conversations, config.data.train_on, config.data.max_length)
     result = evaluate_loss(model, samples, config.eval.batch_size, tokenizer.pad_token_id,
-                           config.training.precision)
+                           config.training.precision, should_stop=should_stop)
     metrics: dict[str, Any] = {"eval_loss": result.loss, "perplexity": result.perplexity,
                                "tokens": result.tokens, "samples": len(samples)}
     probe = conversations[: config.eval.generate_samples]
     if probe:
-        metrics["exact_match"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens).accuracy
+        metrics["exact_match"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens,
+                                             should_stop=should_stop).accuracy
     return metrics
 
 

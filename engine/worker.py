@@ -139,7 +139,7 @@ class Worker:
         if self.run.kind == "train":
             return jobs.train_job(self.run, self.workspace, self.emit, self._adopt)
         if self.run.kind == "eval":
-            return jobs.eval_job(self.run, self.workspace, self.emit)
+            return jobs.eval_job(self.run, self.workspace, self.emit, lambda: self.control.stop)
         if self.run.kind == "export":
             return jobs.export_job(self.run, self.workspace, self.emit)
         raise UserError(f"run {self.run.id}: unknown kind {self.run.kind!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +43,18 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+class EvalStopped(KeyboardInterrupt):
+    """An evaluation was asked to stop before it ended (the worker records the run as stopped)."""
+
+
 @torch.no_grad()
 def evaluate_loss(model: Any, samples: Sequence[TokenizedSample], batch_size: int, pad_id: int,
-                  precision: str = "fp32", max_batches: int = 0) -> EvalResult:
-    """Token-weighted mean loss over ``samples`` (all of them unless ``max_batches`` > 0)."""
+                  precision: str = "fp32", max_batches: int = 0,
+                  should_stop: Callable[[], bool] = lambda: False) -> EvalResult:
+    """Token-weighted mean loss over ``samples`` (all of them unless ``max_batches`` > 0).
+
+    ``should_stop`` is asked before every batch; when it says yes, ``EvalStopped`` is raised.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -54,6 +62,9 @@ def evaluate_loss(model: Any, samples: Sequence[TokenizedSample], batch_size: in
     for index, start in enumerate(range(0, len(samples), batch_size)):
         if max_batches and index >= max_batches:
             break
+        if should_stop():
+            model.train(was_training)
+            raise EvalStopped(f"stopped after {index} of {-(-len(samples) // batch_size)} evaluation batches")
         chunk = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
         batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
         with autocast(precision, device):
@@ -68,13 +79,17 @@ def evaluate_loss(model: Any, samples: Sequence[TokenizedSample], batch_size: in
 
 @torch.no_grad()
 def exact_match(model: Any, tokenizer: Any, conversations: Sequence[Conversation],
-                max_new_tokens: int = 32, batch_size: int = 32) -> ExactMatch:
+                max_new_tokens: int = 32, batch_size: int = 32,
+                should_stop: Callable[[], bool] = lambda: False) -> ExactMatch:
     """Greedy answers to each conversation's last prompt, compared with its last assistant turn."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     hits, examples = 0, []
     for start in range(0, len(conversations), batch_size):
+        if should_stop():
+            model.train(was_training)
+            raise EvalStopped(f"stopped after {start} of {len(conversations)} generated answers")
         pairs = [prompt_text(tokenizer, c.messages) for c in conversations[start:start + batch_size]]
         answers = generate_greedy(model, tokenizer, [p for p, _ in pairs], max_new_tokens, device)
         for (prompt, reference), answer in zip(pairs, answers, strict=True):

@@ -141,17 +141,17 @@ class FineTune:
             self.progress.step += 1
             window_tokens += stats.tokens
             self.progress.tokens_seen += stats.tokens
+            window_time += time.perf_counter() - started
             if self.progress.step % training.log_steps == 0 or self.progress.step == self.total_steps:
-                window_time += time.perf_counter() - started
-                self._log_step(stats, window_tokens / max(window_time, 1e-9))
+                self._log_step(stats, window_tokens / max(window_time, 1e-9),
+                               self.progress.elapsed_s + time.perf_counter() - started)
                 window_time, window_tokens = 0.0, 0
-            else:
-                window_time += time.perf_counter() - started
             self._after_step()
             if self._eval_due() and self._evaluate_and_check():
                 self.save("early_stopping")
                 self.feed.close()
                 return "early_stopping"
+            self.progress.elapsed_s += time.perf_counter() - started
             if self.control is not None:
                 self.control(self)
             if self.stop_requested:
@@ -239,7 +239,7 @@ class FineTune:
         self.progress.data_state = dict(state)
         self.progress.epoch, self.progress.batch_in_epoch = state["epoch"], state["index"]
 
-    def _log_step(self, stats: StepStats, tokens_per_s: float) -> None:
+    def _log_step(self, stats: StepStats, tokens_per_s: float, elapsed_s: float) -> None:
         """Emit a Step event (the only place a step's numbers leave the device)."""
         loss = float(stats.loss)
         self.losses.append(loss)
@@ -247,7 +247,7 @@ class FineTune:
         epoch = self.progress.epoch + self.progress.batch_in_epoch / per_epoch
         self.emit(Step(step=self.progress.step, total_steps=self.total_steps, epoch=epoch, loss=loss,
                        lr=self.scheduler.get_last_lr()[0], grad_norm=float(stats.grad_norm),
-                       tokens_per_s=tokens_per_s, elapsed_s=0.0))
+                       tokens_per_s=tokens_per_s, elapsed_s=elapsed_s))
 
     def _eval_due(self) -> bool:
         """Whether this step ends with an evaluation."""
