@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -70,4 +71,21 @@ def test_ctrl_c_stops_the_run_and_a_second_ctrl_c_detaches(tiny_model_dir, chat_
     run = engine.list_runs()[0]
     wait_for(lambda: engine.get_run(run.id).status == "stopped", "the stop asked by the first Ctrl-C")
     assert engine.checkpoints(run.id)[-1].step == engine.get_run(run.id).final_metrics["steps"]
+    engine.close()
+
+
+def test_a_detached_run_outlives_the_shell_that_started_it(tiny_model_dir, chat_files, tmp_path):
+    workspace = tmp_path / "ws"
+    args = shlex.join(command(workspace, "train", str(chat_files[0]), "--model", str(tiny_model_dir), *LONG[2:],
+                            "--max-steps", "12", "--detach"))
+    shell = subprocess.Popen(["bash", "-c", f"{args}; sleep 60"], stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    run_id = shell.stdout.readline().strip()
+    os.killpg(shell.pid, signal.SIGHUP)  # the terminal goes away, and the shell's whole group with it
+    assert shell.wait(timeout=LIMIT_S) != 0
+    followed = cli(workspace, "attach", run_id)
+    assert followed.returncode == 0, followed.stderr
+    assert "step 12/12" in followed.stdout and "stopped_reason: finished" in followed.stdout
+    engine = Engine(Workspace(workspace))
+    assert engine.get_run(run_id).status == "finished"
     engine.close()
