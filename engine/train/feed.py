@@ -2,12 +2,13 @@
 
 It wraps ``engine.data.batching.Batches`` (padded, bucketed or packed batches, per the
 ``[data]`` keys) with its background prefetch, and accepts either a prepared, memory-mapped
-dataset or a plain list of ``TokenizedSample`` (tests, benchmarks).
+dataset or a plain list of ``TokenizedSample`` (tests, benchmarks). The prefetch thread starts
+on the first ``next()``, so a feed built only to count batches starts no thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ class SampleList:
 
     def __init__(self, samples: Sequence[TokenizedSample]) -> None:
         self.samples = samples
-        self.lengths = np.array([len(s.input_ids) for s in samples], dtype=np.int64)
+        self.lengths = np.array([len(s.input_ids) for s in samples], dtype=np.int32)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -51,19 +52,28 @@ class BatchFeed:
         self.batches = Batches.from_config(as_dataset(data), config, pad_id, vocab_size)
         self.depth = config.data.prefetch_depth
         self._stream: PrefetchedBatches | None = None
-        self.rewind(state or START)
+        self._plain: Iterator[Batch] | None = None
+        self.rewind(state)
 
-    def rewind(self, state: dict[str, int]) -> None:
-        """Continue from ``state`` (a position from ``state_dict``)."""
+    def rewind(self, state: dict[str, int] | None) -> None:
+        """Continue from ``state`` (a position from ``state_dict``; None or empty: the start)."""
         self.close()
-        self.batches.load_state_dict(state)
-        self._state = dict(state)
-        self._stream = self.batches.prefetched(self.depth) if self.depth > 0 else None
-        self._plain = iter(self.batches) if self._stream is None else None
+        self._state = dict(state or START)
+        self.batches.load_state_dict(self._state)
+
+    def _source(self) -> Iterator[Batch]:
+        """The batch stream, started (with its prefetch thread, if any) on first use."""
+        if self._stream is None and self._plain is None:
+            self.batches.load_state_dict(self._state)
+            if self.depth > 0:
+                self._stream = self.batches.prefetched(self.depth)
+            else:
+                self._plain = iter(self.batches)
+        return self._stream if self._stream is not None else self._plain  # type: ignore[return-value]
 
     def next(self) -> Batch:
         """The next micro-batch; epochs follow one another without end."""
-        batch = next(self._stream) if self._stream is not None else next(self._plain)  # type: ignore[arg-type]
+        batch = next(self._source())
         self._state = dict(batch.state)
         return batch
 
@@ -72,11 +82,16 @@ class BatchFeed:
         return dict(self._state)
 
     def batches_per_epoch(self, epoch: int = 0) -> int:
-        """Micro-batches in an epoch."""
+        """Micro-batches in an epoch (computed from lengths; starts no thread)."""
         return self.batches.batches_per_epoch(epoch)
 
+    @property
+    def started(self) -> bool:
+        """Whether the batch stream (and its prefetch thread, if any) is running."""
+        return self._stream is not None or self._plain is not None
+
     def close(self) -> None:
-        """Stop the prefetch thread, if any."""
-        if getattr(self, "_stream", None) is not None:
-            self._stream.close()  # type: ignore[union-attr]
-            self._stream = None
+        """Stop the prefetch thread, if any; a later ``next()`` starts a new one."""
+        if self._stream is not None:
+            self._stream.close()
+        self._stream, self._plain = None, None
