@@ -27,7 +27,7 @@ from typing import Any
 from engine.builtin import base_dir, is_built
 from engine.checkpoint_meta import read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
-from engine.control import looks_dead, status_after_death
+from engine.control import looks_dead, process_alive, status_after_death
 from engine.data.dataset import fingerprint, load_conversations
 from engine.errors import UserError
 from engine.events import Failed, Finished
@@ -133,6 +133,9 @@ class Engine:
         run = self.get_run(target)
         if run.status in LIVE_STATUSES:
             raise UserError(f"run {run.id} is {run.status}; stop it before resuming it in a new run")
+        if run.status == "crashed" and process_alive(run.pid, run.started_at):
+            raise UserError(f"run {run.id} stopped answering but its worker (pid {run.pid}) is still alive; "
+                            f"end it (kill {run.pid}) before resuming, so two workers never write one run")
         checkpoint = latest_checkpoint_dir(run)
         if checkpoint is None:
             raise UserError(f"run {run.id} has no checkpoint to resume from")

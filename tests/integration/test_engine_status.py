@@ -186,3 +186,15 @@ def test_new_events_round_trip_and_old_resources_rows_still_load(tmp_path: Path)
             Paused(step=4, path="p"), Resumed(step=4), Resources(10.0, 100.0, None, None, 5.0, 2.0)]
     old = event_from_row("resources", {"cpu_percent": 1.0, "rss_mb": 2.0, "gpu_util": None, "gpu_mem_mb": None})
     assert old == Resources(1.0, 2.0, None, None)
+
+
+def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, tmp_path: Path) -> None:
+    now = time.time()
+    output = tmp_path / "out"
+    (output / "checkpoints" / "step-000004").mkdir(parents=True)
+    hung = _run(engine, "hung", status="running", pid=os.getpid(), started_at=now,
+                heartbeat_at=now - STALE_HEARTBEAT_S - 1, output=output)
+    assert engine.refresh_statuses() == [hung]
+    assert engine.get_run(hung).status == "crashed"
+    with pytest.raises(UserError, match=rf"worker \(pid {os.getpid()}\) is still alive; end it"):
+        engine.resume_point(hung)
