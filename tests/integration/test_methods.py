@@ -24,6 +24,7 @@ METHODS = {
     "qat": {"method": "qat"},
     "qat-lora": {"method": "qat", "qat_lora": True},
     "full": {"method": "full", "lr": 3e-3},
+    "lora-bf16": {"method": "lora", "precision": "bf16"},
 }
 
 
