@@ -42,7 +42,7 @@ class CacheWriter:
         self.tmp.mkdir(parents=True)
         self._ids = (self.tmp / "ids.bin").open("wb")
         self._mask = (self.tmp / "mask.bin").open("wb")
-        self._lengths = array("q")
+        self._lengths = array("i")  # C int (np.intc): 4 bytes a sample
 
     def __len__(self) -> int:
         return len(self._lengths)
@@ -57,14 +57,14 @@ class CacheWriter:
         """Add samples given concatenated: their ids, trained masks and lengths (same bytes as ``append``)."""
         self._ids.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
         self._mask.write(np.ascontiguousarray(trained, dtype=np.uint8).tobytes())
-        self._lengths.extend(np.asarray(lengths, dtype=np.int64).tolist())
+        self._lengths.frombytes(np.ascontiguousarray(lengths, dtype=np.intc).tobytes())
 
     def commit(self, meta: dict[str, Any]) -> TokenizedDataset:
         """Finish the entry (atomically renamed into place), record it and apply the limits."""
         self._ids.close()
         self._mask.close()
         offsets = np.zeros(len(self._lengths) + 1, dtype=np.int64)
-        np.cumsum(np.frombuffer(self._lengths, dtype=np.int64), out=offsets[1:])
+        np.cumsum(np.frombuffer(self._lengths, dtype=np.intc), out=offsets[1:], dtype=np.int64)
         np.save(self.tmp / "offsets.npy", offsets)
         (self.tmp / "meta.json").write_text(json.dumps({**meta, "key": self.key, "samples": len(self),
                                                         "tokens": int(offsets[-1])}))

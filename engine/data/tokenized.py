@@ -2,7 +2,8 @@
 
 ``TokenizedDataset`` opens a folder written by ``TokenCache`` (``ids.bin`` int32, ``mask.bin``
 uint8, ``offsets.npy`` int64 of length n + 1, ``meta.json``) and reads samples on demand with
-positional reads (``os.pread``), so memory does not grow with the dataset. (A ``np.memmap``
+positional reads (``os.pread``), so memory grows with the dataset only by the offsets and int32
+lengths it keeps (12 bytes a sample), not by its tokens. (A ``np.memmap``
 would work the same, but the pages it touches count in the process's resident memory until the
 kernel reclaims them: over an epoch that grows with the dataset; pread leaves them in the page
 cache.) Hot shards (runs of ``SHARD`` samples) are kept in memory in an LRU bounded by
@@ -54,6 +55,12 @@ class FlatFile:
             pass
 
 
+def lengths_of(offsets: np.ndarray) -> np.ndarray:
+    """Sample lengths from offsets, as int32 (4 bytes a sample) when they fit."""
+    lengths = np.diff(offsets)
+    return lengths.astype(np.int32) if len(lengths) == 0 or lengths.max() < 2**31 else lengths
+
+
 class TokenizedDataset:
     """Indexable, sized, memory-mapped token sequences with their loss masks."""
 
@@ -63,7 +70,7 @@ class TokenizedDataset:
         self._ids = FlatFile(self.folder / "ids.bin", np.int32)
         self._mask = FlatFile(self.folder / "mask.bin", np.uint8)
         self.offsets: np.ndarray = np.load(self.folder / "offsets.npy")
-        self.lengths: np.ndarray = np.diff(self.offsets)
+        self.lengths: np.ndarray = lengths_of(self.offsets)
         self._memory_bytes = memory_bytes
         self._shards: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._held = 0
@@ -126,7 +133,7 @@ class Subset:
 
     def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
         self.dataset = dataset
-        self.indices = np.asarray(indices, dtype=np.int64)
+        self.indices = np.asarray(indices, dtype=np.int32 if len(dataset.lengths) < 2**31 else np.int64)
         self.lengths: np.ndarray = dataset.lengths[self.indices]
 
     def __len__(self) -> int:

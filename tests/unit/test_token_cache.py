@@ -120,6 +120,18 @@ def test_lru_eviction_and_age(tmp_path: Path, store: RunStore) -> None:
     assert cache.lookup("c") is None and cache.lookup("b") is not None
 
 
+def test_writer_keeps_4_byte_lengths_and_the_dataset_int32_lengths(tmp_path: Path) -> None:
+    writer = TokenCache(tmp_path / "c", None).writer("k")
+    writer.append(np.arange(3, dtype=np.int32), np.ones(3, dtype=bool))
+    writer.append_chunk(np.arange(9, dtype=np.int32), np.zeros(9, dtype=bool), np.array([4, 0, 5]))
+    writer.append(np.arange(2, dtype=np.int32), np.ones(2, dtype=bool))
+    assert len(writer) == 5 and writer._lengths.itemsize == 4
+    dataset = writer.commit({})
+    assert dataset.lengths.dtype == np.int32 and dataset.lengths.tolist() == [3, 4, 0, 5, 2]
+    assert dataset.offsets.tolist() == [0, 3, 7, 7, 12, 14] and dataset.total_tokens == 14
+    assert dataset.arrays(3)[0].tolist() == [4, 5, 6, 7, 8] and not dataset.arrays(3)[1].any()
+
+
 def test_memory_lru_keeps_only_hot_shards(tmp_path: Path) -> None:
     cache = TokenCache(tmp_path / "c", None, memory_size_mib=1)
     writer = cache.writer("k")
