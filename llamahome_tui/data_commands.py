@@ -58,12 +58,19 @@ def _tokenizer(model: str | None) -> Any:
     return load_light_tokenizer(folder)
 
 
+def _length_limit(flag: int | None) -> int:
+    """``--max-length`` when given (at least 1, else a one-line error, exit 2), else ``data.max_length``."""
+    if flag is None:
+        return int(load_config().data.max_length)
+    if flag < 1:
+        raise UserError(f"--max-length {flag}: must be at least 1")
+    return flag
+
+
 def validate_command(args: argparse.Namespace) -> int:
     """Check every record of a file; print the report; exit 1 when any is invalid."""
+    limit = _length_limit(args.max_length)
     tokenizer = _tokenizer(args.model)
-    limit = args.max_length or load_config().data.max_length
-    if limit <= 0:
-        raise UserError(f"--max-length {limit}: must be > 0")
     if tokenizer is not None:
         report = check_file(Path(args.file), token_measure(tokenizer), limit, "tokens", args.format)
     else:
