@@ -257,6 +257,33 @@ class Engine:
         """The run's checkpoints still on disk, by step."""
         return [c for c in self.store.checkpoints(self.get_run(run_id).id) if Path(c.path).is_dir()]
 
+    def datasets(self, path: Path | str | None = None) -> list[dict[str, Any]]:
+        """Dataset versions (of one data file, if given), newest first.
+
+        Each is a dict: ``fingerprint``, ``path``, ``samples``, ``tokens``, ``invalid``,
+        ``created_at`` and ``runs``, the ids of the runs still in the history that used it.
+        """
+        known = {run.id for run in self.store.list_runs(limit=100_000)}
+        where = str(Path(path).resolve()) if path is not None else None
+        versions = self.store.dataset_versions(where)
+        return [{**row, "runs": [r for r in row["runs"] if r in known]} for row in versions]
+
+    def export_checkpoint(self, target: Path, merge: bool, config: Config, output: Path | None = None) -> str:
+        """Start an ``export`` run: a checkpoint as an adapter or, with ``merge``, a merged model.
+
+        The output defaults to ``<run>/exports/<checkpoint>-<kind>``; UserError when the source
+        is not a checkpoint, adapter or model folder, or the output exists and is not empty.
+        Returns the export run's id (its result is the run's ``final_metrics``).
+        """
+        from engine.train.export import default_output, inspect_source  # light: JSON only
+
+        source = inspect_source(Path(target).resolve())
+        out = Path(output).resolve() if output else default_output(source.folder, merge)
+        if out.exists() and any(out.iterdir()):
+            raise UserError(f"output {out}: already exists and is not empty")
+        stored = {**config_to_dict(config), "job": {"target": str(source.folder), "merge": bool(merge)}}
+        return self.start_run("export", stored, str(source.folder), output_dir=str(out))
+
     def delete_run(self, run_id: str) -> None:
         """Delete a run's rows and files; refuses a live run.
 

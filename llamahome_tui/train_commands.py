@@ -1,7 +1,8 @@
 """``train-export``: write a checkpoint as an adapter or a merged standalone model.
 
 The export runs as an ``export`` job in a worker process (merging loads torch, transformers and
-peft; this process never does), recorded in the run history like any other run.
+peft; this process never does), recorded in the run history like any other run. The console's
+checkpoints screen starts the same job through ``Engine.export_checkpoint``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import Engine
-from engine.config import config_to_dict
-from engine.errors import UserError
-from engine.train.export import default_output, inspect_source
 from llamahome_tui.commands import add_config_flags, resolve_config, with_engine
 from llamahome_tui.headless import follow
 
@@ -33,14 +31,10 @@ def register(commands: Any) -> None:
 
 def train_export(engine: Engine, args: argparse.Namespace) -> int:
     """Check the source, start the export job and follow it."""
-    source = inspect_source(Path(args.checkpoint).resolve())
-    output = Path(args.output).resolve() if args.output else default_output(source.folder, args.merge)
-    if output.exists() and any(output.iterdir()):
-        raise UserError(f"--output {output}: already exists and is not empty")
     config = resolve_config(args.config, list(args.set))
-    stored = {**config_to_dict(config), "job": {"target": str(source.folder), "merge": bool(args.merge)}}
-    run_id = engine.start_run("export", stored, str(source.folder), output_dir=str(output))
+    run_id = engine.export_checkpoint(Path(args.checkpoint), args.merge, config,
+                                      Path(args.output) if args.output else None)
     code = follow(engine, run_id)
     if code == 0:
-        print(f"Exported to {output}")
+        print(f"Exported to {engine.get_run(run_id).output_dir}")
     return code
