@@ -1,25 +1,37 @@
 """The datasets screen: data files under data/ and the workspace, each one's report and preview.
 
 Keys: enter train on the file (it becomes the dataset of the next run and is checked), e use it
-as evaluation data, o open any path, t go to training with it. The report (validation with the
-offending ``file:line``, stats, a preview rendered as conversations) is built off the UI thread.
+as evaluation data, o open any path, t go to training with it, v the dataset versions runs
+recorded (and which runs used each). The report (verdict, stats, this file's versions, a preview
+rendered as conversations) is built off the UI thread; a file with issues lists them in a table
+under the files, where Enter (or ``j``) shows the offending record in its file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from engine.config import load_config
+from engine.data.validate import Issue
+from engine.errors import ConfigError
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import PromptScreen
+from llamahome_tui.screens.record import RecordScreen
+from llamahome_tui.widgets.dataset_versions import DatasetVersions
 from llamahome_tui.widgets.filter_table import FilterTable
+
+if TYPE_CHECKING:
+    from llamahome_tui.widgets.data_report import FileReport
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
 SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
@@ -56,22 +68,34 @@ class DatasetsScreen(ConsoleScreen):
     MODE = "datasets"
     HELP = "Data files under data/ and the workspace. The highlighted file's report shows below."
     BINDINGS = [
-        Binding("enter", "choose", "Train on it"),
-        Binding("e", "choose_eval", "Eval data"),
-        Binding("t", "train", "To training"),
-        Binding("o", "open", "Open path"),
+        Binding("e", "choose_eval", "Eval"),
+        Binding("t", "train", "Training"),
+        Binding("o", "open", "Open"),
+        Binding("v", "versions", "Versions"),
+        Binding("j", "jump", "Show record", show=False),
+        Binding("escape", "close", "Back", show=False),
         Binding("slash", "filter", "Filter"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.paths: dict[str, Path] = {}
+        self.issues: list[Issue] = []
+        """The issues of the file in the report (the issue table's rows, by index)."""
+        self.issues_of = ""
+        """The shown name of the file those issues belong to."""
 
     def compose_body(self) -> ComposeResult:
-        """The file table and the report of the highlighted file."""
-        yield FilterTable("file", "size", "", id="data-files")
+        """The file table, its issues (when it has some), the report or the versions panel."""
+        yield FilterTable("file", "size", "", id="data-files", enter="Train")
+        issues = FilterTable("record", "problem", id="data-issues", enter="Show record")
+        issues.display = False
+        yield issues
         with VerticalScroll(id="data-report"):
             yield Static("Highlight a file to see its report.", id="report-text", classes="muted")
+        versions = DatasetVersions()
+        versions.display = False
+        yield versions
 
     def on_mount(self) -> None:
         """List the files."""
@@ -80,6 +104,8 @@ class DatasetsScreen(ConsoleScreen):
     def commands(self) -> Iterable[SystemCommand]:
         """Palette entries for this screen."""
         yield SystemCommand("Open a data file", "any path: validate, preview, train on it", self.action_open)
+        yield SystemCommand("Dataset versions", "every recorded version and the runs that used it",
+                            self.action_versions)
 
     def refresh_files(self, extra: Path | None = None) -> None:
         """Fill the table (plus a file opened by path) and mark the chosen ones."""
@@ -89,7 +115,7 @@ class DatasetsScreen(ConsoleScreen):
                 found.append((path, path.name))
         self.paths = {name: path for path, name in found}
         rows = [(name, (name, human_size(path.stat().st_size), self.role_of(path))) for path, name in found]
-        self.query_one(FilterTable).set_rows(rows)
+        self.query_one("#data-files", FilterTable).set_rows(rows)
 
     def role_of(self, path: Path) -> str:
         """``train`` / ``eval`` when the file is the chosen dataset or evaluation data."""
@@ -101,32 +127,89 @@ class DatasetsScreen(ConsoleScreen):
     @property
     def selected(self) -> tuple[str, Path] | None:
         """The highlighted file's shown name and path."""
-        name = self.query_one(FilterTable).selected_key
+        name = self.query_one("#data-files", FilterTable).selected_key
         return (name, self.paths[name]) if name in self.paths else None
 
-    def on_data_table_row_highlighted(self) -> None:
+    def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         """Build the report of the newly highlighted file."""
         chosen = self.selected
-        if chosen is not None:
+        if event.data_table.id == "data-files" and chosen is not None:
             self.query_one("#report-text", Static).update(f"checking {chosen[0]}…")
             self.load_report(*chosen)
 
     @work(thread=True, exclusive=True, group="report")
     def load_report(self, name: str, path: Path) -> None:
-        """Validate the file and compute its stats off the UI thread."""
+        """Validate the file, compute its stats and read its versions off the UI thread."""
         from llamahome_tui.widgets.data_report import build_report  # numpy: kept off the first frame
 
-        self.post_message(TaskDone("report", result=(name, build_report(path, name))))
+        config_file = self.state.config_file if self.state.config_file.is_file() else None
+        try:
+            keep = load_config(config_file, self.state.overrides).data.duplicates == "keep"
+        except ConfigError:
+            keep = True  # the default; the config screen shows the error
+        versions = self.engine.datasets(path)
+        self.post_message(TaskDone("report", result=(name, build_report(path, name, keep, versions))))
 
     def on_task_done(self, message: TaskDone) -> None:
         """Show a finished report if it is still the highlighted file's."""
         chosen = self.selected
         if message.task == "report" and chosen and message.result[0] == chosen[0]:
-            self.query_one("#report-text", Static).update(message.result[1])
+            self.show_report(chosen[0], chosen[1], message.result[1])
 
-    def on_data_table_row_selected(self) -> None:
-        """Enter chooses the file for training."""
-        self.action_choose()
+    def show_report(self, name: str, path: Path, report: FileReport) -> None:
+        """The report text, and the issue table filled (shown only when there are issues)."""
+        self.query_one("#report-text", Static).update(report.text)
+        self.issues, self.issues_of = report.issues, name
+        rows = []
+        for index, issue in enumerate(report.issues):
+            kept = report.kept_duplicates and issue.code == "duplicate"
+            problem = f"{issue.field}: {issue.reason}" if issue.field else issue.reason
+            rows.append((str(index), (issue.where.replace(str(path), name),
+                                      Text(f"{issue.code} (kept) " if kept else f"{issue.code}: {problem}",
+                                           style="yellow" if kept else "red"))))
+        table = self.query_one("#data-issues", FilterTable)
+        table.set_rows(rows)
+        table.display = len(report.issues) > report.kept_duplicates  # kept duplicates alone: j shows one
+
+    def on_data_table_row_selected(self, event: FilterTable.RowSelected) -> None:
+        """Enter chooses a file for training, or shows an issue's record."""
+        if event.data_table.id == "data-files":
+            self.action_choose()
+        elif event.data_table.id == "data-issues":
+            self.action_jump()
+
+    def action_jump(self) -> None:
+        """Show the highlighted issue's record in its file (the first issue's, from the file table)."""
+        table = self.query_one("#data-issues", FilterTable)
+        if not self.issues:
+            self.notify("no issue to show in this file", severity="warning")
+            return
+        key = table.selected_key if self.focused is table and table.display else None
+        issue = self.issues[int(key) if key is not None else 0]
+        chosen = self.selected
+        shown = issue.where.replace(str(chosen[1]), self.issues_of) if chosen else issue.where
+        self.app.push_screen(RecordScreen(issue, shown))
+
+    def action_versions(self) -> None:
+        """Show (or hide) every dataset version and the runs that used it."""
+        panel = self.query_one(DatasetVersions)
+        if panel.display:
+            self.action_close()
+            return
+        panel.show(self.engine.datasets())
+        panel.display = True
+        self.query_one("#data-report").display = False
+        panel.query_one(FilterTable).focus()
+
+    def action_close(self) -> None:
+        """Esc: close the versions panel, else go back like everywhere else."""
+        panel = self.query_one(DatasetVersions)
+        if not panel.display:
+            self.console.action_back()
+            return
+        panel.display = False
+        self.query_one("#data-report").display = True
+        self.query_one("#data-files", FilterTable).focus()
 
     def action_choose(self) -> None:
         """Make the highlighted file the next run's training data."""
@@ -159,7 +242,7 @@ class DatasetsScreen(ConsoleScreen):
                 self.notify(f"{answer}: no such file", severity="error")
                 return
             self.refresh_files(extra=path.resolve())
-            table = self.query_one(FilterTable)
+            table = self.query_one("#data-files", FilterTable)
             key = next((k for k, p in self.paths.items() if p.resolve() == path.resolve()), None)
             if key in table.keys:
                 table.move_cursor(row=table.keys.index(key))

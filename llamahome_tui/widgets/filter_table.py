@@ -17,10 +17,17 @@ Cell = str | Text
 
 
 class FilterTable(DataTable[Cell]):
-    """A table of keyed rows with a case-insensitive substring filter over every cell."""
+    """A table of keyed rows with a case-insensitive substring filter over every cell.
 
-    def __init__(self, *columns: str, id: str | None = None) -> None:
+    ``enter`` names what Enter on a row does (``Train``, ``Edit``...): the footer and the ``?``
+    help then list it while the table has focus (DataTable's own Enter binding is hidden).
+    """
+
+    def __init__(self, *columns: str, id: str | None = None, enter: str = "") -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        if enter:
+            self._bindings.key_to_bindings["enter"] = [
+                Binding("enter", "select_cursor", enter, key_display="⏎")]
         self._columns = columns
         self._rows: list[tuple[str, tuple[Cell, ...]]] = []
         self.filter_text = ""

@@ -23,8 +23,8 @@ async def test_datasets_report_points_at_the_bad_line_and_enter_chooses(make_app
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.5)
         report = text_of(app.screen, "#report-text")
-        assert "broken.jsonl:3" in report and "bad_json" in report
-        assert '{"messages": [{"role": "user", "content": "hi"}' in report
+        assert "broken.jsonl" in report and "bad_json 1" in report
+        assert app.screen.query_one("#data-issues", FilterTable).keys == ["0"]
         await pilot.press("down")
         await pilot.pause(0.5)
         report = text_of(app.screen, "#report-text")
