@@ -84,16 +84,15 @@ class FineTune:
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.optimizer = _optimizer(self.model, self.config)
-        self.total_steps = self._total_steps(BatchFeed(self.data.train, self.config, self.data.pad_id,
-                                                       self.data.vocab_size).batches_per_epoch())
+        self.feed = BatchFeed(self.data.train, self.config, self.data.pad_id, self.data.vocab_size)
+        self.total_steps = self._total_steps(self.feed.batches_per_epoch())
         from transformers import get_cosine_schedule_with_warmup
 
         self.scheduler = get_cosine_schedule_with_warmup(
             self.optimizer, min(self.config.training.warmup_steps, self.total_steps), self.total_steps)
         if resume_from is not None:
             self._restore(resume_from)
-        self.feed = BatchFeed(self.data.train, self.config, self.data.pad_id, self.data.vocab_size,
-                              self.progress.data_state)
+        self.feed.rewind(self.progress.data_state)
         if self.config.training.method == "qat":
             self.step_hooks.insert(0, FakeQuantSwitch(self.config.qat))
             self.step_hooks[0](self)
