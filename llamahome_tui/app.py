@@ -4,7 +4,8 @@ Five modes, each with its own screen stack (datasets, config, training, checkpoi
 number keys 1-5 or the command palette (``:`` / ctrl+p) jump between them, ``?`` lists the keys of
 the screen in view, ``/`` filters its table and Esc goes back. Screens hold their own handlers;
 this module only wires them together and guards quitting: a run is its own process and outlives
-the console, so quitting with a live run asks whether to leave it running or stop it.
+the console, so quitting with a live run asks whether to leave it running or stop it, and
+quitting with unsaved config edits asks first too (leaving the config screen with some says so).
 
 No torch here: this process imports only the engine's light modules.
 """
@@ -30,7 +31,7 @@ from llamahome_tui.screens.base import ConsoleScreen, ConsoleState
 from llamahome_tui.screens.checkpoints import CheckpointsScreen
 from llamahome_tui.screens.config import ConfigScreen
 from llamahome_tui.screens.datasets import DatasetsScreen
-from llamahome_tui.screens.dialogs import HelpScreen, QuitScreen
+from llamahome_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
 from llamahome_tui.screens.runs import RunsScreen
 from llamahome_tui.screens.training import TrainingScreen
 from llamahome_tui.widgets.mode_bar import MODE_TITLES
@@ -72,6 +73,7 @@ class LlamaHomeApp(App[int]):
         """Switch to a main screen, remembering where we were for Esc."""
         if mode == self.current_mode:
             return
+        self.warn_unsaved()
         if self.current_mode in self.MODES:
             self.mode_history.append(self.current_mode)
         self.switch_mode(mode)
@@ -81,13 +83,24 @@ class LlamaHomeApp(App[int]):
         if len(self.screen_stack) > 1:
             self.pop_screen()
         elif self.mode_history:
+            self.warn_unsaved()
             self.switch_mode(self.mode_history.pop())
 
+    def warn_unsaved(self) -> None:
+        """Leaving the config screen with unsaved edits: say that runs will not see them."""
+        count = len(self.state.config_edits)
+        if self.current_mode == "config" and count:
+            self.notify(f"{count} unsaved config edit{'s' if count != 1 else ''}: kept here, but a run reads "
+                        "the saved file (2: Config, ctrl+s saves)", severity="warning", timeout=6)
+
     def action_help(self) -> None:
-        """Show the keys of the screen in view (those its footer lists) and the global ones."""
+        """Show the keys of the screen in view (its footer's and those the footer leaves out) and the global ones."""
         screen = self.screen
-        keys = [(b.binding.key_display or self.get_key_display(b.binding), b.binding.description)
-                for b in screen.active_bindings.values() if b.binding.show and b.binding.description]
+        shown = [b.binding for b in screen.active_bindings.values() if b.binding.show and b.binding.description]
+        listed = {b.key for b in shown} | {"escape", "slash"}
+        shown += [b for b in getattr(screen, "BINDINGS", ())  # the screen's keys the footer leaves out
+                  if isinstance(b, Binding) and b.description and b.key not in listed]
+        keys = [(b.key_display or self.get_key_display(b), b.description) for b in shown]
         keys += [("1-5", "switch screen: " + ", ".join(MODE_TITLES.values())),
                  (":  ctrl+p", "command palette"), ("/", "filter the table"), ("esc", "back")]
         title = MODE_TITLES.get(self.current_mode, "")
@@ -115,6 +128,20 @@ class LlamaHomeApp(App[int]):
         return live
 
     async def action_quit(self) -> None:
+        """Quit; with unsaved config edits or live runs, ask first."""
+        count = len(self.state.config_edits)
+        if not count:
+            self.quit_with_runs()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.quit_with_runs()
+
+        self.push_screen(ConfirmScreen(f"{count} unsaved config edit{'s' if count != 1 else ''} will be lost "
+                                       "(2: Config, ctrl+s saves). Quit anyway?"), answer)
+
+    def quit_with_runs(self) -> None:
         """Quit; with live runs, ask first: leave them running or stop them."""
         live = self.live_runs()
         if not live:

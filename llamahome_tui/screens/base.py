@@ -42,6 +42,9 @@ class ConsoleState:
     """The run the training and checkpoints screens show."""
     watched: set[str] = field(default_factory=set)
     """Runs this console started or attached to: quitting asks about those still live."""
+    config_edits: dict[str, str | None] = field(default_factory=dict)
+    """Config keys edited on the config screen and not saved yet (key path -> typed text; None:
+    take the key out of the file)."""
     clock: Callable[[], float] = time.time
     """Wall clock for durations and ages (frozen in snapshot tests)."""
 

@@ -1,25 +1,38 @@
 """The config screen: every key of default.toml in a table, edited one by one, checked as typed.
 
 Each key shows at the value the user's file gives it (or the default), its comment under the
-table; Enter opens a checked editor (the error shows under the key as you type). ctrl+s writes
-the changed keys to the user's config file with tomlkit, keeping its comments and order; F5-F8
-apply a preset (LoRA, QLoRA, QAT, full). A table rather than ~50 inputs: it opens at once and
-``/`` filters it like every other table.
+table; Enter opens a checked editor (the error shows under the key as you type). ``f`` switches
+the table to the overrides of the model's family (``[model_configs.<family>.<section>]``, applied
+over the file's keys when the model's family matches) and back. Delete takes a key out of the
+file again (back to the default, or for an override back to the file's value). ctrl+s writes the
+changed keys to the user's config file with tomlkit, keeping its comments and order; F5-F8 apply
+a preset (LoRA, QLoRA, QAT, full). Edits live in ``ConsoleState.config_edits`` until saved, so
+the app warns before quitting with them and when leaving the screen (a run reads the saved file).
+A table rather than ~50 inputs: it opens at once and ``/`` filters it like every other table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import Static
 
-from engine.config import DEFAULT_FILE, config_to_dict, load_config, set_value
+from engine.config import DEFAULT_FILE, config_to_dict, load_config, model_family, set_value
 from engine.errors import ConfigError
 from llamahome_tui.screens.base import ConsoleScreen
-from llamahome_tui.widgets.config_form import ValueEditor, read_key_help, value_text
+from llamahome_tui.widgets.config_form import (
+    ValueEditor,
+    family_overrides,
+    read_key_help,
+    remove_value,
+    shorten,
+    value_text,
+)
 from llamahome_tui.widgets.filter_table import FilterTable
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -29,6 +42,9 @@ PRESETS: dict[str, dict[str, str]] = {
     "full": {"training.method": "full", "training.learning_rate": "1e-4"},
 }
 """Preset name -> the keys it sets (as typed text)."""
+VALUE_WIDTH = 24
+"""Characters of a value shown in the table (the editor shows it whole)."""
+FAMILIES = "model_configs"
 
 
 def current_values(config_file: Any) -> dict[str, dict[str, Any]]:
@@ -41,18 +57,20 @@ def current_values(config_file: Any) -> dict[str, dict[str, Any]]:
 
 
 class ConfigScreen(ConsoleScreen):
-    """Edit the config key by key; save the changed keys to the user's file; presets."""
+    """Edit the config key by key, or the model family's overrides; save changed keys; presets."""
 
     MODE = "config"
     HELP = ("Every key of config/default.toml, at the value your config file gives it. Enter edits a "
-            "key (checked as you type); ctrl+s saves the changed keys to your file, comments kept.")
+            "key (checked as you type); f shows the overrides for the model's family; delete resets a "
+            "key; ctrl+s saves the changed keys to your file, comments kept.")
     BINDINGS = [
-        Binding("enter", "edit", "Edit"),
         Binding("ctrl+s", "save", "Save"),
-        Binding("f5", "preset('LoRA')", "LoRA"),
-        Binding("f6", "preset('QLoRA')", "QLoRA"),
-        Binding("f7", "preset('QAT')", "QAT"),
-        Binding("f8", "preset('full')", "Full"),
+        Binding("f", "family", "Family"),
+        Binding("delete", "reset", "Reset key", show=False),
+        Binding("f5", "preset('LoRA')", "LoRA", show=False),
+        Binding("f6", "preset('QLoRA')", "QLoRA", show=False),
+        Binding("f7", "preset('QAT')", "QAT", show=False),
+        Binding("f8", "preset('full')", "Full", show=False),
         Binding("slash", "filter", "Filter"),
     ]
 
@@ -60,13 +78,20 @@ class ConfigScreen(ConsoleScreen):
         super().__init__()
         self.keys = {f"{k.section}.{k.key}": k for k in read_key_help(DEFAULT_FILE)}
         self.values: dict[str, dict[str, Any]] = {}
-        self.edits: dict[str, str] = {}
-        """``section.key`` -> typed text, for the keys changed since the last save."""
+        self.family: str | None = None
+        """The model family whose overrides the table shows; None: the plain keys."""
+        self.overrides: dict[str, Any] = {}
+        """``section.key`` -> the family's override value in the files."""
+
+    @property
+    def edits(self) -> dict[str, str | None]:
+        """Key path -> typed text (None: take the key out of the file), unsaved; kept in the state."""
+        return self.state.config_edits
 
     def compose_body(self) -> ComposeResult:
         """Where the config saves, the key table and the highlighted key's help."""
         yield Static(id="config-presets")
-        yield FilterTable("key", "value", "", id="config-table")
+        yield FilterTable("key", "value", ("", 8), id="config-table", enter="Edit")
         yield Static(id="config-help")
 
     def on_mount(self) -> None:
@@ -74,24 +99,68 @@ class ConfigScreen(ConsoleScreen):
         self.values = current_values(self.state.config_file)
         self.fill()
 
+    def path_of(self, key: str) -> str:
+        """The full key path of ``section.key`` in the current view."""
+        return f"{FAMILIES}.{self.family}.{key}" if self.family else key
+
+    def base_text(self, key: str) -> str:
+        """A plain key's value as typed: the pending edit, else the file's (or default) value."""
+        edit = self.edits.get(key)
+        if edit is not None:
+            return edit
+        section, name = key.split(".", 1)
+        return value_text(self.values[section][name])
+
     def text_of(self, path: str) -> str:
-        """A key's value as typed: the pending edit, else the file's (or default) value."""
-        section, key = path.split(".", 1)
-        return self.edits.get(path, value_text(self.values[section][key]))
+        """A key path's value as typed (an unset family override is "")."""
+        if not path.startswith(f"{FAMILIES}."):
+            return self.base_text(path)
+        key = path.split(".", 2)[2]
+        if path in self.edits:
+            return self.edits[path] or ""
+        return value_text(self.overrides[key]) if key in self.overrides else ""
+
+    def marker(self, path: str) -> Text:
+        """``changed`` for an unsaved edit, ``reset`` for a pending removal, ``override`` when set."""
+        if path in self.edits:
+            return Text("reset" if self.edits[path] is None else "changed", style="bold yellow")
+        if self.family and path.split(".", 2)[2] in self.overrides:
+            return Text("override", style="cyan")
+        return Text("")
 
     def fill(self) -> None:
         """Redraw the table and the status line."""
-        rows = [(path, (path, self.text_of(path), "changed" if path in self.edits else ""))
-                for path in self.keys]
+        rows = []
+        for key in self.keys:
+            path = self.path_of(key)
+            value = shorten(self.text_of(path), VALUE_WIDTH)
+            rows.append((path, (key, value, self.marker(path))))
         self.query_one(FilterTable).set_rows(rows)
         unsaved = f" · {len(self.edits)} unsaved" if self.edits else ""
-        self.query_one("#config-presets", Static).update(
-            f"saves to {self.state.config_file.name}{unsaved} · F5 LoRA  F6 QLoRA  F7 QAT  F8 full")
+        where = f"saves to {self.state.config_file.name}{unsaved}"
+        if self.family:
+            status = f"[model_configs.{self.family}] overrides · {where} · f: all keys"
+        else:
+            status = f"{where} · f family · F5 LoRA  F6 QLoRA  F7 QAT  F8 full"
+        self.query_one("#config-presets", Static).update(status)
+        self.on_data_table_row_highlighted()
+
+    def selected_key(self) -> tuple[str, str] | None:
+        """``(key path, section.key)`` of the highlighted row."""
+        path = self.query_one(FilterTable).selected_key
+        if path is None:
+            return None
+        key = path.split(".", 2)[2] if path.startswith(f"{FAMILIES}.") else path
+        return (path, key) if key in self.keys else None
 
     def on_data_table_row_highlighted(self) -> None:
-        """Show the highlighted key's help."""
-        path = self.query_one(FilterTable).selected_key
-        self.query_one("#config-help", Static).update(self.keys[path].help if path in self.keys else "")
+        """Show the highlighted key's help (and, for an override, the value it overrides)."""
+        chosen = self.selected_key()
+        help_text = self.keys[chosen[1]].help if chosen else ""
+        if chosen and self.family:
+            base = shorten(self.base_text(chosen[1]), 40) or '""'
+            help_text = f"base value: {base} · {help_text}"
+        self.query_one("#config-help", Static).update(help_text)
 
     def on_data_table_row_selected(self) -> None:
         """Enter edits the key."""
@@ -99,20 +168,51 @@ class ConfigScreen(ConsoleScreen):
 
     def action_edit(self) -> None:
         """Edit the highlighted key's value in a checked editor."""
-        path = self.query_one(FilterTable).selected_key
-        if path not in self.keys:
+        chosen = self.selected_key()
+        if chosen is None:
             return
+        path, key = chosen
+        text = self.text_of(path) if (path in self.edits or not self.family or key in self.overrides) \
+            else self.base_text(key)
 
-        def edited(text: str | None) -> None:
-            if text is not None and text != self.text_of(path):
-                self.edits[path] = text
+        def edited(answer: str | None) -> None:
+            if answer is not None and (answer != self.text_of(path) or self.edits.get(path, "") is None):
+                self.edits[path] = answer
                 self.fill()
 
-        self.app.push_screen(ValueEditor(self.keys[path], self.text_of(path)), edited)
+        self.app.push_screen(ValueEditor(self.keys[key], text, title=path), edited)
+
+    def action_reset(self) -> None:
+        """Take the highlighted key out of the file when saved (back to the default or the file's value)."""
+        chosen = self.selected_key()
+        if chosen is None:
+            return
+        self.edits[chosen[0]] = None
+        self.fill()
+        self.notify(f"{chosen[0]}: reset when saved (ctrl+s)")
+
+    def action_family(self) -> None:
+        """Switch between the plain keys and the overrides for the current model's family."""
+        if self.family:
+            self.family = None
+        else:
+            try:
+                config_file = self.state.config_file if self.state.config_file.is_file() else None
+                self.family = model_family(load_config(config_file, self.state.overrides))
+            except ConfigError as exc:
+                self.notify(f"cannot tell the model's family: {exc}", severity="error", timeout=8)
+                return
+            self.overrides = family_overrides(self.files(), self.family)
+        self.fill()
+
+    def files(self) -> list[Path]:
+        """The config files, in layer order."""
+        return [DEFAULT_FILE, self.state.config_file]
 
     def commands(self) -> Iterable[SystemCommand]:
         """Palette entries for this screen."""
         yield SystemCommand("Save config", f"write changed keys to {self.state.config_file.name}", self.action_save)
+        yield SystemCommand("Model-family overrides", "show or leave [model_configs.<family>]", self.action_family)
         for name in PRESETS:
             yield SystemCommand(f"Preset: {name}", f"set the keys of the {name} preset",
                                 lambda name=name: self.action_preset(name))
@@ -124,14 +224,20 @@ class ConfigScreen(ConsoleScreen):
         self.notify(f"preset {name} applied; ctrl+s saves")
 
     def action_save(self) -> None:
-        """Write the changed keys to the user's config file."""
+        """Write the changed keys to the user's config file (removals too)."""
         try:
             for path, text in sorted(self.edits.items()):
-                set_value(self.state.config_file, path, text)
+                if text is None:
+                    remove_value(self.state.config_file, path)
+                else:
+                    set_value(self.state.config_file, path, text)
         except ConfigError as exc:
             self.notify(f"not saved: {exc}", severity="error", timeout=8)
             return
         count = len(self.edits)
-        self.values, self.edits = current_values(self.state.config_file), {}
+        self.values = current_values(self.state.config_file)
+        self.edits.clear()
+        if self.family:
+            self.overrides = family_overrides(self.files(), self.family)
         self.fill()
         self.notify(f"saved {count} key{'s' if count != 1 else ''} to {self.state.config_file.name}")

@@ -20,10 +20,13 @@ class FilterTable(DataTable[Cell]):
     """A table of keyed rows with a case-insensitive substring filter over every cell.
 
     ``enter`` names what Enter on a row does (``Train``, ``Edit``...): the footer and the ``?``
-    help then list it while the table has focus (DataTable's own Enter binding is hidden).
+    help then list it while the table has focus (DataTable's own Enter binding is hidden). A
+    column given as ``(label, width)`` has a fixed width: DataTable can keep drawing a column
+    that grew after its rows were first drawn at its old width, so a marker column that starts
+    empty ("changed") needs one.
     """
 
-    def __init__(self, *columns: str, id: str | None = None, enter: str = "") -> None:
+    def __init__(self, *columns: str | tuple[str, int], id: str | None = None, enter: str = "") -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         if enter:
             self._bindings.key_to_bindings["enter"] = [
@@ -34,7 +37,9 @@ class FilterTable(DataTable[Cell]):
 
     def on_mount(self) -> None:
         """Add the columns."""
-        self.add_columns(*self._columns)
+        for column in self._columns:
+            label, width = (column, None) if isinstance(column, str) else column
+            self.add_column(label, width=width)
 
     def set_rows(self, rows: Sequence[tuple[str, Sequence[Cell]]]) -> None:
         """Replace every row (key, cells), keeping the cursor on the same key when it remains."""
