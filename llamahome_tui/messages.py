@@ -1,9 +1,10 @@
 """Messages the console's workers post to its screens (toolong-style: small dataclasses).
 
-Workers never touch widgets: they fold events into a ``RunFeed`` and post one of these. The
-high-rate ones (step metrics, resource samples) override ``can_replace`` so that, while the
-screen is busy, queued updates for the same run merge into the newest one: the feed keeps every
-point, the message only says "draw again".
+Workers never touch widgets: they fold events into a ``RunFeed`` and post one of these. Textual
+merges a queued message only into the one right behind it (``can_replace``), so a message per
+event type would not merge when steps and resource samples alternate. Instead every event of a
+run is announced by one ``FeedChanged``, and only when none is waiting (``RunFeed.announce``):
+the message carries no numbers, it says "draw the feed again", and the feed remembers what changed.
 """
 
 from __future__ import annotations
@@ -25,26 +26,12 @@ class RunMessage(Message):
 
 
 @dataclass
-class StepMetrics(RunMessage):
-    """New step metrics arrived (merged with queued ones of the same run)."""
+class FeedChanged(RunMessage):
+    """The feed changed (steps, resources, evals, log...); ``feed.changes`` says which parts."""
 
     def can_replace(self, message: Message) -> bool:
-        """A newer step update supersedes an older one for the same run."""
-        return isinstance(message, StepMetrics) and message.feed is self.feed
-
-
-@dataclass
-class ResourceSample(RunMessage):
-    """A new CPU/RAM/GPU sample arrived (merged with queued ones of the same run)."""
-
-    def can_replace(self, message: Message) -> bool:
-        """A newer resource sample supersedes an older one for the same run."""
-        return isinstance(message, ResourceSample) and message.feed is self.feed
-
-
-@dataclass
-class RunNews(RunMessage):
-    """A discrete event arrived: eval, checkpoint, log line, sample generation or start."""
+        """A newer change notice supersedes an older one for the same run."""
+        return isinstance(message, FeedChanged) and message.feed is self.feed
 
 
 @dataclass

@@ -1,14 +1,16 @@
 """The training screen: start a run from the chosen dataset and config, and watch it live.
 
-One async worker follows the run with ``Engine.attach`` (history, then live events), folds each
-event into a ``RunFeed`` and posts a small message; step and resource messages merge while the
-screen is busy (``can_replace``), so a fast run cannot flood the UI. Keys: n start, p pause /
-resume, s stop (confirmed; the run writes a checkpoint first), c checkpoint now.
+One async worker follows the run with ``Engine.attach`` (history, then live events) and folds
+each event into a ``RunFeed``. It posts a ``FeedChanged`` only when none is waiting, and the
+screen draws at most ``MAX_DRAWS_PER_S`` times a second (the parts that changed), so a fast run
+cannot flood the UI however its events interleave. Keys: n start, p pause / resume, s stop
+(confirmed; the run writes a checkpoint first), c checkpoint now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,29 +19,23 @@ from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Log, ProgressBar, Static
+from textual.timer import Timer
+from textual.widgets import ProgressBar, RichLog, Static
 
 from engine.errors import UserError
-from engine.events import Event, Resources, Step
+from engine.events import Event
 from llamahome_tui.commands import resolve_config
-from llamahome_tui.messages import ResourceSample, RunEnded, RunMessage, RunNews, StepMetrics, TaskDone
+from llamahome_tui.messages import FeedChanged, RunEnded, TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
-from llamahome_tui.widgets.run_feed import RunFeed
+from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, RunFeed
 from llamahome_tui.widgets.run_panels import gauges_text, numbers_text, progress_text, samples_text
 
 YIELD_EVERY = 100
 """Replaying history, give the event loop a turn every this many events."""
-
-
-def message_for(event: Event, feed: RunFeed) -> RunMessage:
-    """The message that tells the screen about ``event`` (already folded into ``feed``)."""
-    if isinstance(event, Step):
-        return StepMetrics(feed)
-    if isinstance(event, Resources):
-        return ResourceSample(feed)
-    return RunNews(feed)
+MAX_DRAWS_PER_S = 10
+"""Redraws of a live feed per second at most; changes in between are drawn together."""
 
 
 class TrainingScreen(ConsoleScreen):
@@ -59,19 +55,25 @@ class TrainingScreen(ConsoleScreen):
         super().__init__()
         self.feed: RunFeed | None = None
         self.log_shown = 0
+        self.last_draw = 0.0
+        self.draw_timer: Timer | None = None
+        self.notices = 0
+        """Change notices handled (each may stand for many events)."""
+        self.redraws = 0
+        """Redraws of changed parts."""
 
     def compose_body(self) -> ComposeResult:
         """Head line, progress, numbers, chart and gauges, log tail and samples."""
         yield Static(id="run-head")
         with Horizontal(id="run-progress"):
-            yield ProgressBar(total=1, show_eta=False, show_percentage=True, id="progress-bar")
+            yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="progress-bar")
             yield Static(id="progress-text")
         yield Static(id="run-numbers")
         with Horizontal(id="charts"):
             yield LineChart(id="loss-chart")
             yield Static(id="gauges")
         with Horizontal(id="run-bottom"):
-            yield Log(id="run-log", max_lines=500)
+            yield RichLog(id="run-log", max_lines=500, wrap=True, min_width=20)
             yield Static(id="samples")
 
     def on_mount(self) -> None:
@@ -106,35 +108,53 @@ class TrainingScreen(ConsoleScreen):
         """Fold one run's events into a new feed, posting a message for each."""
         feed = RunFeed(run_id)
         self.feed, self.log_shown = feed, 0
-        self.query_one(Log).clear()
+        self.query_one(RichLog).clear()
         self.draw()
         count = 0
         async for stored in self.engine.attach(run_id):
-            feed.apply(stored.event)
-            self.post_message(message_for(stored.event, feed))
+            self.ingest(feed, stored.event, stored.time)
             count += 1
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        feed.ended = True
+        try:
+            run = self.engine.get_run(run_id)
+            feed.end(run.status, run.error)
+        except UserError:
+            feed.end("deleted")
         self.post_message(RunEnded(feed))
 
-    def on_step_metrics(self, message: StepMetrics) -> None:
-        """Redraw progress, numbers and chart (merged updates)."""
-        if message.feed is self.feed:
-            self.draw_progress()
+    def ingest(self, feed: RunFeed, event: Event, at: float | None = None) -> None:
+        """Fold an event into the feed; post a change notice unless one is already waiting."""
+        feed.apply(event, at)
+        if feed.announce():
+            self.post_message(FeedChanged(feed))
 
-    def on_resource_sample(self, message: ResourceSample) -> None:
-        """Redraw the gauges."""
-        if message.feed is self.feed:
-            self.query_one("#gauges", Static).update(gauges_text(self.feed))
+    def on_feed_changed(self, message: FeedChanged) -> None:
+        """Draw what changed, or leave it to a timer when the last draw was too recent."""
+        if message.feed is not self.feed:
+            return
+        self.notices += 1
+        wait = self.last_draw + 1 / MAX_DRAWS_PER_S - time.monotonic()
+        if wait <= 0:
+            self.draw_changes()
+        elif self.draw_timer is None:
+            self.draw_timer = self.set_timer(wait, self.draw_changes)
 
-    def on_run_news(self, message: RunNews) -> None:
-        """An eval, checkpoint, log line or sample: redraw all but the gauges."""
-        if message.feed is self.feed:
+    def draw_changes(self) -> None:
+        """Redraw the parts of the feed that changed since the last draw."""
+        self.draw_timer = None
+        if self.feed is None:
+            return
+        changes = self.feed.take_changes()
+        self.last_draw, self.redraws = time.monotonic(), self.redraws + 1
+        if NEWS in changes:
             self.query_one("#run-head", Static).update(self.head_text())
-            self.draw_progress()
             self.draw_log()
             self.query_one("#samples", Static).update(samples_text(self.feed))
+        if PROGRESS in changes or NEWS in changes:
+            self.draw_progress()
+        if RESOURCES in changes:
+            self.query_one("#gauges", Static).update(gauges_text(self.feed))
 
     def on_run_ended(self, message: RunEnded) -> None:
         """The run is over: final redraw with its status."""
@@ -145,6 +165,11 @@ class TrainingScreen(ConsoleScreen):
 
     def draw(self) -> None:
         """Redraw every panel from the feed."""
+        if self.draw_timer is not None:
+            self.draw_timer.stop()
+            self.draw_timer = None
+        if self.feed is not None:
+            self.feed.take_changes()
         self.query_one("#run-head", Static).update(self.head_text())
         self.draw_progress()
         self.draw_log()
@@ -186,7 +211,9 @@ class TrainingScreen(ConsoleScreen):
         if feed is None or feed.log_count == self.log_shown:
             return
         new = min(feed.log_count - self.log_shown, len(feed.log))
-        self.query_one(Log).write_lines(list(feed.log)[-new:])
+        log = self.query_one(RichLog)
+        for line in list(feed.log)[-new:]:
+            log.write(Text(line))
         self.log_shown = feed.log_count
 
     # actions
@@ -197,6 +224,9 @@ class TrainingScreen(ConsoleScreen):
             self.notify("choose a dataset first (1: Datasets, enter on a file)", severity="warning")
             return
         self.notify(f"starting a run on {self.state.dataset.name}…")
+        if self.state.config_edits:
+            self.notify(f"{len(self.state.config_edits)} unsaved config edit(s) are not used: the run reads "
+                        "the saved file (2: Config, ctrl+s saves)", severity="warning", timeout=8)
         self.start_run(self.state.dataset, self.state.eval_data)
 
     @work(thread=True, exclusive=True, group="start")

@@ -1,8 +1,9 @@
 """``RunFeed``: everything the training screen draws about one run, folded from its events.
 
-Plain Python (no Textual): the attach worker calls ``apply`` for each event, then posts a small
-message; the screen redraws from the feed. Series are append-only lists, so merged messages lose
-no points.
+Plain Python (no Textual): the attach worker calls ``apply`` for each event (with the time the
+store gave it) and, through ``announce``, posts at most one "feed changed" message at a time;
+the screen redraws the parts named in ``changes``. Series are append-only lists, so the updates
+that one message stands for lose no points.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from engine.events import (
 
 LOG_LINES = 200
 """Log lines kept for the log tail."""
+PROGRESS, RESOURCES, NEWS = "progress", "resources", "news"
+"""The parts of the training screen a change touches: step numbers and chart, gauges, the rest."""
 
 
 @dataclass
@@ -52,22 +55,41 @@ class RunFeed:
     paused: bool = False
     log_count: int = 0
     """Log lines ever added (the deque keeps the last ``LOG_LINES``)."""
+    first_at: float | None = None
+    """Store time of the first event (the start when there is no ``Started``)."""
+    started_at: float | None = None
+    """Store time of the ``Started`` event."""
+    last_step_at: float | None = None
+    """Store time of the newest ``Step``."""
+    changes: set[str] = field(default_factory=set)
+    """Parts changed since the screen last drew them (``PROGRESS``, ``RESOURCES``, ``NEWS``)."""
+    announced: bool = False
+    """A change notice for this feed is posted and not handled yet."""
 
     def _say(self, line: str) -> None:
         """Add a line to the log tail."""
         self.log.append(line)
         self.log_count += 1
 
-    def apply(self, event: Event) -> None:
-        """Fold one event into the feed."""
+    def apply(self, event: Event, at: float | None = None) -> None:
+        """Fold one event, stored at unix time ``at``, into the feed."""
+        if at is not None and self.first_at is None:
+            self.first_at = at
         if isinstance(event, Step):
-            self.last_step = event
+            self.last_step, self.last_step_at = event, at
             self.total_steps = event.total_steps
             self.steps.append(event.step)
             self.losses.append(event.loss)
-        elif isinstance(event, Resources):
+            self.changes.add(PROGRESS)
+            return
+        if isinstance(event, Resources):
             self.resources = event
-        elif isinstance(event, Eval):
+            self.changes.add(RESOURCES)
+            return
+        self.changes.add(NEWS)
+        if isinstance(event, Started) and at is not None:
+            self.started_at = at
+        if isinstance(event, Eval):
             self.eval_steps.append(event.step)
             self.eval_losses.append(event.eval_loss)
             self._say(f"eval step {event.step}: loss {event.eval_loss:.4f} "
@@ -95,10 +117,30 @@ class RunFeed:
             self._say(f"resumed at step {event.step}")
         elif isinstance(event, Finished):
             self.finished, self.ended = dict(event.metrics), True
-            self._say("finished")
+            stopped = event.metrics.get("stopped_reason") == "stopped"
+            self._say("stopped (checkpoint written)" if stopped else "finished")
         elif isinstance(event, Failed):
             self.error, self.ended = event.error, True
             self._say(f"error: {event.error}")
+
+    def announce(self) -> bool:
+        """Whether to post a change notice now: True unless one is already waiting (then it covers this)."""
+        if self.announced:
+            return False
+        self.announced = True
+        return True
+
+    def take_changes(self) -> set[str]:
+        """The parts to redraw; clears them and lets the next change post a new notice."""
+        changes, self.changes, self.announced = self.changes, set(), False
+        return changes
+
+    def end(self, status: str, error: str | None = None) -> None:
+        """The run is over with ``status``; say so in the log when its events did not."""
+        if not self.ended and status in ("stopped", "crashed", "failed"):
+            self._say(f"{status}: {error}" if error else status)
+        self.ended = True
+        self.changes.add(NEWS)
 
     @property
     def best_eval(self) -> float | None:
@@ -109,10 +151,22 @@ class RunFeed:
         """Seconds left: the worker's estimate when it sent one, else the pace so far."""
         if self.resources is not None and self.resources.eta_s is not None:
             return self.resources.eta_s
-        step = self.last_step
-        if step is None or step.step <= 0 or not step.total_steps:
+        step, elapsed = self.last_step, self.elapsed_s()
+        if step is None or elapsed is None or step.step <= 0 or not step.total_steps:
             return None
-        return step.elapsed_s / step.step * max(step.total_steps - step.step, 0)
+        return elapsed / step.step * max(step.total_steps - step.step, 0)
+
+    def elapsed_s(self) -> float | None:
+        """Seconds from the start to the newest step: the worker's figure, else the store's times."""
+        step = self.last_step
+        if step is None:
+            return None
+        if step.elapsed_s > 0:
+            return step.elapsed_s
+        start = self.started_at if self.started_at is not None else self.first_at
+        if start is None or self.last_step_at is None:
+            return None
+        return max(self.last_step_at - start, 0.0)
 
 
 def format_duration(seconds: float | None) -> str:

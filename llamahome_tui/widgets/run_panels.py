@@ -66,13 +66,15 @@ def _cores() -> int:
 
 
 def progress_text(feed: RunFeed) -> Text:
-    """``step 12/100  epoch 0.40  elapsed 0:10  ETA 1:23``."""
+    """``step 12/100 12%  epoch 0.40  elapsed 0:10  ETA 1:23`` (fits beside the bar at 80 columns)."""
     step = feed.last_step
     if step is None:
         return Text("waiting for the first step…" if not feed.ended else "no steps", style="dim")
     text = Text()
-    text.append(f"step {step.step}/{step.total_steps}", style="bold")
-    text.append(f"  epoch {step.epoch:.2f}  elapsed {format_duration(step.elapsed_s)}")
+    text.append(f"step {step.step:,}/{step.total_steps:,}", style="bold")
+    if step.total_steps:
+        text.append(f" {100 * step.step // step.total_steps}%")
+    text.append(f"  epoch {step.epoch:.2f}  elapsed {format_duration(feed.elapsed_s())}")
     text.append(f"  ETA {format_duration(feed.eta_s()) if not feed.ended else '-'}")
     return text
 
