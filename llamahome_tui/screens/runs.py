@@ -1,8 +1,8 @@
 """The runs screen: the run history from SQLite; attach, compare two loss curves, delete.
 
 Keys: enter/a attach (opens the training screen on the run, live or ended), m mark for compare,
-c compare the two marked runs, d delete (confirmed), r refresh. The table refreshes itself every
-two seconds so a live run's status moves without a key.
+c compare the two marked runs (Esc closes the comparison), d delete (confirmed), r refresh. The
+table refreshes itself every two seconds so a live run's status and time move without a key.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from engine.errors import UserError
-from engine.store import RunRecord
+from engine.store import LIVE_STATUSES, RunRecord
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_feed import format_duration
 
-STATUS_STYLE = {"running": "bold green", "pending": "yellow", "finished": "green", "stopped": "cyan",
-                "failed": "bold red", "crashed": "bold red"}
+STATUS_STYLE = {"running": "bold green", "pending": "yellow", "paused": "yellow", "finished": "green",
+                "stopped": "cyan", "failed": "bold red", "crashed": "bold red"}
 COMPARE_COLORS = ("cyan", "magenta")
 
 
@@ -44,9 +44,9 @@ def best_eval(run: RunRecord, checkpoint_losses: Iterable[float | None]) -> floa
 
 
 def run_cells(run: RunRecord, best: float | None, now: float) -> tuple[str | Text, ...]:
-    """A run's row: id, kind, status, dataset, method, best eval loss, duration."""
+    """A run's row: id, kind, status, dataset, method, best eval loss, duration (so far, when live)."""
     method = str(run.config.get("training", {}).get("method", "")) if run.kind == "train" else ""
-    end = run.ended_at if run.ended_at is not None else (now if run.status in ("running", "pending") else None)
+    end = run.ended_at if run.ended_at is not None else (now if run.status in LIVE_STATUSES else None)
     duration = format_duration(end - run.started_at) if run.started_at and end else "-"
     return (run.id, run.kind, status_text(run.status), Path(run.dataset_path).name if run.dataset_path else "-",
             method or "-", f"{best:.4f}" if best is not None else "-", duration)
@@ -58,7 +58,8 @@ class RunsScreen(ConsoleScreen):
     MODE = "runs"
     HELP = "Every run in this workspace, newest first. Mark two with m, then c compares their loss."
     BINDINGS = [
-        Binding("enter,a", "attach", "Attach"),
+        Binding("a", "attach", "Attach", show=False),
+        Binding("escape", "close", "Close compare", show=False),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("d", "delete", "Delete"),
@@ -73,7 +74,8 @@ class RunsScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         """The history table and the (hidden) comparison chart."""
-        yield FilterTable("", "run", "kind", "status", "dataset", "method", "best eval", "time", id="runs-table")
+        yield FilterTable("", "run", "kind", "status", "dataset", "method", "best eval", "time", id="runs-table",
+                          enter="Attach")
         with Vertical(id="compare"):
             yield Static(id="compare-legend")
             yield LineChart(id="compare-chart")
@@ -153,10 +155,19 @@ class RunsScreen(ConsoleScreen):
             losses = [row["loss"] for row in rows]
             series.append(Series(run_id, losses, color, [row["step"] for row in rows]))
             last = f"{losses[-1]:.4f}" if losses else "-"
-            legend.append(f"■ {run_id} loss {last}  ", style=color)
+            legend.append(f"■ {run_id} {last}  ", style=color)
+        legend.append("esc closes", style="dim")
         self.query_one("#compare-legend", Static).update(legend)
         self.query_one("#compare", Vertical).add_class("shown")
         self.query_one(LineChart).plot(series)
+
+    def action_close(self) -> None:
+        """Esc: close the comparison when it is open, else go back like everywhere else."""
+        compare = self.query_one("#compare", Vertical)
+        if compare.has_class("shown"):
+            compare.remove_class("shown")
+        else:
+            self.console.action_back()
 
     def action_delete(self) -> None:
         """Delete the selected run and its files, after a confirmation."""

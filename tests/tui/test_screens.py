@@ -139,3 +139,25 @@ async def test_prompt_answers_with_text(make_app):
         app.screen.query_one(Input).value = "x.jsonl"
         await pilot.press("enter")
     assert answers == ["x.jsonl"]
+
+
+async def test_runs_paused_time_counts_and_esc_closes_the_comparison(make_app, engine, monkeypatch):
+    from conftest import FROZEN_NOW
+
+    fake_run(engine, "20260101-000000-aaaa", 40, 3.0)
+    fake_run(engine, "20260101-000100-bbbb", 20, 2.5)
+    engine.store.create_run("20260101-000200-paus", "train", {"training": {"method": "lora"}}, "tiny", "/x/c.jsonl")
+    engine.store.update_run("20260101-000200-paus", status="paused", started_at=FROZEN_NOW - 125, pid=None)
+    monkeypatch.setattr(engine, "_dead", lambda run: False)  # the paused run's worker is alive
+    app = make_app("runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(FilterTable)
+        assert table.keys[0] == "20260101-000200-paus"
+        assert [str(c) for c in table.get_row_at(0)][-1] == "2:05"
+        await pilot.press("down", "m", "down", "m", "c")
+        compare = app.screen.query_one("#compare")
+        assert compare.has_class("shown")
+        await pilot.press("escape")
+        assert not compare.has_class("shown") and app.current_mode == "runs"
+        await pilot.press("escape")
+        assert app.current_mode == "runs", "nowhere to go back to: Esc stays"
