@@ -1,8 +1,10 @@
-"""The checkpoints screen: a run's checkpoints (step, eval loss, best, size); resume, evaluate, delete.
+"""The checkpoints screen: a run's checkpoints (step, eval loss, best, size); resume, evaluate, export.
 
 The top table lists training runs; the bottom one the highlighted run's checkpoints. Keys (on a
 checkpoint): r resume from it (a new run, followed on the training screen), e evaluate it on a
-dataset (asked for; the result shows here and is stored as an eval run), d delete (confirmed).
+dataset (asked for; the result shows here and is stored as an eval run), x export it as an
+adapter and M merge it into its base (an ``export`` run, like ``train-export``; the output folder
+is asked for, its progress and result show here), d delete (confirmed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -18,7 +21,9 @@ from textual.widgets import Static
 
 from engine.config import Config, config_from_dict, load_config
 from engine.errors import UserError
-from engine.store import CheckpointRecord
+from engine.events import Log
+from engine.store import CheckpointRecord, RunRecord
+from engine.train.export import default_output
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.datasets import human_size
@@ -42,6 +47,8 @@ class CheckpointsScreen(ConsoleScreen):
     BINDINGS = [
         Binding("r", "resume", "Resume"),
         Binding("e", "evaluate", "Evaluate"),
+        Binding("x", "export(False)", "Export"),
+        Binding("M", "export(True)", "Merge"),
         Binding("d", "delete", "Delete"),
         Binding("slash", "filter", "Filter"),
     ]
@@ -68,6 +75,10 @@ class CheckpointsScreen(ConsoleScreen):
         """Palette entries for this screen."""
         yield SystemCommand("Resume from checkpoint", "continue training from the highlighted one", self.action_resume)
         yield SystemCommand("Evaluate checkpoint", "loss and perplexity on a dataset", self.action_evaluate)
+        yield SystemCommand("Export checkpoint", "the adapter (or model) to a folder",
+                            lambda: self.action_export(False))
+        yield SystemCommand("Merge checkpoint", "the adapter folded into its base: a standalone model",
+                            lambda: self.action_export(True))
 
     def refresh_runs(self) -> None:
         """Training runs, newest first; the state's run first highlighted."""
@@ -117,19 +128,36 @@ class CheckpointsScreen(ConsoleScreen):
 
         self.app.push_screen(PromptScreen(f"Evaluate {path.name} on which data file?", default), chosen)
 
+    def action_export(self, merge: bool) -> None:
+        """Ask where to, then export the highlighted checkpoint (as an adapter, or merged)."""
+        path = self.selected
+        if path is None:
+            return
+        what = "a merged model" if merge else "an adapter"
+
+        def chosen(answer: str | None) -> None:
+            if answer:
+                self.run_task("merge" if merge else "export", str(path), answer)
+
+        self.app.push_screen(PromptScreen(f"Export {path.name} as {what} into which folder?",
+                                          str(default_output(path, merge))), chosen)
+
     def run_task(self, task: str, target: str, data: str = "") -> None:
-        """Start a resume or evaluation of ``target`` for the highlighted run."""
+        """Start a resume, evaluation or export of ``target`` for the highlighted run."""
         self.status(f"{task}: starting…")
         self.start_task(task, target, data, self.query_one("#ckpt-runs", FilterTable).selected_key)
 
     @work(thread=True, group="checkpoint-task")
     def start_task(self, task: str, target: str, data: str, run_id: str | None) -> None:
-        """Start a resume or evaluation run off the UI thread."""
+        """Start a resume, evaluation or export run off the UI thread (``data``: the file or output)."""
         try:
+            config = config_of(self.engine.get_run(run_id).config if run_id else None)
             if task == "resume":
                 new_id = self.engine.resume_run(target)
+            elif task in ("export", "merge"):
+                new_id = self.engine.export_checkpoint(Path(target), task == "merge", config,
+                                                       Path(data).expanduser().resolve())
             else:
-                config = config_of(self.engine.get_run(run_id).config if run_id else None)
                 new_id = self.engine.evaluate(Path(target), Path(data).expanduser().resolve(), config)
         except UserError as exc:
             self.post_message(TaskDone(task, error=str(exc)))
@@ -141,31 +169,30 @@ class CheckpointsScreen(ConsoleScreen):
         self.query_one("#ckpt-status", Static).update(text)
 
     def on_task_done(self, message: TaskDone) -> None:
-        """Follow a resumed run; watch an evaluation until its result is in."""
+        """Follow a resumed run; watch an evaluation or export until its result is in."""
         if message.error:
-            self.status(f"[red]{message.task} failed:[/red] {message.error}")
+            self.status(f"[red]{message.task} failed:[/red] {escape(message.error)}")
+            return
+        if message.task in ("job-progress", "job-result"):
+            self.status(escape(str(message.result)))
             return
         run_id = str(message.result)
         self.state.watched.add(run_id)
         if message.task == "resume":
             self.state.run_id = run_id
             self.console.action_mode("training")
-        elif message.task == "evaluate":
-            self.status(f"evaluating: run {run_id}…")
-            self.wait_for_eval(run_id)
-        elif message.task == "eval-result":
-            self.status(str(message.result))
+        else:
+            doing = {"evaluate": "evaluating", "export": "exporting", "merge": "merging"}[message.task]
+            self.status(f"{doing}: run {run_id}…")
+            self.follow_job(run_id, doing)
 
-    @work(group="eval-wait")
-    async def wait_for_eval(self, run_id: str) -> None:
-        """Follow the evaluation run to its end and show its result."""
-        async for _ in self.engine.attach(run_id):
-            pass
-        run = self.engine.get_run(run_id)
-        metrics = run.final_metrics or {}
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float))
-        result = f"eval run {run_id} {run.status}: {shown or run.error or 'no metrics'}"
-        self.post_message(TaskDone("eval-result", result=result))
+    @work(group="job-wait")
+    async def follow_job(self, run_id: str, doing: str) -> None:
+        """Follow an evaluation or export run to its end: its log lines, then its result."""
+        async for stored in self.engine.attach(run_id):
+            if isinstance(stored.event, Log):
+                self.post_message(TaskDone("job-progress", result=f"{doing} (run {run_id}): {stored.event.message}"))
+        self.post_message(TaskDone("job-result", result=job_result(self.engine.get_run(run_id))))
 
     def action_delete(self) -> None:
         """Delete the highlighted checkpoint folder after a confirmation."""
@@ -185,6 +212,16 @@ class CheckpointsScreen(ConsoleScreen):
             self.refresh_checkpoints()
 
         self.app.push_screen(ConfirmScreen(f"Delete checkpoint {path.name} and its files?"), answer)
+
+
+def job_result(run: RunRecord) -> str:
+    """One line for an ended evaluation (its metrics) or export (what it wrote, where)."""
+    metrics = run.final_metrics or {}
+    if run.kind == "export" and run.status == "finished":
+        kind, output = metrics.get("kind", "export"), metrics.get("output", run.output_dir)
+        return f"export run {run.id} finished: {kind} in {output}"
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float))
+    return f"{run.kind} run {run.id} {run.status}: {shown or run.error or 'no metrics'}"
 
 
 def config_of(stored: dict[str, Any] | None) -> Config:
