@@ -124,3 +124,23 @@ def test_train_data_opens_the_training_screen_with_that_data(tmp_path, workspace
     assert state.dataset is not None and state.dataset.name == "d.jsonl" and state.eval_data.name == "e.jsonl"
     assert state.overrides == ["lora.r=8", "training.max_steps=7"]
     assert state.config_file == workspace.root / "config.toml"
+
+
+async def test_every_footer_fits_80_columns_and_shows_what_enter_does(make_app, engine):
+    from history import fake_run
+    from screen_text import screen_lines
+
+    run_id = fake_run(engine, "20260101-000000-aaaa", 20, 3.0)
+    enter = {"datasets": "⏎ Train", "config": "⏎ Edit", "runs": "⏎ Attach"}
+    app = make_app(run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key, mode in zip("12345", ("datasets", "config", "training", "checkpoints", "runs"), strict=True):
+            await pilot.press(key)
+            await pilot.pause()
+            footer = screen_lines(app)[-1]
+            assert footer.rstrip().endswith("? Help  q Quit"), (mode, footer)
+            assert enter.get(mode, "") in footer, (mode, footer)
+        await pilot.press("2", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        listed = dict((d, k) for k, d in app.screen.keys)
+        assert listed["Edit"] == "⏎" and listed["LoRA"] == "f5" and listed["Reset key"] == "del"
