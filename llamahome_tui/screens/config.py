@@ -141,7 +141,7 @@ class ConfigScreen(ConsoleScreen):
         if self.family:
             status = f"[model_configs.{self.family}] overrides · {where} · f: all keys"
         else:
-            status = f"{where} · f family · F5 LoRA  F6 QLoRA  F7 QAT  F8 full"
+            status = f"{where} · f family · F5 LoRA F6 QLoRA F7 QAT F8 full"
         self.query_one("#config-presets", Static).update(status)
         self.on_data_table_row_highlighted()
 

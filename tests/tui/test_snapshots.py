@@ -55,6 +55,11 @@ def test_checkpoints_screen(snap_compare, make_app, engine):
     assert snap_compare(make_app("checkpoints", run_id=run_id), terminal_size=SIZE)
 
 
+def test_config_screen_with_a_preset_filtered_to_lora(snap_compare, make_app, workspace):
+    (workspace.root / "config.toml").write_text("[lora]\nr = 8\n")
+    assert snap_compare(make_app("config"), terminal_size=SIZE, press=["f5", "slash", *"lora", "enter"])
+
+
 def test_help_on_the_training_screen(snap_compare, make_app):
     assert snap_compare(make_app("training"), terminal_size=SIZE, press=["question_mark"])
 
