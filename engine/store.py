@@ -321,7 +321,7 @@ class RunStore:
     def delete_run(self, run_id: str) -> None:
         """Delete a run's rows in every table (its files are not touched)."""
         with self._transaction(write=True) as db:
-            for table in ("events", "metrics", "checkpoints", "controls"):
+            for table in ("events", "metrics", "checkpoints", "controls", "run_datasets"):
                 db.table(table).delete_where("run_id = ?", [run_id])
             db.table("runs").delete_where("id = ?", [run_id])
 

@@ -179,9 +179,12 @@ def test_checkpoint_bookkeeping(store: RunStore) -> None:
 def test_delete_run(store: RunStore) -> None:
     store.add_event("r1", step_event(1))
     store.add_checkpoint("r1", 1, "ck-1", None, False, None)
+    store.add_dataset_version("fp", "d.jsonl", 10, 100)
+    store.link_run_dataset("r1", "fp")
     store.delete_run("r1")
     assert store.get_run("r1") is None
     assert store.events("r1") == [] and store.metrics("r1") == [] and store.checkpoints("r1") == []
+    assert store.dataset_versions()[0]["runs"] == []  # the version stays, the link goes
 
 
 def _write_steps(path: str, count: int) -> None:
