@@ -47,6 +47,7 @@ bench: setup
 	$(PY) bench/train_throughput.py
 	$(PY) bench/loss_parity.py
 	$(PY) bench/data_pipeline.py $(DATA_BENCH_ARGS)
+	$(PY) bench/train_memory.py $(TRAIN_MEMORY_ARGS)
 	$(PY) bench/ui_latency.py
 	$(PY) bench/qat_vs_ptq.py
 
