@@ -2,17 +2,20 @@
 
 Each path runs in its own process (clean peak RSS, no shared warm caches) on the same model
 shape, LoRA r=8 on q/k/v/o, sequence 512, the same samples; 60 timed optimizer steps after a
-warm-up. Prints real tokens/s, pad share and peak RSS per path and the ratios
+warm-up. With ``--rounds N`` the paths run in turn N times and each path's median counts (run-to-run
+noise on a shared 2-core machine is about +-10 %, more than the gaps measured). Prints real
+tokens/s, pad share and peak RSS per path and the ratios
 ``ratio_vs_hf_trainer`` (b/a), ``ratio_vs_trl_packed`` (b/a2) and ``ratio_vs_bare_loop`` (b/c);
 writes bench/results/train_throughput.json.
 
-    python bench/train_throughput.py [--steps 60] [--precision fp32 bf16] [--paths ...]
+    python bench/train_throughput.py [--steps 60] [--rounds 3] [--precision fp32 bf16] [--paths ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,12 +39,19 @@ def run_path(path: str, precision: str, steps: int, warmup: int, batch: int) -> 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median tokens/s, with every round's tokens/s beside it."""
+    middle = sorted(runs, key=lambda r: r["tokens_per_s"])[(len(runs) - 1) // 2]
+    return {**middle, "rounds_tokens_per_s": [r["tokens_per_s"] for r in runs],
+            "median_tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs)}
+
+
 def ratios(results: dict[str, dict]) -> dict[str, float]:
     """Engine tokens/s over each reference path's."""
     ours = results.get("engine")
     names = {"hf_trainer": "ratio_vs_hf_trainer", "trl_packed": "ratio_vs_trl_packed",
              "bare_loop": "ratio_vs_bare_loop"}
-    return {ratio: ours["tokens_per_s"] / results[path]["tokens_per_s"]
+    return {ratio: ours["median_tokens_per_s"] / results[path]["median_tokens_per_s"]
             for path, ratio in names.items() if ours and path in results}
 
 
@@ -51,18 +61,22 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="times each path runs (its median counts)")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     args = parser.parse_args()
-    report: dict = {"steps": args.steps, "batch": args.batch, "seq_len": 512, "by_precision": {}}
+    report: dict = {"steps": args.steps, "batch": args.batch, "seq_len": 512, "rounds": args.rounds,
+                    "by_precision": {}}
     for precision in args.precision:
-        results = {}
-        for path in args.paths:
-            result = run_path(path, precision, args.steps, args.warmup, args.batch)
-            if result:
-                results[path] = result
-                print(f"{precision:>5} {path:>11}: {result['tokens_per_s']:8,.0f} real tok/s  "
-                      f"pad {result['pad_share']:5.1%}  peak RSS {result['peak_rss_mb']:6,.0f} MiB")
+        runs: dict[str, list[dict]] = {path: [] for path in args.paths}
+        for _ in range(args.rounds):
+            for path in args.paths:
+                result = run_path(path, precision, args.steps, args.warmup, args.batch)
+                if result:
+                    runs[path].append(result)
+                    print(f"{precision:>5} {path:>11}: {result['tokens_per_s']:8,.0f} real tok/s  "
+                          f"pad {result['pad_share']:5.1%}  peak RSS {result['peak_rss_mb']:6,.0f} MiB", flush=True)
+        results = {path: median_run(found) for path, found in runs.items() if found}
         found = ratios(results)
         for name, value in found.items():
             print(f"{precision:>5} {name}: {value:.2f} (goal >= {GOALS[name]})")
