@@ -127,15 +127,15 @@ class Engine:
     def resume_point(self, target: str) -> tuple[Path, RunRecord]:
         """The checkpoint a ``resume_run(target)`` would continue from, and the run that wrote it."""
         path = Path(target)
-        if path.is_dir():
-            meta = read_checkpoint_meta(path)
-            return path.resolve(), self.get_run(meta["run_id"])
-        run = self.get_run(target)
+        folder = path.is_dir()
+        run = self.get_run(read_checkpoint_meta(path)["run_id"] if folder else target)
         if run.status in LIVE_STATUSES:
             raise UserError(f"run {run.id} is {run.status}; stop it before resuming it in a new run")
         if run.status == "crashed" and process_alive(run.pid, run.started_at):
             raise UserError(f"run {run.id} stopped answering but its worker (pid {run.pid}) is still alive; "
                             f"end it (kill {run.pid}) before resuming, so two workers never write one run")
+        if folder:
+            return path.resolve(), run
         checkpoint = latest_checkpoint_dir(run)
         if checkpoint is None:
             raise UserError(f"run {run.id} has no checkpoint to resume from")

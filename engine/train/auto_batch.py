@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from engine.config import Config
@@ -115,7 +116,7 @@ def probe_length(dataset: Any, config: Config) -> int:
     if data.packing:
         return data.pack_length or data.max_length
     lengths = getattr(dataset, "lengths", None)
-    longest = int(max(lengths)) if lengths is not None and len(lengths) else max(
+    longest = int(np.max(lengths)) if lengths is not None and len(lengths) else max(
         (len(s.input_ids) for s in dataset), default=1)
     return -(-longest // data.pad_to_multiple_of) * data.pad_to_multiple_of
 

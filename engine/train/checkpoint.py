@@ -34,11 +34,11 @@ class TrainingProgress:
     best_eval_loss: float | None = None
     evals_without_improvement: int = 0
     micro_batch_splits: int = 1
+    """Pieces each micro-batch is run in (doubled by out-of-memory backoff; the effective batch stays)."""
     elapsed_s: float = 0.0
     """Seconds spent training so far, over every resumed part of the run (pauses not counted)."""
     data_state: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "index": 0})
     """The batch stream's position (``engine.data.batching.Batches.state_dict``)."""
-    """Pieces each micro-batch is run in (doubled by out-of-memory backoff; the effective batch stays)."""
 
 
 def checkpoint_name(step: int) -> str:

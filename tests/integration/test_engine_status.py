@@ -198,3 +198,15 @@ def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, t
     assert engine.get_run(hung).status == "crashed"
     with pytest.raises(UserError, match=rf"worker \(pid {os.getpid()}\) is still alive; end it"):
         engine.resume_point(hung)
+
+
+def test_a_checkpoint_folder_of_a_live_run_is_not_resumed(engine: Engine, tmp_path: Path) -> None:
+    now = time.time()
+    live = _run(engine, "live", status="running", pid=os.getpid(), started_at=now, heartbeat_at=now)
+    folder = tmp_path / "step-000002"
+    folder.mkdir()
+    (folder / "progress.json").write_text('{"run_id": "live", "progress": {}}')
+    with pytest.raises(UserError, match="run live is running; stop it before resuming"):
+        engine.resume_point(str(folder))
+    engine.store.update_run(live, status="stopped")
+    assert engine.resume_point(str(folder)) == (folder.resolve(), engine.get_run(live))
