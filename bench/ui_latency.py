@@ -103,8 +103,10 @@ def first_frame(workspace: Path) -> tuple[float, float]:
     bare_s = bare.wait_for(b"ready") - bare.started
     bare.close()
     console = Terminal([sys.executable, "-m", "llamahome_tui", "--workspace", str(workspace)], env)
-    frame_s = console.wait_for(b"Datasets", b"Quit") - console.started
-    console.close()
+    try:
+        frame_s = console.wait_for(b"Datasets", b"Quit") - console.started
+    finally:
+        console.close()  # also when the frame never came: no console left running
     return frame_s, bare_s
 
 
