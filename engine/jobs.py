@@ -120,7 +120,9 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
     if recipe.losses:
         metrics.update(first_loss=recipe.losses[0], last_loss=recipe.losses[-1])
     if recipe.data.eval:
-        metrics["eval_loss"] = recipe.evaluate()
+        evaluated_now = getattr(recipe, "last_eval_step", None) == recipe.progress.step
+        same_model = recipe.config.training.method != "qat"  # qat's final model is the converted one
+        metrics["eval_loss"] = recipe.last_eval_loss if evaluated_now and same_model else recipe.evaluate()
     if probe and reason != "stopped":
         metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe,
                                              recipe.config.eval.max_new_tokens).accuracy

@@ -157,8 +157,8 @@ class FineTune:
                 self.save("stopped")
                 self.feed.close()
                 return "stopped"
-            if self.progress.step % self.config.checkpoint.save_steps == 0:
-                self.save("interval")
+            if self.progress.step % self.config.checkpoint.save_steps == 0 and self.progress.step < self.total_steps:
+                self.save("interval")  # the last step's checkpoint is the final one, written once below
         self.save("final")
         self.feed.close()
         return "finished"
@@ -272,7 +272,7 @@ class FineTune:
         result = evaluate_loss(self.model, self.data.eval, self.config.eval.batch_size,
                                self.data.pad_id, self.config.training.precision,
                                self.config.eval.max_batches)
-        self.last_eval_loss = result.loss
+        self.last_eval_loss, self.last_eval_step = result.loss, self.progress.step
         self.emit(Eval(step=self.progress.step, eval_loss=result.loss, perplexity=result.perplexity))
         return result.loss
 
