@@ -24,6 +24,16 @@ def command(workspace: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "llamahome_tui", "--no-ui", "--workspace", str(workspace), *args]
 
 
+def as_from_a_terminal() -> None:
+    """Give a child the signal dispositions of a terminal's foreground job.
+
+    A runner that starts the tests in the background (or under nohup) hands them SIGINT and
+    SIGHUP ignored, and a process started with a signal ignored keeps it ignored.
+    """
+    for number in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def cli(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command(workspace, *args), capture_output=True, text=True, timeout=LIMIT_S)
 
@@ -60,7 +70,8 @@ def test_ctrl_c_stops_the_run_and_a_second_ctrl_c_detaches(tiny_model_dir, chat_
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         train = subprocess.Popen(command(workspace, "train", str(chat_files[0]), "--model", str(tiny_model_dir),
-                                         *LONG), stdout=stdout, stderr=stderr, text=True)
+                                         *LONG), stdout=stdout, stderr=stderr, text=True,
+                                 preexec_fn=as_from_a_terminal)
     wait_for(lambda: "step 1/400" in out.read_text(), "the first step")
     train.send_signal(signal.SIGINT)
     wait_for(lambda: "stopping: writing a checkpoint" in err.read_text(), "the stop message")
@@ -79,7 +90,7 @@ def test_a_detached_run_outlives_the_shell_that_started_it(tiny_model_dir, chat_
     args = shlex.join(command(workspace, "train", str(chat_files[0]), "--model", str(tiny_model_dir), *LONG[2:],
                             "--max-steps", "12", "--detach"))
     shell = subprocess.Popen(["bash", "-c", f"{args}; sleep 60"], stdout=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=as_from_a_terminal)
     run_id = shell.stdout.readline().strip()
     os.killpg(shell.pid, signal.SIGHUP)  # the terminal goes away, and the shell's whole group with it
     assert shell.wait(timeout=LIMIT_S) != 0
