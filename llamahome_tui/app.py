@@ -21,6 +21,7 @@ from typing import ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import AwaitMount
 
 from engine.api import Engine
 from engine.config import PROJECT_ROOT
@@ -64,6 +65,29 @@ class LlamaHomeApp(App[int]):
         self.state = state
         self.first_mode = mode
         self.mode_history: list[str] = []
+        self.modes_shown: set[str] = set()
+        """Modes whose screen has been built (switching back to one needs no transition mask)."""
+        self.instant_switch = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Textual masks every mode switch by holding screen updates for 50 ms.
+
+        That hides a blank frame while a new screen composes; a screen already built draws at
+        once, so switching back to one is not held (the 50 ms were most of a key's latency when
+        flipping screens). A shorter hold is no answer: Textual's one-shot timer can skip its only
+        tick when it fires late, and a zero delay divides by zero there.
+        """
+        if not self.instant_switch:
+            super().delay_update(delay)
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        """Switch modes; back to an already built screen without the transition mask."""
+        self.instant_switch = mode in self.modes_shown
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self.instant_switch = False
+            self.modes_shown.add(mode)
 
     def on_mount(self) -> None:
         """Open the first screen."""

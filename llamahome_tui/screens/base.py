@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from textual import events
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from engine.api import Engine
 from llamahome_tui.widgets.filter_table import FilterBar, FilterTable
+from llamahome_tui.widgets.footer import KeyFooter
 from llamahome_tui.widgets.mode_bar import ModeBar
 
 if TYPE_CHECKING:
@@ -80,7 +81,21 @@ class ConsoleScreen(Screen[None]):
         bar = FilterBar()
         bar.display = False
         yield bar
-        yield Footer()
+        yield KeyFooter()
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Coming back into view: skip Textual's full restyle when the app's CSS has not changed.
+
+        Textual restyles every widget of a resumed screen (about 20 ms here, the largest part of a
+        screen switch once the footer stopped rebuilding), although switching modes already
+        refreshes the CSS when the app's has changed since the screen was styled (a theme change),
+        and class and focus changes restyle their widgets as they happen. Runs before
+        ``Screen._on_screen_resume`` (Textual calls each class's handler, subclass first). Where the
+        counters are missing (another Textual) it restyles as before.
+        """
+        ours, apps = getattr(self, "_css_update_count", None), getattr(self.app, "_css_update_count", None)
+        if ours is not None and ours == apps:
+            event.refresh_styles = False
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""

@@ -1,0 +1,86 @@
+"""The footer rebuilds only when its keys change, and switching back to a built screen is not held."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+
+from llamahome_tui.widgets.footer import KeyFooter
+
+
+class Toggling(Screen[None]):
+    """A screen whose ``x`` key is shown only while ``armed``."""
+
+    BINDINGS = [Binding("x", "fire", "Fire"), Binding("y", "other", "Other")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def compose(self) -> ComposeResult:
+        yield KeyFooter()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.armed if action == "fire" else True
+
+
+def footer_labels(screen: Screen) -> list[str]:
+    """The key labels the footer holds now."""
+    return [key.description for key in screen.query("FooterKey").results()]  # type: ignore[attr-defined]
+
+
+async def test_footer_rebuilds_when_its_keys_change_and_not_otherwise(monkeypatch):
+    builds: list[KeyFooter] = []
+    original = KeyFooter.recompose
+
+    async def counting(self: KeyFooter) -> None:
+        builds.append(self)
+        await original(self)
+
+    monkeypatch.setattr(KeyFooter, "recompose", counting)
+    app = App[None]()
+    app.ENABLE_COMMAND_PALETTE = False
+    async with app.run_test(size=(60, 6)) as pilot:
+        screen = Toggling()
+        await app.push_screen(screen)
+        await pilot.pause()
+        assert footer_labels(screen) == ["Other"]
+        assert len(builds) == 1
+        for _ in range(3):  # signals that change nothing: no rebuild
+            screen.refresh_bindings()
+        await pilot.pause()
+        assert len(builds) == 1
+        screen.armed = True
+        screen.refresh_bindings()
+        screen.refresh_bindings()  # two signals before the refresh: one rebuild
+        await pilot.pause()
+        assert footer_labels(screen) == ["Fire", "Other"]
+        assert len(builds) == 2
+
+
+async def test_flipping_between_built_screens_rebuilds_no_footer(make_app, monkeypatch):
+    builds: list[str] = []
+    original = KeyFooter.recompose
+
+    async def counting(self: KeyFooter) -> None:
+        builds.append(type(self.screen).__name__)
+        await original(self)
+
+    monkeypatch.setattr(KeyFooter, "recompose", counting)
+    app = make_app("runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        first = list(builds)
+        assert sorted(set(first)) == ["RunsScreen", "TrainingScreen"]
+        holds = []
+        monkeypatch.setattr(App, "delay_update", lambda self, delay=0.05: holds.append(delay))
+        for key in "5353":
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        assert builds == first, "the same keys were drawn again"
+        assert holds == [], "a built screen is shown without Textual's 50 ms hold"
+        assert "New run" in footer_labels(app.screen) and app.current_mode == "training"
+        await pilot.press("1")  # a screen not built yet still gets the hold that masks its compose
+        assert holds == [0.05]
