@@ -86,18 +86,20 @@ def make_model(data: Path, folder: Path) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
-def train_run(data: Path, model_dir: Path, workspace_dir: Path, steps: int, memory_mib: int) -> dict[str, Any]:
+def train_run(data: Path, model_dir: Path, workspace_dir: Path, steps: int, memory_mib: int,
+              hide_quantizers: bool) -> dict[str, Any]:
     """Prepare ``data`` through the run's cache and train ``steps`` LoRA steps; times and peak RSS.
 
     The clock starts once the modules a worker has imported when ``train_job`` begins are in;
     what those functions import lazily (tokenizer and model classes, peft) is timed, as in a run.
     """
     import engine.jobs  # noqa: F401  (the worker's imports before train_job starts)
-    from engine.config import Config
+    from engine.config import Config, config_to_dict
     from engine.train.methods import load_for_method
     from engine.train.model import load_tokenizer
     from engine.train.recipe import FineTune, RecipeData
     from engine.train.run_data import prepare_run_data
+    from engine.unused_libs import hide_for_train_job
     from engine.workspace import Workspace, new_run_id
 
     config = Config()
@@ -105,6 +107,8 @@ def train_run(data: Path, model_dir: Path, workspace_dir: Path, steps: int, memo
     config.training.max_steps = steps
     config.checkpoint.save_steps = steps + 1  # only the final checkpoint, as a short run makes
     config.cache.memory_size = memory_mib
+    if hide_quantizers:  # as the worker does for a LoRA run
+        hide_for_train_job(config_to_dict(config))
     workspace = Workspace(workspace_dir).ensure()
     run_id = new_run_id()
     (workspace.cache_dir / "tokens").mkdir(exist_ok=True)
@@ -141,11 +145,38 @@ def train_run(data: Path, model_dir: Path, workspace_dir: Path, steps: int, memo
             "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
+def library_floor(model_dir: Path, hide_quantizers: bool) -> dict[str, Any]:
+    """The reference: a bare script's time to a first LoRA step on this model, no engine and no data.
+
+    The same libraries (and quantizers hidden, or not, as in the engine run), the tokenizer and
+    model loaded, peft's LoRA on q/k/v/o, AdamW and one step on a random batch shaped like the
+    engine's first (16 samples of about 60 tokens). What the engine adds on top is its own part.
+    """
+    from engine.unused_libs import hide, unused_quantizers
+
+    if hide_quantizers:
+        hide(unused_quantizers("lora", [model_dir]))
+    import torch
+
+    started = time.perf_counter()
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = get_peft_model(LlamaForCausalLM.from_pretrained(str(model_dir)),
+                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    batch = torch.randint(0, len(tokenizer), (16, 60), generator=torch.Generator().manual_seed(0))
+    model(input_ids=batch, labels=batch).loss.backward()
+    optimizer.step()
+    return {"first_step_s": time.perf_counter() - started}
+
+
 def measure(data: Path, model_dir: Path, workspace: Path, steps: int, threads: int,
-            memory_mib: int) -> dict[str, Any]:
-    """One training run in a fresh process (its own imports, its own peak RSS)."""
+            memory_mib: int, *flags: str) -> dict[str, Any]:
+    """One training run (or with ``--floor`` the reference) in a fresh process: its own imports and peak RSS."""
     command = [sys.executable, __file__, "--child", str(data), "--model", str(model_dir),
-               "--workspace", str(workspace), "--steps", str(steps), "--memory-mib", str(memory_mib)]
+               "--workspace", str(workspace), "--steps", str(steps), "--memory-mib", str(memory_mib), *flags]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
@@ -185,6 +216,12 @@ def report(results: dict[str, Any]) -> None:
           f"cached data {warm4['data_s']:.2f} s, the rest loading the tokenizer) + model "
           f"{warm4['model_load_s']:.2f} s + setup {warm4['setup_s']:.2f} s + step "
           f"{warm4['first_step_s'] - warm4['prepare_s'] - warm4['model_load_s'] - warm4['setup_s']:.2f} s")
+    floor, floor_q, warm4_q = results["floor"], results["floor_quantizers"], results["warm_4x_quantizers"]
+    print(f"  reference, a bare script (same imports, tokenizer and model load, LoRA, one step on a random "
+          f"batch): {floor['first_step_s']:.2f} s; ours / reference {results['ratio_first_step_vs_floor']:.2f}, "
+          f"the engine's own part {warm4['first_step_s'] - floor['first_step_s']:.2f} s")
+    print(f"  letting transformers and peft import bitsandbytes and torchao (as before the worker hid them): "
+          f"ours {warm4_q['first_step_s']:.2f} s, reference {floor_q['first_step_s']:.2f} s")
     print(f"  (1x, {warm1['samples']} samples: {warm1['first_step_s']:.2f} s; "
           f"data ready to first step {warm1['ready_to_first_step_s']:.2f} s vs "
           f"{warm4['ready_to_first_step_s']:.2f} s at 4x)")
@@ -203,8 +240,12 @@ def run_all(folder: Path, samples: int, steps: int, threads: int, memory_mib: in
         started = time.perf_counter()
         results[key] = measure(path, model_dir, workspace, steps, threads, memory_mib)
         print(f"  {key}: {time.perf_counter() - started:.0f} s wall", flush=True)
+    for key, flags in (("floor", ("--floor",)), ("warm_4x_quantizers", ("--import-quantizers",)),
+                       ("floor_quantizers", ("--floor", "--import-quantizers"))):
+        results[key] = measure(four, model_dir, workspace, steps, threads, memory_mib, *flags)
     results.update(rss_ratio_4x=results["warm_4x"]["peak_rss_mb"] / results["warm_1x"]["peak_rss_mb"],
                    warm_first_step_s=results["warm_4x"]["first_step_s"],
+                   ratio_first_step_vs_floor=results["warm_4x"]["first_step_s"] / results["floor"]["first_step_s"],
                    goals={"rss_ratio_4x": GOAL_RSS_RATIO, "warm_first_step_s": GOAL_WARM_FIRST_STEP_S},
                    cpus=os.cpu_count(), load_avg_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)])
     return results
@@ -221,10 +262,15 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder to keep the data, model and caches in between calls")
     for name in ("--child", "--model", "--workspace"):
         parser.add_argument(name, help=argparse.SUPPRESS)
+    for name in ("--floor", "--import-quantizers"):
+        parser.add_argument(name, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child and args.floor:
+        print(json.dumps(library_floor(Path(args.model), not args.import_quantizers)))
+        return
     if args.child:
         print(json.dumps(train_run(Path(args.child), Path(args.model), Path(args.workspace), args.steps,
-                                   args.memory_mib)))
+                                   args.memory_mib, not args.import_quantizers)))
         return
     started = time.perf_counter()
     if args.keep:

@@ -26,6 +26,7 @@ from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resume
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
 from engine.store import RunStore
+from engine.unused_libs import hide_for_train_job
 from engine.workspace import Workspace
 
 
@@ -132,6 +133,8 @@ class Worker:
 
     def _dispatch(self) -> dict[str, Any]:
         """Run the job that the run's kind names."""
+        if self.run.kind == "train":
+            hide_for_train_job(self.run.config)  # before jobs imports transformers
         from engine import jobs
 
         if self.run.kind == "build-base":

@@ -103,3 +103,15 @@ def test_sigterm_checkpoints_then_resume_finishes(tiny_model_dir, chat_files, tm
     assert latest["resumed_from"] == run_id
     assert latest["status"] == "finished"
     assert latest["final_metrics"]["steps"] == stopped_at.step + 3
+
+
+@pytest.mark.parametrize("method", ["qlora", "qat"])
+def test_a_worker_keeps_the_quantizer_its_method_needs(tiny_model_dir, chat_files, tmp_path, method):
+    """The worker hides bitsandbytes and torchao from LoRA runs; qlora and qat runs still load theirs."""
+    train, held = chat_files
+    result = cli(tmp_path, "train", str(train), "--model", str(tiny_model_dir), "--eval-data", str(held),
+                 "--max-steps", "2", "--set", f"training.method={method}", "--set", "qat.group_size=16",
+                 "--set", "eval.steps=0", "--set", "eval.generate_samples=0", *FAST[:2])
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = runs(tmp_path)[0]
+    assert run["status"] == "finished" and run["final_metrics"]["steps"] == 2
