@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -35,6 +36,7 @@ from llamahome_tui.screens.datasets import DatasetsScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
 from llamahome_tui.screens.runs import RunsScreen
 from llamahome_tui.screens.training import TrainingScreen
+from llamahome_tui.terminal_watch import watch_terminal
 from llamahome_tui.widgets.mode_bar import MODE_TITLES
 
 COMMAND_MODES = {None: "datasets", "train": "training", "train-resume": "checkpoints", "runs": "runs"}
@@ -208,6 +210,7 @@ def run_console(args: argparse.Namespace) -> int:
         if args.command == "train-resume":
             state.run_id = engine.resume_point(args.target)[1].id
         app = LlamaHomeApp(engine, state, mode=COMMAND_MODES.get(args.command, "datasets"))
+        watch_terminal(sys.stdin.fileno())
         return app.run() or 0
     finally:
         engine.close()
