@@ -1,6 +1,7 @@
 """One training path of bench/train_throughput.py, run in its own process; prints JSON.
 
-    python -m bench.throughput_paths {hf_trainer,trl_packed,engine,bare_loop} --precision fp32
+    python -m bench.throughput_paths {hf_trainer,trl_packed,engine,bare_loop,interleaved} \
+        --precision fp32 [--method lora|full]
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from bench.common import LORA_TARGETS, PathResult, StepClock, lora_model, peak_r
 LEARNING_RATE = 1e-3
 PACKED_ROWS = 4
 SEQ_LEN = 512
+METHOD = "lora"
+"""``lora`` (r=8 on q/k/v/o) or ``full`` (every weight trained); set by ``--method``."""
+
+
+def _adapt(model: Any) -> Any:
+    """The model as the method trains it: wrapped with LoRA, or as it is for full fine-tuning."""
+    return lora_model(model) if METHOD == "lora" else model
 
 
 def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -33,7 +41,7 @@ def hf_trainer(precision: str, steps: int, warmup: int, batch: int) -> PathResul
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     tokenizer, model = tokenizer_and_model()
-    model = lora_model(model)
+    model = _adapt(model)
     data = [{"input_ids": s.input_ids, "labels": s.labels} for s in samples(tokenizer)]
     pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
     counts: list[tuple[int, int]] = []
@@ -84,10 +92,10 @@ def trl_packed(precision: str, steps: int, warmup: int, batch: int) -> PathResul
                            disable_tqdm=True)
         from peft import LoraConfig
 
+        peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=LORA_TARGETS,
+                                 task_type="CAUSAL_LM") if METHOD == "lora" else None
         trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                             processing_class=tokenizer, callbacks=[Tick()],
-                             peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
-                                                    target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
+                             processing_class=tokenizer, callbacks=[Tick()], peft_config=peft_config)
         _count_batches(trainer, counts, tokenizer.pad_token_id)
         trainer.train()
     return _result("trl_packed", precision, steps, clock, counts[warmup:warmup + steps], [])
@@ -108,7 +116,18 @@ def _count_batches(trainer: Any, counts: list[tuple[int, int]], pad_id: int) -> 
 
 def engine(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
     """Our FineTune recipe, as the worker runs it, with ``data.packing = true`` (rows of 512)."""
+    clock, counts = StepClock(warmup), []
+    with tempfile.TemporaryDirectory() as out:
+        recipe, pad_id = _engine_recipe(precision, steps, warmup, out)
+        _instrument(recipe, clock, counts, pad_id)
+        recipe.train()
+    return _result("engine", precision, steps, clock, counts[warmup:warmup + steps], [])
+
+
+def _engine_recipe(precision: str, steps: int, warmup: int, out: str) -> tuple[Any, int]:
+    """A set-up FineTune on the bench model and samples (packed rows, the method's settings, no saves)."""
     from dataclasses import replace
+    from pathlib import Path
 
     from engine.config import Config
     from engine.train.recipe import FineTune, RecipeData
@@ -117,22 +136,16 @@ def engine(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
     config = Config()
     config = replace(config,
                      data=replace(config.data, packing=True, pack_length=SEQ_LEN, max_length=SEQ_LEN),
-                     training=replace(config.training, max_steps=warmup + steps, batch_size=PACKED_ROWS,
-                                      learning_rate=LEARNING_RATE, warmup_steps=warmup, log_steps=10_000,
-                                      precision=precision),
+                     training=replace(config.training, method=METHOD, max_steps=warmup + steps,
+                                      batch_size=PACKED_ROWS, learning_rate=LEARNING_RATE, warmup_steps=warmup,
+                                      log_steps=10_000, precision=precision),
                      lora=replace(config.lora, r=8, alpha=16, dropout=0.0, target_modules=LORA_TARGETS),
                      checkpoint=replace(config.checkpoint, save_steps=1_000_000), eval=replace(config.eval, steps=0))
-    clock, counts = StepClock(warmup), []
-    with tempfile.TemporaryDirectory() as out:
-        from pathlib import Path
-
-        recipe = FineTune(config, model, RecipeData(samples(tokenizer), [], tokenizer.pad_token_id),
-                          Path(out), lambda event: None)
-        recipe.setup()
-        _instrument(recipe, clock, counts, tokenizer.pad_token_id)
-        recipe.save = lambda reason: None  # type: ignore[method-assign]
-        recipe.train()
-    return _result("engine", precision, steps, clock, counts[warmup:warmup + steps], [])
+    recipe = FineTune(config, model, RecipeData(samples(tokenizer), [], tokenizer.pad_token_id),
+                      Path(out), lambda event: None)
+    recipe.setup()
+    recipe.save = lambda reason: None  # type: ignore[method-assign]
+    return recipe, tokenizer.pad_token_id
 
 
 def _instrument(recipe: Any, clock: StepClock, counts: list[tuple[int, int]], pad_id: int) -> None:
@@ -153,26 +166,40 @@ def _instrument(recipe: Any, clock: StepClock, counts: list[tuple[int, int]], pa
     recipe._optimizer_step = timed
 
 
-def bare_loop(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
+class BareLoop:
     """A hand-written packed loop: every position is a real token (the no-waste limit)."""
-    import torch
 
-    tokenizer, model = tokenizer_and_model()
-    model = lora_model(model)
-    ids, labels, positions = _pack(samples(tokenizer))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
-    clock, counts = StepClock(warmup), []
-    for index in range(warmup + steps):
-        rows = slice((index * PACKED_ROWS) % (len(ids) - PACKED_ROWS), None)
-        chunk = {"input_ids": ids[rows][:PACKED_ROWS], "labels": labels[rows][:PACKED_ROWS],
-                 "position_ids": positions[rows][:PACKED_ROWS]}
-        with _autocast(precision):
-            loss = model(**chunk, use_cache=False).loss
+    def __init__(self, precision: str) -> None:
+        import torch
+
+        tokenizer, model = tokenizer_and_model()
+        self.model, self.precision = _adapt(model), precision
+        self.ids, self.labels, self.positions = _pack(samples(tokenizer))
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=LEARNING_RATE)
+
+    def step(self, index: int) -> int:
+        """Optimizer step ``index`` on the next PACKED_ROWS rows; returns the tokens it trained."""
+        import torch
+
+        rows = slice((index * PACKED_ROWS) % (len(self.ids) - PACKED_ROWS), None)
+        chunk = {"input_ids": self.ids[rows][:PACKED_ROWS], "labels": self.labels[rows][:PACKED_ROWS],
+                 "position_ids": self.positions[rows][:PACKED_ROWS]}
+        with _autocast(self.precision):
+            loss = self.model(**chunk, use_cache=False).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        counts.append((chunk["input_ids"].numel(), chunk["input_ids"].numel()))
+        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return chunk["input_ids"].numel()
+
+
+def bare_loop(precision: str, steps: int, warmup: int, batch: int) -> PathResult:
+    """The bare packed loop on its own."""
+    loop, clock, counts = BareLoop(precision), StepClock(warmup), []
+    for index in range(warmup + steps):
+        tokens = loop.step(index)
+        counts.append((tokens, tokens))
         clock.tick()
     return _result("bare_loop", precision, steps, clock, counts[warmup:warmup + steps], [])
 
@@ -183,68 +210,37 @@ def interleaved(precision: str, steps: int, warmup: int, batch: int) -> dict[str
     Separate processes on a shared 2-core machine differ by 10-25 % run to run (the same path,
     minutes apart), more than the 5 % the engine / bare-loop goal allows; here both see the same
     moment's machine. The engine runs its own ``train()`` loop; a step hook runs one bare-loop
-    step (its own copy of the model, its own optimizer, the same packed rows as ``bare_loop``)
-    and times it, and the engine's step is the time between hooks less that. Returns real tokens/s
+    step (its own copy of the model and optimizer, the same packed rows as ``bare_loop``) and
+    times it, and the engine's step is the time between hooks less that. Returns real tokens/s
     of each and their ratio.
     """
     import time
-    from dataclasses import replace
-    from pathlib import Path
 
-    import torch
-
-    from engine.config import Config
-    from engine.train.recipe import FineTune, RecipeData
-
-    tokenizer, model = tokenizer_and_model()
-    bare_model = lora_model(tokenizer_and_model()[1])
-    ids, labels, positions = _pack(samples(tokenizer))
-    trainable = [p for p in bare_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=LEARNING_RATE)
-    config = Config()
-    config = replace(config,
-                     data=replace(config.data, packing=True, pack_length=SEQ_LEN, max_length=SEQ_LEN),
-                     training=replace(config.training, max_steps=warmup + steps, batch_size=PACKED_ROWS,
-                                      learning_rate=LEARNING_RATE, warmup_steps=warmup, log_steps=10_000,
-                                      precision=precision),
-                     lora=replace(config.lora, r=8, alpha=16, dropout=0.0, target_modules=LORA_TARGETS),
-                     checkpoint=replace(config.checkpoint, save_steps=1_000_000), eval=replace(config.eval, steps=0))
+    loop = BareLoop(precision)
     times: dict[str, list[float]] = {"engine": [], "bare_loop": []}
-    real: list[int] = []
-    mark = [0.0]
+    bare_tokens, mark = [], [0.0]
 
     def bare_step(recipe: Any) -> None:
         entered = time.perf_counter()
-        index = recipe.progress.step
-        rows = slice((index * PACKED_ROWS) % (len(ids) - PACKED_ROWS), None)
-        chunk = {"input_ids": ids[rows][:PACKED_ROWS], "labels": labels[rows][:PACKED_ROWS],
-                 "position_ids": positions[rows][:PACKED_ROWS]}
-        with _autocast(precision):
-            loss = bare_model(**chunk, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        tokens = loop.step(recipe.progress.step)
         left = time.perf_counter()
-        if index > warmup:
+        if recipe.progress.step > warmup:
             times["engine"].append(entered - mark[0])
             times["bare_loop"].append(left - entered)
+            bare_tokens.append(tokens)
         mark[0] = left
 
     with tempfile.TemporaryDirectory() as out:
-        recipe = FineTune(config, model, RecipeData(samples(tokenizer), [], tokenizer.pad_token_id),
-                          Path(out), lambda event: None)
-        recipe.setup()
+        recipe, pad_id = _engine_recipe(precision, steps, warmup, out)
         counts: list[tuple[int, int]] = []
-        _instrument(recipe, StepClock(warmup), counts, tokenizer.pad_token_id)
+        _instrument(recipe, StepClock(warmup), counts, pad_id)
         recipe.step_hooks.append(bare_step)
-        recipe.save = lambda reason: None  # type: ignore[method-assign]
         mark[0] = time.perf_counter()
         recipe.train()
     real = [c[0] for c in counts[warmup + 1:warmup + 1 + len(times["engine"])]]
     engine_tps = sum(real) / sum(times["engine"])
-    bare_tps = PACKED_ROWS * SEQ_LEN * len(times["bare_loop"]) / sum(times["bare_loop"])
-    return {"name": "interleaved", "precision": precision, "steps": len(times["engine"]),
+    bare_tps = sum(bare_tokens) / sum(times["bare_loop"])
+    return {"name": "interleaved", "precision": precision, "method": METHOD, "steps": len(times["engine"]),
             "engine_tokens_per_s": engine_tps, "bare_loop_tokens_per_s": bare_tps,
             "ratio_vs_bare_loop": engine_tps / bare_tps, "peak_rss_mb": peak_rss_mb(),
             "engine_step_s": statistics.median(times["engine"]),
@@ -283,7 +279,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--method", choices=["lora", "full"], default="lora")
     args = parser.parse_args()
+    global METHOD
+    METHOD = args.method
     torch.manual_seed(0)
     result = globals()[args.path](args.precision, args.steps, args.warmup, args.batch)
     print(json.dumps(result if isinstance(result, dict) else result.to_json()))
