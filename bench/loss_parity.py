@@ -3,7 +3,9 @@
 Same model and LoRA initialisation, same samples in the same order (no shuffle, no packing),
 same seed and hyper-parameters (AdamW, warm-up + cosine, clipping, fp32); prints the largest
 relative difference of the per-step training losses over 50 steps (goal ≤ 1e-4) and writes
-bench/results/loss_parity.json.
+bench/results/loss_parity.json. Both use torch's fused AdamW (HF Trainer's default,
+``adamw_torch_fused``); while ours looped over the parameters the losses differed by about 1e-7
+from the optimizer's rounding alone, and now they match exactly.
 
     python bench/loss_parity.py [--steps 50]
 """
