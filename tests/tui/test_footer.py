@@ -1,4 +1,4 @@
-"""The footer rebuilds only when its keys change, and switching back to a built screen is not held."""
+"""The footer rebuilds only when its keys change; switching back to a built screen is not held, yet restyles."""
 
 from __future__ import annotations
 
@@ -84,3 +84,20 @@ async def test_flipping_between_built_screens_rebuilds_no_footer(make_app, monke
         assert "New run" in footer_labels(app.screen) and app.current_mode == "training"
         await pilot.press("1")  # a screen not built yet still gets the hold that masks its compose
         assert holds == [0.05]
+
+
+async def test_a_built_screen_still_takes_a_theme_changed_while_it_was_away(make_app):
+    app = make_app("runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        runs = app.screen
+        before = runs.styles.background
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause(0.2)
+        await pilot.press("5")
+        await pilot.pause(0.2)
+        assert app.screen is runs
+        assert runs.styles.background != before
+        assert runs.styles.background == app.get_screen_stack("training")[-1].styles.background
