@@ -10,7 +10,10 @@ offsets, split indices, epoch plans) is what grows with the data, not the tokens
 2. Warm: train from the cached 1x and 4x sets; peak RSS 4x / 1x. Goal <= 1.1.
 3. Warm: time from the start of data preparation to the end of the first optimizer step on the
    4x set (1 M samples by default). Goal <= 2 s. Printed with its parts: data ready (a cache
-   hit still fingerprints the file), then model load, setup and the step.
+   hit still fingerprints the file), then model load, setup and the step. Beside it, in the same
+   run: a bare script doing only the same imports, loads and one step (``library_floor``, the
+   reference that figure cannot go under), and both again with bitsandbytes and torchao imported
+   as they were before the worker hid them from LoRA runs (``engine/unused_libs.py``).
 
     python bench/train_memory.py                     # 250k and 1 M samples (2-3 minutes)
     python bench/train_memory.py --samples 20000     # a quick run (under a minute)
