@@ -69,6 +69,8 @@ class FineTune:
     control: Callable[[Any], None] | None = None
     losses: list[float] = field(default_factory=list)
     best_checkpoint: Path | None = None
+    saved_step: int | None = None
+    """The step of the last checkpoint written (a stop right after a pause's needs no second one)."""
     step_hooks: list[Callable[[Any], None]] = field(default_factory=list)
     """Called with the recipe after every optimizer step (sample generations, QAT switch...)."""
 
@@ -154,7 +156,8 @@ class FineTune:
             if self.control is not None:
                 self.control(self)
             if self.stop_requested:
-                self.save("stopped")
+                if self.saved_step != self.progress.step:  # stopped while paused: that checkpoint stands
+                    self.save("stopped")
                 self.feed.close()
                 return "stopped"
             if self.progress.step % self.config.checkpoint.save_steps == 0 and self.progress.step < self.total_steps:
@@ -284,6 +287,7 @@ class FineTune:
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         ckpt.save_checkpoint(folder, self.model, state, self.progress, {**self.meta, "reason": reason})
+        self.saved_step = self.progress.step
         eval_loss = getattr(self, "last_eval_loss", None) if self._eval_due() else None
         is_best = eval_loss is not None and eval_loss == self.progress.best_eval_loss
         if is_best and self.config.checkpoint.save_best:

@@ -42,3 +42,21 @@ def test_steps_report_elapsed_training_time_across_a_resume(tiny_model_dir, chat
     second.train()
     resumed = [e.elapsed_s for e in later if isinstance(e, Step)]
     assert resumed[0] > elapsed[-1]
+
+
+def test_a_stop_while_paused_keeps_the_pause_checkpoint_and_writes_no_second(tiny_model_dir, chat_files, tmp_path):
+    import threading
+
+    from engine.control import ControlState, TrainingControl
+
+    data = recipe_data(tiny_model_dir, chat_files)
+    events: list = []
+    recipe = new_recipe(method_config("lora"), tiny_model_dir, data, tmp_path, events)
+    state = ControlState()
+    recipe.control = TrainingControl(state, lambda step, path: threading.Timer(0.2, state.apply, [["stop"]]).start(),
+                                     lambda step: None)
+    state.apply(["pause"])
+    assert recipe.train() == "stopped"
+    saved = [e.step for e in events if isinstance(e, CheckpointSaved)]
+    assert saved == [1] and recipe.progress.step == 1
+    assert Path(next(e for e in events if isinstance(e, CheckpointSaved)).path).is_dir()
