@@ -207,8 +207,8 @@ def bare_loop(precision: str, steps: int, warmup: int, batch: int) -> PathResult
 def interleaved(precision: str, steps: int, warmup: int, batch: int) -> dict[str, Any]:
     """Our engine and the bare loop taking turns, one optimizer step each, in one process.
 
-    Separate processes on a shared 2-core machine differ by 10-25 % run to run (the same path,
-    minutes apart), more than the 5 % the engine / bare-loop goal allows; here both see the same
+    Separate processes on a shared 2-core machine differ by up to a third run to run (the same
+    path, minutes apart), more than the 5 % the engine / bare-loop goal allows; here both see the same
     moment's machine. The engine runs its own ``train()`` loop; a step hook runs one bare-loop
     step (its own copy of the model and optimizer, the same packed rows as ``bare_loop``) and
     times it, and the engine's step is the time between hooks less that. Returns real tokens/s
@@ -237,7 +237,7 @@ def interleaved(precision: str, steps: int, warmup: int, batch: int) -> dict[str
         recipe.step_hooks.append(bare_step)
         mark[0] = time.perf_counter()
         recipe.train()
-    real = [c[0] for c in counts[warmup + 1:warmup + 1 + len(times["engine"])]]
+    real = [c[0] for c in counts[warmup:warmup + len(times["engine"])]]  # step s trained counts[s - 1]
     engine_tps = sum(real) / sum(times["engine"])
     bare_tps = sum(bare_tokens) / sum(times["bare_loop"])
     return {"name": "interleaved", "precision": precision, "method": METHOD, "steps": len(times["engine"]),

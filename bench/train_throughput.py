@@ -8,7 +8,7 @@ and the ratios ``ratio_vs_hf_trainer`` (b/a), ``ratio_vs_trl_packed`` (b/a2) and
 ``ratio_vs_bare_loop`` (b/c); writes bench/results/train_throughput.json (``by_method``; the
 LoRA figures also under ``by_precision``).
 
-The same path differs by 10-25 % between processes minutes apart here, more than the 5 % the b/c
+The same path differs by up to a third between processes minutes apart here, more than the 5 % the b/c
 goal allows, so each round also runs ``interleaved``: the engine's own loop and the bare loop
 taking turns step by step in one process (see ``throughput_paths.interleaved``). Its median over
 the rounds is ``ratio_vs_bare_loop_interleaved``, the figure the b/c goal is judged on.

@@ -67,9 +67,8 @@ class LlamaHomeApp(App[int]):
         self.state = state
         self.first_mode = mode
         self.mode_history: list[str] = []
-        self.modes_shown: set[str] = set()
-        """Modes whose screen has been built (switching back to one needs no transition mask)."""
         self.instant_switch = False
+        """True while switching to a mode whose screen is already built (no transition mask)."""
 
     def delay_update(self, delay: float = 0.05) -> None:
         """Textual masks every mode switch by holding screen updates for 50 ms.
@@ -84,12 +83,14 @@ class LlamaHomeApp(App[int]):
 
     def switch_mode(self, mode: str) -> AwaitMount:
         """Switch modes; back to an already built screen without the transition mask."""
-        self.instant_switch = mode in self.modes_shown
+        try:
+            self.instant_switch = bool(self.get_screen_stack(mode))
+        except KeyError:  # Textual has not built this mode's screen yet
+            self.instant_switch = False
         try:
             return super().switch_mode(mode)
         finally:
             self.instant_switch = False
-            self.modes_shown.add(mode)
 
     def on_mount(self) -> None:
         """Open the first screen."""

@@ -70,7 +70,7 @@ class FineTune:
     losses: list[float] = field(default_factory=list)
     best_checkpoint: Path | None = None
     saved_step: int | None = None
-    """The step of the last checkpoint written (a stop right after a pause's needs no second one)."""
+    """The step of the last checkpoint written: ``save`` writes a step once (a pause, then a stop)."""
     step_hooks: list[Callable[[Any], None]] = field(default_factory=list)
     """Called with the recipe after every optimizer step (sample generations, QAT switch...)."""
 
@@ -156,8 +156,7 @@ class FineTune:
             if self.control is not None:
                 self.control(self)
             if self.stop_requested:
-                if self.saved_step != self.progress.step:  # stopped while paused: that checkpoint stands
-                    self.save("stopped")
+                self.save("stopped")
                 self.feed.close()
                 return "stopped"
             if self.progress.step % self.config.checkpoint.save_steps == 0 and self.progress.step < self.total_steps:
@@ -280,8 +279,14 @@ class FineTune:
         return result.loss
 
     def save(self, reason: str) -> Path:
-        """Write a checkpoint of the current state and emit CheckpointSaved."""
+        """Write a checkpoint of the current state and emit CheckpointSaved; once per step.
+
+        Nothing trains between two saves at one step (a pause's checkpoint, then a stop or the
+        final one), so the second returns the folder already written.
+        """
         folder = self.checkpoint_dir / ckpt.checkpoint_name(self.progress.step)
+        if self.saved_step == self.progress.step and folder.is_dir():
+            return folder
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "rng": ckpt.rng_state()}
         if self.scaler is not None:
@@ -307,15 +312,15 @@ def _optimizer(model: Any, config: Config) -> torch.optim.Optimizer:
     """AdamW with weight decay on matrices only (not on norms and biases); fused where torch has it.
 
     The fused kernel is what HF Trainer uses by default (``adamw_torch_fused``); it needs every
-    trained parameter floating point on one device type it supports.
+    trained parameter on one device type it supports.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": config.training.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    devices = {p.device.type for p in params}
-    fused = len(devices) == 1 and devices <= set(FUSED_DEVICES) and all(p.is_floating_point() for p in params)
+    devices = {p.device.type for p in params}  # (only floating-point tensors can require grad)
+    fused = len(devices) == 1 and devices <= set(FUSED_DEVICES)
     return torch.optim.AdamW(groups, lr=config.training.learning_rate, fused=fused or None)
 
 

@@ -44,7 +44,9 @@ def test_steps_report_elapsed_training_time_across_a_resume(tiny_model_dir, chat
     assert resumed[0] > elapsed[-1]
 
 
-def test_a_stop_while_paused_keeps_the_pause_checkpoint_and_writes_no_second(tiny_model_dir, chat_files, tmp_path):
+@pytest.mark.parametrize("then", ["stop", "resume"])
+def test_a_pause_checkpoint_is_not_written_again_by_the_stop_or_final_save(tiny_model_dir, chat_files, tmp_path,
+                                                                           then):
     import threading
 
     from engine.control import ControlState, TrainingControl
@@ -52,11 +54,12 @@ def test_a_stop_while_paused_keeps_the_pause_checkpoint_and_writes_no_second(tin
     data = recipe_data(tiny_model_dir, chat_files)
     events: list = []
     recipe = new_recipe(method_config("lora"), tiny_model_dir, data, tmp_path, events)
+    recipe.total_steps = 1  # resumed, the run ends at once: its final save is at the paused step
     state = ControlState()
-    recipe.control = TrainingControl(state, lambda step, path: threading.Timer(0.2, state.apply, [["stop"]]).start(),
+    recipe.control = TrainingControl(state, lambda step, path: threading.Timer(0.2, state.apply, [[then]]).start(),
                                      lambda step: None)
     state.apply(["pause"])
-    assert recipe.train() == "stopped"
+    assert recipe.train() == ("stopped" if then == "stop" else "finished")
     saved = [e.step for e in events if isinstance(e, CheckpointSaved)]
     assert saved == [1] and recipe.progress.step == 1
     assert Path(next(e for e in events if isinstance(e, CheckpointSaved)).path).is_dir()
