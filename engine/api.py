@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from engine.builtin import base_dir, is_built
+from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
@@ -32,6 +32,7 @@ from engine.data.dataset import fingerprint, load_conversations
 from engine.errors import UserError
 from engine.events import Failed, Finished
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
+from engine.threads import WAIT_POLICY_ENV
 from engine.workspace import Workspace, new_run_id
 
 ENDED = ("finished", "failed", "stopped", "crashed")
@@ -63,7 +64,7 @@ class Engine:
                               output_dir or str(run_dir), resumed_from)
         log = (run_dir / "worker.log").open("ab")
         command = [sys.executable, "-m", "engine.worker", run_id, "--workspace", str(self.workspace.root)]
-        env = {**os.environ, "PYTHONPATH": _pythonpath()}
+        env = {**WAIT_POLICY_ENV, **os.environ, "PYTHONPATH": _pythonpath()}
         self._children[run_id] = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(PROJECT_ROOT), env=env)
@@ -94,13 +95,19 @@ class Engine:
                               str(Path(output).resolve()) if output else "", fingerprint=fingerprint(data))
 
     def _ensure_base(self, config: Config) -> str | None:
-        """The build-base run the built-in base waits on (a live one or a new one); None if built."""
+        """The build-base run the built-in base waits on (a live one or a new one); None if built.
+
+        A base not built yet is copied from the shipped pre-built one when that matches
+        (``engine.builtin``), which takes a fraction of a second instead of a pre-training.
+        """
         folder = base_dir(self.workspace.models_dir, config.model.builtin)
         if is_built(folder):
             return None
         for run in self.list_runs(kind="build-base"):
             if run.status in LIVE_STATUSES and run.output_dir == str(folder):
                 return run.id
+        if config.model.prebuilt and install_shipped(config.model.builtin, folder):
+            return None
         return self.start_run("build-base", config_to_dict(config), config.model.builtin,
                               output_dir=str(folder))
 

@@ -65,6 +65,8 @@ class ModelConfig(_Section):
     """Local ``save_pretrained`` folder; "" uses the built-in base named by ``builtin``."""
     builtin: str = "tiny-llama"
     """Built-in base: the name of a file in ``config/models/``."""
+    prebuilt: bool = True
+    """Use the pre-built copy of the built-in base shipped in ``data/base/`` when it matches."""
     trust_remote_code: bool = False
     """Run Python code shipped with the model folder."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -139,8 +141,9 @@ class TrainingConfig(_Section):
     """Gradient-norm clipping threshold; 0 disables clipping."""
     seed: int = field(default=42, metadata=_AT_LEAST_0)
     """Random seed."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Compute precision (fp16 needs a CUDA GPU and uses a gradient scaler)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Compute precision; "auto" = bf16 where the hardware computes it natively, fp16 + scaler on
+    older CUDA GPUs, fp32 otherwise (fp16 needs a CUDA GPU and uses a gradient scaler)."""
     log_steps: int = field(default=5, metadata=_ABOVE_0)
     """Log the loss every this many optimizer steps."""
     gradient_checkpointing: bool = False
@@ -249,6 +252,8 @@ class ResourcesConfig(_Section):
     """MiB a training step may peak at (``training.batch_size = "auto"``); 0 = 90 % of the device's."""
     max_batch_size: int = field(default=64, metadata=_ABOVE_0)
     """Largest micro-batch ``training.batch_size = "auto"`` tries."""
+    threads: int = field(default=0, metadata=_AT_LEAST_0)
+    """Compute threads of a run; 0 = its share of the physical cores among the workspace's live runs."""
 
 
 @dataclass

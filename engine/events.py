@@ -94,6 +94,25 @@ class Resources(Event):
 
 
 @dataclass(frozen=True)
+class Runtime(Event):
+    """How the worker runs its job on this machine; fields left None are unchanged.
+
+    The worker merges these into the run's ``runtime`` record (``runs --json`` shows it).
+    """
+
+    type: ClassVar[str] = "runtime"
+    precision: str | None = None
+    precision_reason: str | None = None
+    cpu: str | None = None
+    threads: int | None = None
+    threads_reason: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The fields that are set."""
+        return {k: v for k, v in self.to_payload().items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Paused(Event):
     """The run wrote a checkpoint, freed what memory it could and waits for ``resume``."""
 
@@ -138,8 +157,8 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (Started, Step, Eval, CheckpointSaved, Log, Resources, Paused, Resumed, Generation, Finished,
-                Failed)
+    for cls in (Started, Step, Eval, CheckpointSaved, Log, Resources, Runtime, Paused, Resumed, Generation,
+                Finished, Failed)
 }
 
 

@@ -17,7 +17,7 @@ from engine.data.dataset import Conversation, load_conversations, tokenize_all
 from engine.errors import UserError
 from engine.events import Log
 from engine.store import RunRecord
-from engine.train import qat
+from engine.train import precision, qat
 from engine.train.evaluate import evaluate_loss, exact_match
 from engine.train.export import export_checkpoint
 from engine.train.generation import SampleGenerations
@@ -70,8 +70,9 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     probe = prepared.probe
+    base_probe = probe if resume is None else []
     metrics: dict[str, Any] = {"train_samples": len(data.train), "eval_samples": len(data.eval)}
-    if probe and resume is None:
+    if base_probe and not base_kept_apart(config):
         metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens).accuracy
     output = Path(run.output_dir)
     board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard else None
@@ -87,11 +88,28 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     recipe_ready(recipe)
     try:
         reason = recipe.train()
+        if base_probe and base_kept_apart(config) and reason != "stopped":
+            metrics["exact_match_base"] = _base_exact_match(recipe, tokenizer, base_probe)
         metrics.update(_finish(recipe, tokenizer, probe, output, reason))
     finally:
         if board:
             board.close()
     return metrics
+
+
+def base_kept_apart(config: Config) -> bool:
+    """Whether the trained model still holds the untouched base (an adapter over it, no fake quant).
+
+    Then the base's exact match is measured after training with the adapter switched off, so
+    the first optimizer step does not wait for a hundred greedy generations.
+    """
+    return uses_adapter(config) and config.training.method != "qat"
+
+
+def _base_exact_match(recipe: FineTune, tokenizer: Any, probe: list[Conversation]) -> float:
+    """Exact match of the base: the trained adapter model with its adapter disabled."""
+    with recipe.model.disable_adapter():
+        return exact_match(recipe.model, tokenizer, probe, recipe.config.eval.max_new_tokens).accuracy
 
 
 def method_summary(config: Config) -> str:
@@ -146,6 +164,7 @@ def eval_job(run: RunRecord, workspace: Workspace, emit: Emit,
     config, job = run_config(run)
     target = Path(job["target"])
     model, tokenizer = load_for_eval(target, config)
+    config = precision.resolve(config, emit, next(model.parameters()).device)
     conversations = load_conversations(Path(job["data"]))
     samples = tokenize_all(tokenizer, conversations, config.data.train_on, config.data.max_length)
     result = evaluate_loss(model, samples, config.eval.batch_size, tokenizer.pad_token_id,

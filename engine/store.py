@@ -31,7 +31,7 @@ STATUSES = ("pending", "running", "paused", "finished", "failed", "stopped", "cr
 LIVE_STATUSES = ("pending", "running", "paused")
 CONTROL_COMMANDS = ("stop", "pause", "resume", "checkpoint")
 BUSY_TIMEOUT_MS = 10_000
-_JSON_FIELDS = ("config", "final_metrics")
+_JSON_FIELDS = ("config", "final_metrics", "runtime")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class RunRecord:
     final_metrics: dict[str, Any] | None
     resumed_from: str | None
     error: str | None
+    runtime: dict[str, Any] | None = None
+    """How the worker ran the job here: precision chosen and why, CPU, threads (``Runtime`` events)."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,12 @@ def _migrate_v3(db: Database) -> None:
     db.table("run_datasets").create_index(["fingerprint"])
 
 
-_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
+def _migrate_v4(db: Database) -> None:
+    """What the worker chose for the machine it ran on (precision and why, threads), as JSON."""
+    db.table("runs").add_column("runtime", str)
+
+
+_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -149,6 +156,7 @@ def _run_from_row(row: dict[str, Any]) -> RunRecord:
     values = {name: row.get(name) for name in _RUN_COLUMNS}
     values["config"] = json.loads(row["config"]) if row.get("config") else {}
     values["final_metrics"] = json.loads(row["final_metrics"]) if row.get("final_metrics") else None
+    values["runtime"] = json.loads(row["runtime"]) if row.get("runtime") else None
     for name in ("model", "dataset_path", "dataset_fingerprint", "output_dir"):
         values[name] = values[name] or ""
     return RunRecord(**values)
@@ -284,6 +292,15 @@ class RunStore:
         except NotFoundError as exc:
             raise KeyError(run_id) from exc
 
+    def merge_runtime(self, run_id: str, values: dict[str, Any]) -> None:
+        """Merge ``values`` into the run's ``runtime`` record (one read-modify-write transaction)."""
+        with self._transaction(write=True) as db:
+            row = db.execute("SELECT runtime FROM runs WHERE id = ?", [run_id]).fetchone()
+            if row is None:
+                raise KeyError(run_id)
+            merged = {**(json.loads(row[0]) if row[0] else {}), **values}
+            db.execute("UPDATE runs SET runtime = ? WHERE id = ?", [_encode(merged), run_id])
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """A run by its exact id, or None."""
         rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
@@ -295,6 +312,10 @@ class RunStore:
         rows = self._rows(f"SELECT * FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
                           [*params, limit])
         return [_run_from_row(row) for row in rows]
+
+    def running_runs(self) -> list[RunRecord]:
+        """The runs whose status is ``running`` (their workers may have died unseen)."""
+        return [_run_from_row(row) for row in self._rows("SELECT * FROM runs WHERE status = 'running'")]
 
     def find_run(self, prefix: str) -> RunRecord | None:
         """The run whose id is, or uniquely starts with, ``prefix``; None if no run matches.

@@ -3,7 +3,8 @@
 It is started in a session of its own so that it outlives the terminal that started it. It
 writes every event to the run store and marks the run's status. A watch thread (its own store
 connection) stamps the heartbeat and takes control requests (stop, pause, resume, checkpoint; see
-``engine.control``); a monitor thread stores ``Resources`` samples. SIGINT/SIGTERM mean
+``engine.control``) and re-counts the runs sharing the cores (``engine.threads``); a monitor
+thread stores ``Resources`` samples. SIGINT/SIGTERM mean
 "checkpoint, then stop". A run that must wait for another (a train run for the built-in base
 being built) stays ``pending`` with a live heartbeat until that one ends.
 """
@@ -22,10 +23,11 @@ from typing import Any
 
 from engine.control import CONTROL_POLL_S, HEARTBEAT_S, ControlState, TrainingControl, looks_dead
 from engine.errors import UserError
-from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resumed, Started
+from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resumed, Runtime, Started
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
 from engine.store import RunStore
+from engine.threads import RECOUNT_S, WAIT_POLICY_ENV, ThreadBudget
 from engine.unused_libs import hide_for_train_job
 from engine.workspace import Workspace
 
@@ -42,6 +44,7 @@ class Worker:
         self.run = run
         self.control = ControlState()
         self.monitor = ResourceMonitor(gpu=GpuProbe.open())
+        self.threads = ThreadBudget(run_id, fixed=int(run.config.get("resources", {}).get("threads", 0) or 0))
         self._done = threading.Event()
 
     @property
@@ -53,6 +56,8 @@ class Worker:
         """Store an event (and a checkpoint row for CheckpointSaved)."""
         self.monitor.observe(event)
         self.store.add_event(self.run.id, event)
+        if isinstance(event, Runtime):
+            self.store.merge_runtime(self.run.id, event.values())
         if isinstance(event, CheckpointSaved):
             size = sum(p.stat().st_size for p in Path(event.path).rglob("*") if p.is_file())
             self.store.add_checkpoint(self.run.id, event.step, event.path, event.eval_loss,
@@ -66,9 +71,22 @@ class Worker:
         self.control.apply(["stop"])
 
     def _adopt(self, recipe: Any) -> None:
-        """Hook the training recipe up to the control requests."""
+        """Hook the training recipe up to the control requests and the thread budget."""
         recipe.control = TrainingControl(self.control, self._paused, self._resumed)
         recipe.stop_requested = recipe.stop_requested or self.control.stop
+        recipe.step_hooks.append(lambda _recipe: self.apply_threads())
+
+    def apply_threads(self) -> None:
+        """Take the thread budget's latest plan (on the computing thread) and record a change."""
+        changed = self.threads.apply()
+        if changed is not None:
+            self.emit(Runtime(threads=changed.threads, threads_reason=changed.reason))
+            self.emit(Log("info", f"compute threads: {changed.threads} ({changed.reason})"))
+
+    def _between_steps(self) -> bool:
+        """Called by the base build and evaluation between batches: threads, then whether to stop."""
+        self.apply_threads()
+        return self.control.stop
 
     def _paused(self, step: int, path: Path) -> None:
         """The recipe paused: record it."""
@@ -137,12 +155,14 @@ class Worker:
             hide_for_train_job(self.run.config)  # before jobs imports transformers
         from engine import jobs
 
+        self.threads.recount(self.store)
+        self.apply_threads()
         if self.run.kind == "build-base":
-            return jobs.build_base_job(self.run, self.workspace, self.emit, lambda: self.control.stop)
+            return jobs.build_base_job(self.run, self.workspace, self.emit, self._between_steps)
         if self.run.kind == "train":
             return jobs.train_job(self.run, self.workspace, self.emit, self._adopt)
         if self.run.kind == "eval":
-            return jobs.eval_job(self.run, self.workspace, self.emit, lambda: self.control.stop)
+            return jobs.eval_job(self.run, self.workspace, self.emit, self._between_steps)
         if self.run.kind == "export":
             return jobs.export_job(self.run, self.workspace, self.emit)
         raise UserError(f"run {self.run.id}: unknown kind {self.run.kind!r}")
@@ -160,12 +180,15 @@ class Worker:
         """A daemon thread (its own connection) that beats the heartbeat and takes control requests."""
         def watch() -> None:
             store = RunStore(self.workspace.db_path)
-            next_beat = 0.0
+            next_beat = next_count = 0.0
             while not self._done.is_set():
                 try:
                     if time.monotonic() >= next_beat:
                         store.heartbeat(self.run.id)
                         next_beat = time.monotonic() + HEARTBEAT_S
+                    if time.monotonic() >= next_count:
+                        self.threads.recount(store)
+                        next_count = time.monotonic() + RECOUNT_S
                     commands = store.take_controls(self.run.id)
                     if commands:
                         self.control.apply(commands)
@@ -182,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--workspace", default=None)
     args = parser.parse_args(argv)
+    for name, value in WAIT_POLICY_ENV.items():  # before torch loads OpenMP
+        os.environ.setdefault(name, value)
     quiet_libraries()
     worker = Worker(args.run_id, Workspace.resolve(args.workspace))
     signal.signal(signal.SIGTERM, worker.request_stop)

@@ -134,4 +134,5 @@ def _run_dict(run: RunRecord) -> dict[str, Any]:
     return {"id": run.id, "kind": run.kind, "status": run.status, "model": run.model,
             "dataset": run.dataset_path, "created_at": run.created_at, "started_at": run.started_at,
             "ended_at": run.ended_at, "final_metrics": run.final_metrics,
-            "resumed_from": run.resumed_from, "output_dir": run.output_dir, "error": run.error}
+            "resumed_from": run.resumed_from, "output_dir": run.output_dir, "error": run.error,
+            "runtime": run.runtime}

@@ -99,8 +99,10 @@ class EncodePool:
 
 
 def worker_count(num_workers: int) -> int:
-    """Tokenizing processes for ``data.num_workers``: that many, or one per CPU core when 0."""
-    return num_workers if num_workers > 0 else (os.cpu_count() or 1)
+    """Tokenizing processes for ``data.num_workers``: that many, or the run's thread share when 0."""
+    from engine.threads import current
+
+    return num_workers if num_workers > 0 else current()
 
 
 def encoded_chunks(tokenizer: Any, chunks: Iterable[Rendered], max_length: int, prefix_ids: Sequence[int],

@@ -21,7 +21,7 @@ from engine.data.batching import Batch
 from engine.data.template import TokenizedSample
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Step
-from engine.train import auto_batch
+from engine.train import auto_batch, precision
 from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
@@ -77,6 +77,8 @@ class FineTune:
     def setup(self, resume_from: Path | None = None) -> None:
         """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
         torch.manual_seed(self.config.training.seed)
+        if self.config.training.precision == "auto":
+            self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
         self.model = prepare_for_method(self.model, self.config)
         _no_kv_cache(self.model)
         if resume_from is not None and uses_adapter(self.config):

@@ -54,6 +54,19 @@ def test_train_finishes_and_records_history(trained):
     assert all(Path(c.path, "adapter_model.safetensors").is_file() for c in checkpoints)
 
 
+def test_the_history_records_the_precision_auto_chose_and_the_threads(trained):
+    from engine.threads import physical_cores
+    from engine.train.precision import detect
+
+    _, run = trained
+    runtime = run["runtime"]
+    expected = "bf16" if detect("cpu").cpu_native_bf16 else "fp32"
+    assert runtime["precision"] == expected, runtime
+    assert runtime["precision_reason"].startswith("auto: ") and runtime["cpu"] == detect("cpu").describe_cpu()
+    assert runtime["threads"] == physical_cores(), "a run alone takes every physical core"
+    assert "computing" in runtime["threads_reason"]
+
+
 def test_adapter_loads_with_plain_peft_and_eval_beats_base(trained, tiny_model_dir, chat_files):
     workspace, run = trained
     final = Path(run["final_metrics"]["final_path"])

@@ -246,7 +246,7 @@ def test_tiny_llama_shape() -> None:
     shape = load_model_shape("tiny-llama")
     assert shape["family"] == "llama"
     assert shape["shape"]["hidden_size"] == 256
-    assert shape["tokenizer"]["vocab_size"] == 8000
+    assert shape["tokenizer"]["vocab_size"] == 1024
     assert shape["pretrain"]["corpus"] == "data/samples/base_corpus.txt"
     assert type(shape) is dict and type(shape["shape"]) is dict
     assert "tiny-llama" in list_builtin_models()
