@@ -28,7 +28,7 @@ from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
-from engine.data.dataset import fingerprint, load_conversations
+from engine.data.dataset import fingerprint, load_conversations, load_examples
 from engine.errors import UserError
 from engine.events import Failed, Finished
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
@@ -83,10 +83,10 @@ class Engine:
         follow it first: attach to ``waits_for(id)`` if it is not None, then to ``id``.
         """
         data = Path(data).resolve()
-        load_conversations(data)
+        load_examples(data, config.training.objective)
         eval_path = Path(eval_data).resolve() if eval_data else None
         if eval_path:
-            load_conversations(eval_path)
+            load_examples(eval_path, config.training.objective)
         model_family(config)
         after = None if config.model.path else self._ensure_base(config)
         job = {"data": str(data), "eval_data": str(eval_path or ""), "after": after or ""}

@@ -122,6 +122,8 @@ class TrainingConfig(_Section):
     """The optimisation loop."""
     method: Literal["lora", "qlora", "qat", "full"] = "lora"
     """Fine-tuning method."""
+    objective: str = field(default="sft", metadata={"rule": lambda v: _objective_problem(v)})
+    """What is trained: sft, pretrain, dpo, orpo, simpo or kto (``engine.objectives``)."""
     epochs: int = field(default=2, metadata=_ABOVE_0)
     """Passes over the training data (when ``max_steps`` is 0)."""
     max_steps: int = field(default=0, metadata=_AT_LEAST_0)
@@ -150,6 +152,56 @@ class TrainingConfig(_Section):
     """Recompute activations in the backward pass: less memory, about a third more compute."""
     compile: bool = False
     """Compile the model with ``torch.compile`` (slow first step, faster later ones)."""
+
+
+def _objective_problem(name: Any) -> str | None:
+    """None when ``name`` is a registered objective, else what is allowed."""
+    from engine.objectives import REGISTRY
+
+    return None if name in REGISTRY else f"must be one of {', '.join(REGISTRY)}"
+
+
+@dataclass
+class PretrainConfig(_Section):
+    """``training.objective = "pretrain"``: language modelling on raw text."""
+    packing: bool = True
+    """Pack texts into ``data.pack_length`` blocks (whatever ``data.packing`` says); false pads each."""
+
+
+@dataclass
+class DpoConfig(_Section):
+    """``training.objective = "dpo"``: direct preference optimization against a reference model."""
+    beta: float = field(default=0.1, metadata=_ABOVE_0)
+    """Strength of the pull towards the reference (higher: stay closer)."""
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    """The DPO loss: sigmoid (the paper's), ipo (squared, per-token log-ratios) or hinge (SLiC)."""
+
+
+@dataclass
+class OrpoConfig(_Section):
+    """``training.objective = "orpo"``: SFT on chosen answers plus an odds-ratio penalty (no reference)."""
+    weight: float = field(default=0.1, metadata=_ABOVE_0)
+    """Weight (lambda) of the odds-ratio term beside the chosen answers' SFT loss."""
+
+
+@dataclass
+class SimpoConfig(_Section):
+    """``training.objective = "simpo"``: length-normalised preference margin (no reference)."""
+    beta: float = field(default=2.0, metadata=_ABOVE_0)
+    """Scale of the average log-probability rewards."""
+    gamma: float = field(default=0.5, metadata=_AT_LEAST_0)
+    """Target reward margin, in units of ``beta`` (``gamma / beta`` in the loss)."""
+
+
+@dataclass
+class KtoConfig(_Section):
+    """``training.objective = "kto"``: unpaired desirable / undesirable answers against a reference."""
+    beta: float = field(default=0.1, metadata=_ABOVE_0)
+    """Strength of the pull towards the reference."""
+    desirable_weight: float = field(default=1.0, metadata=_ABOVE_0)
+    """Weight of the loss on desirable answers."""
+    undesirable_weight: float = field(default=1.0, metadata=_ABOVE_0)
+    """Weight of the loss on undesirable answers."""
 
 
 @dataclass
@@ -275,6 +327,11 @@ class Config:
     lora: LoraConfig = field(default_factory=LoraConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     qat: QatConfig = field(default_factory=QatConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    dpo: DpoConfig = field(default_factory=DpoConfig)
+    orpo: OrpoConfig = field(default_factory=OrpoConfig)
+    simpo: SimpoConfig = field(default_factory=SimpoConfig)
+    kto: KtoConfig = field(default_factory=KtoConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

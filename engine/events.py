@@ -8,7 +8,7 @@ as JSON); ``event_from_row`` rebuilds the event. Read back, an event comes wrapp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 
@@ -48,6 +48,8 @@ class Step(Event):
     grad_norm: float | None
     tokens_per_s: float
     elapsed_s: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The objective's own metrics (``engine.metrics.METRICS`` names them: reward accuracy...)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Eval(Event):
     step: int
     eval_loss: float
     perplexity: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The objective's own metrics on the held-out samples."""
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,8 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
                                                config.eval.max_new_tokens, emit))
     recipe.setup(resume_from=resume)
     trainable, total = trainable_parameters(recipe.model)
-    emit(Log("info", f"{method_summary(config)}: training {trainable:,} of {total:,} parameters "
-                     f"on {len(data.train)} samples for {recipe.total_steps} steps"))
+    emit(Log("info", f"{recipe.objective.summary()}, {method_summary(config)}: training {trainable:,} of "
+                     f"{total:,} parameters on {len(data.train)} samples for {recipe.total_steps} steps"))
     recipe_ready(recipe)
     try:
         reason = recipe.train()
@@ -140,7 +140,10 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
     if recipe.data.eval:
         evaluated_now = getattr(recipe, "last_eval_step", None) == recipe.progress.step
         same_model = recipe.config.training.method != "qat"  # qat's final model is the converted one
-        metrics["eval_loss"] = recipe.last_eval_loss if evaluated_now and same_model else recipe.evaluate()
+        if not (evaluated_now and same_model):
+            recipe.evaluate()
+        metrics["eval_loss"] = recipe.last_eval_loss
+        metrics.update({f"eval_{name}": value for name, value in recipe.last_eval_metrics.items()})
     if probe and reason != "stopped":
         metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe,
                                              recipe.config.eval.max_new_tokens).accuracy

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ from engine.data.prefetch import Prefetcher
 from engine.data.splits import permutation
 from engine.data.template import IGNORE_INDEX
 
+Collate = Callable[[list[tuple[np.ndarray, np.ndarray]], int], dict[str, torch.Tensor]]
+"""``(samples as (ids, flags), pad id) -> model inputs``: an objective's batch form."""
 PLANS_KEPT = 2
 """Epoch plans cached at once: the one being trained on and the one the prefetch thread reached."""
 
@@ -74,15 +76,18 @@ class Batches:
     """Deterministic, resumable batches over anything with ``lengths`` and ``arrays(i)``."""
 
     def __init__(self, dataset: Any, pad_id: int, settings: BatchSettings,
-                 augmenter: Augmenter | None = None) -> None:
+                 augmenter: Augmenter | None = None, collate: Collate | None = None) -> None:
         self.dataset, self.pad_id, self.settings = dataset, pad_id, settings
         self.augmenter = augmenter
+        self.collate = collate
+        """An objective's batch form (``engine.objectives.base``); None: padded or packed rows."""
         self.epoch, self.index = 0, 0
         self._plans: OrderedDict[int, Plan] = OrderedDict()
         self._plans_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, dataset: Any, config: Any, pad_id: int, vocab_size: int = 0) -> Batches:
+    def from_config(cls, dataset: Any, config: Any, pad_id: int, vocab_size: int = 0,
+                    collate: Collate | None = None) -> Batches:
         """Batches set up from a ``Config`` (``[data]`` keys, ``training.batch_size`` and ``seed``)."""
         data, training = config.data, config.training
         settings = BatchSettings(training.batch_size, training.seed, data.shuffle, data.packing,
@@ -90,7 +95,7 @@ class Batches:
                                  data.pad_to_multiple_of, data.sort_by_length, data.drop_last)
         augmenter = Augmenter(data.augment_mask_prob, data.augment_replace_prob, data.augment_rotate_prob,
                               pad_id, max(vocab_size, 1), training.seed)
-        return cls(dataset, pad_id, settings, augmenter if augmenter.enabled else None)
+        return cls(dataset, pad_id, settings, augmenter if augmenter.enabled else None, collate)
 
     def plan(self, epoch: int) -> Plan:
         """The batches of epoch ``epoch`` (computed from lengths; the last ``PLANS_KEPT`` cached).
@@ -132,6 +137,9 @@ class Batches:
     def batch(self, epoch: int, index: int) -> Batch:
         """Batch ``index`` of epoch ``epoch``."""
         rows = self.plan(epoch)[index]
+        if self.collate is not None:
+            inputs = self.collate([self.dataset.raw(i) for row in rows for i in row], self.pad_id)
+            return Batch(inputs, int(inputs["attention_mask"].sum()), sum(len(row) for row in rows))
         arrays = [[self._sample(epoch, i) for i in row] for row in rows]
         return self._packed(arrays) if self.settings.packing else self._padded(arrays)
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.data.examples import Example, to_example
 from engine.data.records import read_records
-from engine.data.shapes import Message, to_messages
+from engine.data.shapes import Message
 from engine.data.template import TokenizedSample, TrainOn, tokenize_conversation
 from engine.errors import DataError
 
@@ -28,11 +29,22 @@ class Conversation:
 
 def load_conversations(path: Path) -> list[Conversation]:
     """Every record of the file as a validated conversation; DataError on the first bad one."""
-    conversations = [Conversation(where, to_messages(record, where))
+    conversations = [Conversation(where, to_example(record, where, "sft"))
                      for where, record in read_records(path)]
     if not conversations:
         raise DataError(f"{path}: no records found")
     return conversations
+
+
+def load_examples(path: Path, objective: str = "sft") -> list[tuple[str, Example]]:
+    """Every record of the file as ``(where, example)`` of the kind ``objective`` trains on.
+
+    DataError on the first bad record (a record of another kind names the objective and the shape).
+    """
+    examples = [(where, to_example(record, where, objective)) for where, record in read_records(path)]
+    if not examples:
+        raise DataError(f"{path}: no records found")
+    return examples
 
 
 def fingerprint(path: Path) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.render import SECOND, UNDESIRABLE, WINDOWS
 from engine.data.shapes import Message
 from engine.data.template import TrainOn, trained_spans
 
@@ -23,8 +24,8 @@ EncodedChunk = tuple[np.ndarray, np.ndarray, np.ndarray]
 """Samples with a trained token, concatenated: ``(ids int32, mask uint8, lengths int64)``."""
 Spans = list[tuple[int, int]]
 """Character spans of a rendered text that carry a loss."""
-Rendered = tuple[list[str], list[Spans]]
-"""A chunk of conversations rendered: their texts and trained spans."""
+Rendered = tuple[list[str], list[Spans]] | tuple[list[str], list[Spans], list[int]]
+"""A chunk rendered: texts, trained spans and optionally each text's flags (``engine.data.render``)."""
 IdsOffsets = tuple[Sequence[int], Sequence[tuple[int, int]]]
 """Token ids of a text and each token's character ``(start, end)``."""
 
@@ -64,21 +65,39 @@ def sample_arrays(ids: Sequence[int], offsets: Sequence[tuple[int, int]], spans:
     return all_ids, mask
 
 
+def windows(ids: Sequence[int], offsets: Sequence[tuple[int, int]], spans: Spans, prefix: np.ndarray,
+            max_length: int) -> list[Encoded]:
+    """A long text as consecutive samples of up to ``max_length`` tokens, each after ``prefix``."""
+    step = max(1, max_length - len(prefix))
+    return [sample_arrays(ids[start:start + step], offsets[start:start + step], spans, prefix, max_length)
+            for start in range(0, max(len(ids), 1), step)]
+
+
 def encode_texts(tokenizer: Any, rendered: Rendered, max_length: int, prefix_ids: Sequence[int]) -> EncodedChunk:
-    """Tokenize a rendered chunk; samples left without a trained token are dropped."""
-    texts, spans = rendered
+    """Tokenize a rendered chunk into samples; samples left without a trained token are dropped.
+
+    A text flagged ``SECOND`` joins the sample before it (a pair is one sample: both sides, the
+    second side's tokens flagged), and a pair is dropped when either side has no trained token.
+    """
+    texts, spans = rendered[0], rendered[1]
+    flags = rendered[2] if len(rendered) > 2 else [0] * len(texts)  # type: ignore[misc]
     prefix = np.asarray(prefix_ids, dtype=np.int32)
-    ids_parts, mask_parts, lengths = [], [], []
-    for (ids, offsets), sample_spans in zip(ids_and_offsets(tokenizer, texts), spans, strict=True):
-        sample_ids, mask = sample_arrays(ids, offsets, sample_spans, prefix, max_length)
-        if mask.any():
-            ids_parts.append(sample_ids)
-            mask_parts.append(mask)
-            lengths.append(len(sample_ids))
-    if not lengths:
+    samples: list[tuple[list[np.ndarray], list[np.ndarray], bool]] = []
+    for (ids, offsets), sample_spans, flag in zip(ids_and_offsets(tokenizer, texts), spans, flags, strict=True):
+        pieces = (windows(ids, offsets, sample_spans, prefix, max_length) if flag & WINDOWS
+                  else [sample_arrays(ids, offsets, sample_spans, prefix, max_length)])
+        for sample_ids, mask in pieces:
+            marks = mask.astype(np.uint8) | np.uint8(flag & (SECOND | UNDESIRABLE))
+            if flag & SECOND and samples:
+                parts_ids, parts_mask, ok = samples[-1]
+                samples[-1] = (parts_ids + [sample_ids], parts_mask + [marks], ok and bool(mask.any()))
+            else:
+                samples.append(([sample_ids], [marks], bool(mask.any())))
+    kept = [(np.concatenate(i), np.concatenate(m)) for i, m, ok in samples if ok]
+    if not kept:
         return np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.int64)
-    return (np.concatenate(ids_parts), np.concatenate(mask_parts).astype(np.uint8),
-            np.asarray(lengths, dtype=np.int64))
+    return (np.concatenate([i for i, _ in kept]), np.concatenate([m for _, m in kept]),
+            np.asarray([len(i) for i, _ in kept], dtype=np.int64))
 
 
 def encode_batch(tokenizer: Any, conversations: Sequence[list[Message]], train_on: TrainOn,

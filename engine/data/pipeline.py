@@ -43,11 +43,11 @@ from typing import Any
 
 from engine.config import Config
 from engine.data.dataset import fingerprint
-from engine.data.encode import render_chunk
+from engine.data.examples import Example
 from engine.data.parallel import encoded_chunks, worker_count
 from engine.data.prefetch import Prefetcher
-from engine.data.shapes import Message
-from engine.data.splits import kfold_indices, split_indices
+from engine.data.render import render_examples
+from engine.data.splits import split_indices
 from engine.data.template import CHATML_TEMPLATE
 from engine.data.token_cache import TokenCache
 from engine.data.tokenized import Subset, TokenizedDataset
@@ -74,11 +74,6 @@ class Prepared:
         train, held = split_indices(len(self.dataset), fraction, seed)
         return Subset(self.dataset, train), Subset(self.dataset, held)
 
-    def fold(self, folds: int, fold: int, seed: int) -> tuple[Subset, Subset]:
-        """``(train, validation)`` views of fold ``fold`` of ``folds``."""
-        train, held = kfold_indices(len(self.dataset), folds, fold, seed)
-        return Subset(self.dataset, train), Subset(self.dataset, held)
-
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """A hash of the tokenizer's vocabulary, merges, added tokens and chat template."""
@@ -93,7 +88,7 @@ def settings_of(config: Config, prefix_ids: Sequence[int]) -> dict[str, Any]:
     data = config.data
     return {"version": PIPELINE_VERSION, "train_on": data.train_on, "max_length": data.max_length,
             "prepend": list(prefix_ids), "format": data.format, "on_invalid": data.on_invalid,
-            "duplicates": data.duplicates}
+            "duplicates": data.duplicates, "objective": config.training.objective}
 
 
 def cache_key(paths: Sequence[Path], tokenizer: Any, settings: dict[str, Any]) -> str:
@@ -124,7 +119,7 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     writer = cache.writer(key)
     try:
         workers = worker_count(config.data.num_workers if workers is None else workers)
-        _tokenize_into(writer, _conversations(paths, reports, config), tokenizer, config, prefix_ids, workers)
+        _tokenize_into(writer, _examples(paths, reports, config), tokenizer, config, prefix_ids, workers)
         if not len(writer):
             raise DataError(f"{paths[0]}: no sample left with a trained token within data.max_length")
         dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports)})
@@ -137,19 +132,20 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     return Prepared(dataset, key, reports, False)
 
 
-def _conversations(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[list[Message]]:
-    """Every valid conversation of every file, in order."""
+def _examples(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[Example]:
+    """Every valid example of every file, in order, of the kind ``training.objective`` trains on."""
     for path, report in zip(paths, reports, strict=True):
-        for _, messages in valid_conversations(path, report, char_length, config.data.format or None,
-                                               config.data.on_invalid, config.data.duplicates == "keep"):
-            yield messages
+        for _, example in valid_conversations(path, report, char_length, config.data.format or None,
+                                              config.data.on_invalid, config.data.duplicates == "keep",
+                                              config.training.objective):
+            yield example
 
 
-def _chunks(conversations: Iterator[list[Message]]) -> Iterator[list[list[Message]]]:
-    """Conversations in lists of ``CHUNK``."""
-    chunk: list[list[Message]] = []
-    for messages in conversations:
-        chunk.append(messages)
+def _chunks(examples: Iterator[Example]) -> Iterator[list[Example]]:
+    """Examples in lists of ``CHUNK``."""
+    chunk: list[Example] = []
+    for example in examples:
+        chunk.append(example)
         if len(chunk) == CHUNK:
             yield chunk
             chunk = []
@@ -157,12 +153,14 @@ def _chunks(conversations: Iterator[list[Message]]) -> Iterator[list[list[Messag
         yield chunk
 
 
-def _tokenize_into(writer: Any, conversations: Iterator[list[Message]], tokenizer: Any, config: Config,
+def _tokenize_into(writer: Any, examples: Iterator[Example], tokenizer: Any, config: Config,
                    prefix_ids: Sequence[int], workers: int) -> None:
     """Read on a background thread, render here, tokenize in ``workers`` processes, append in order."""
-    train_on = config.data.train_on
-    with Prefetcher(_chunks(conversations), depth=4) as chunks:
-        rendered = (render_chunk(tokenizer, chunk, train_on) for chunk in chunks)
+    from engine.objectives import record_kind
+
+    train_on, kind = config.data.train_on, record_kind(config.training.objective)
+    with Prefetcher(_chunks(examples), depth=4) as chunks:
+        rendered = (render_examples(tokenizer, chunk, kind, train_on) for chunk in chunks)
         for ids, trained, lengths in encoded_chunks(tokenizer, rendered, config.data.max_length, prefix_ids,
                                                     workers):
             writer.append_chunk(ids, trained, lengths)

@@ -48,13 +48,13 @@ def _message(role: str, content: Any, where: str, field: str) -> Message:
     return {"role": role, "content": content}
 
 
-def _from_openai(items: Any, where: str) -> list[Message]:
-    """OpenAI ``messages``: a list of ``{"role", "content"}``."""
+def _from_openai(items: Any, where: str, name: str = "") -> list[Message]:
+    """OpenAI ``messages``: a list of ``{"role", "content"}`` (``name``: one item's field name)."""
     if not isinstance(items, list) or not items:
         raise DataError(f"{where}: messages: expected a non-empty list")
     messages = []
     for index, item in enumerate(items):
-        field = f"messages[{index}]"
+        field = name or f"messages[{index}]"
         if not isinstance(item, dict):
             raise DataError(f"{where}: {field}: expected an object with role and content")
         role = item.get("role")
@@ -67,13 +67,13 @@ def _from_openai(items: Any, where: str) -> list[Message]:
     return messages
 
 
-def _from_sharegpt(items: Any, where: str) -> list[Message]:
-    """sharegpt ``conversations``: a list of ``{"from", "value"}``."""
+def _from_sharegpt(items: Any, where: str, name: str = "") -> list[Message]:
+    """sharegpt ``conversations``: a list of ``{"from", "value"}`` (``name``: one item's field name)."""
     if not isinstance(items, list) or not items:
         raise DataError(f"{where}: conversations: expected a non-empty list")
     messages = []
     for index, item in enumerate(items):
-        field = f"conversations[{index}]"
+        field = name or f"conversations[{index}]"
         if not isinstance(item, dict):
             raise DataError(f"{where}: {field}: expected an object with from and value")
         role = _SHAREGPT_ROLES.get(str(item.get("from")))
@@ -83,6 +83,20 @@ def _from_sharegpt(items: Any, where: str) -> list[Message]:
         if "value" not in item:
             raise DataError(f"{where}: {field}.value: missing")
         messages.append(_message(role, item["value"], where, f"{field}.value"))
+    return messages
+
+
+def message_list(items: Any, where: str, field: str) -> list[Message]:
+    """A list of messages in either style (``role``/``content`` or sharegpt ``from``/``value``)."""
+    if not isinstance(items, list) or not items:
+        raise DataError(f"{where}: {field}: expected a non-empty list of messages")
+    messages = []
+    for index, item in enumerate(items):
+        name = f"{field}[{index}]"
+        if isinstance(item, dict) and "from" in item:
+            messages.extend(_from_sharegpt([item], where, name))
+        else:
+            messages.extend(_from_openai([item], where, name))
     return messages
 
 

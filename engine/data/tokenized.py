@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.render import TRAINED
 from engine.data.template import IGNORE_INDEX, TokenizedSample
 
 SHARD = 4096
@@ -86,13 +87,18 @@ class TokenizedDataset:
 
     def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, trained mask)`` of sample ``index`` as numpy arrays."""
+        ids, flags = self.raw(index)
+        return ids, (flags & TRAINED).astype(bool)
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, flags)`` of sample ``index``: the mask bytes as stored (``engine.data.render``)."""
         if not 0 <= index < len(self):
             raise IndexError(index)
         number = index // SHARD
         shard = self._shard(number) if self._memory_bytes > 0 else None
         if shard is None:
             low, high = self.offsets[index], self.offsets[index + 1]
-            return self._ids[low:high], self._mask[low:high].astype(bool)
+            return self._ids[low:high], self._mask[low:high]
         base = self.offsets[number * SHARD]
         low, high = self.offsets[index] - base, self.offsets[index + 1] - base
         return shard[0][low:high], shard[1][low:high]
@@ -114,7 +120,7 @@ class TokenizedDataset:
             self._misses[number] = misses
             return None
         self._misses.pop(number, None)
-        shard = (self._ids[low:high], self._mask[low:high].astype(bool))
+        shard = (self._ids[low:high], self._mask[low:high])
         self._shards[number] = shard
         self._held += shard[0].nbytes + shard[1].nbytes
         while self._held > self._memory_bytes and len(self._shards) > 1:
@@ -142,6 +148,10 @@ class Subset:
     def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, trained mask)`` of the subset's sample ``index``."""
         return self.dataset.arrays(int(self.indices[index]))  # type: ignore[no-any-return]
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, flags)`` of the subset's sample ``index``."""
+        return self.dataset.raw(int(self.indices[index]))  # type: ignore[no-any-return]
 
     def __getitem__(self, index: int) -> TokenizedSample:
         return self.dataset[int(self.indices[index])]  # type: ignore[no-any-return]

@@ -4,7 +4,10 @@
 the same check as a stream, used by the pipeline: it yields each valid conversation and adds
 every problem to the report it is given, so ``data.on_invalid = "skip"`` still reports. Reasons
 (``Issue.code``): bad_json, not_utf8, not_object, unknown_shape, missing_role_or_content,
-roles_out_of_order, empty_content, invalid_value, too_long, duplicate.
+roles_out_of_order, empty_content, invalid_value, too_long, duplicate, wrong_objective (a record of
+another kind than ``training.objective`` trains on: preference data under sft, chat data under dpo).
+Records are read as examples of the objective's kind (``engine.data.examples``); a length is that
+of an example's longest sequence (the longer side of a pair).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.data.examples import Example, sequences, to_example
 from engine.data.formats import BadRecord, detect_format, read_items
-from engine.data.shapes import Message, to_messages
+from engine.data.shapes import Message
 from engine.errors import DataError
 
 Measure = Callable[[list[Message]], int]
@@ -49,6 +53,8 @@ class ValidationReport:
     max_length: int
     valid: int = 0
     issues: list[Issue] = field(default_factory=list)
+    objective: str = "sft"
+    """The objective the records were read for (it decides which shapes are valid)."""
 
     @property
     def invalid(self) -> int:
@@ -66,7 +72,8 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        return {"path": self.path, "format": self.format, "total": self.total, "valid": self.valid,
+        return {"path": self.path, "format": self.format, "objective": self.objective,
+                "total": self.total, "valid": self.valid,
                 "invalid": self.invalid,
                 "length_unit": self.length_unit, "max_length": self.max_length,
                 "counts": self.counts(), "issues": [asdict(issue) for issue in self.issues]}
@@ -79,6 +86,8 @@ def char_length(messages: list[Message]) -> int:
 
 def classify(message: str) -> tuple[str, str, str]:
     """``(code, field, reason)`` of a ``to_messages`` error text (without its ``where:`` prefix)."""
+    if message.startswith("training.objective"):
+        return "wrong_objective", "", message
     if message.startswith("unknown record shape"):
         return "unknown_shape", "", message
     if message.startswith("the conversation must end"):
@@ -94,22 +103,28 @@ def classify(message: str) -> tuple[str, str, str]:
     return "invalid_value", fld, reason
 
 
-def _digest(messages: list[Message]) -> bytes:
-    """A short hash of a conversation, to find exact duplicates."""
-    return hashlib.blake2b(json.dumps(messages, ensure_ascii=False).encode(), digest_size=12).digest()
+def _digest(example: Example) -> bytes:
+    """A short hash of an example, to find exact duplicates."""
+    body = json.dumps(sequences(example) + [[{"label": getattr(example, "desirable", None)}]], ensure_ascii=False)
+    return hashlib.blake2b(body.encode(), digest_size=12).digest()
+
+
+def example_length(example: Example, measure: Measure) -> int:
+    """The length of an example's longest sequence."""
+    return max(measure(messages) for messages in sequences(example))
 
 
 def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] | None, measure: Measure,
-                 max_length: int) -> list[Message] | Issue:
-    """A record's messages when valid, else the Issue that rejects it; ``seen`` tracks duplicates (None: not)."""
+                 max_length: int, objective: str = "sft") -> Example | Issue:
+    """A record's example when valid, else the Issue that rejects it; ``seen`` tracks duplicates (None: not)."""
     if isinstance(item, BadRecord):
         return Issue(where, "", item.code, item.reason)
     try:
-        messages = to_messages(item, where)
+        messages = to_example(item, where, objective)
     except DataError as err:
         code, fld, reason = classify(str(err).removeprefix(f"{where}: "))
         return Issue(where, fld, code, reason)
-    length = measure(messages)
+    length = example_length(messages, measure)
     if length > max_length:
         return Issue(where, "", "too_long", f"{length} over the length limit of {max_length}")
     if seen is None:
@@ -123,8 +138,10 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] 
 
 def valid_conversations(path: Path, report: ValidationReport, measure: Measure = char_length,
                         fmt: str | None = None, on_invalid: str = "skip", keep_duplicates: bool = False,
-                        ) -> Iterator[tuple[str, list[Message]]]:
-    """Stream ``(where, messages)`` of the valid records; issues go to ``report``.
+                        objective: str = "sft") -> Iterator[tuple[str, Example]]:
+    """Stream ``(where, example)`` of the valid records; issues go to ``report``.
+
+    Examples are of the kind ``objective`` trains on (for ``sft``: a conversation's messages).
 
     With ``on_invalid = "fail"`` the first issue raises DataError (its one line). With
     ``keep_duplicates`` duplicates are not looked for (so memory stays flat; the validation
@@ -132,7 +149,7 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
     """
     seen: set[bytes] | None = None if keep_duplicates else set()
     for where, item in read_items(path, fmt):
-        result = check_record(where, item, seen, measure, report.max_length)
+        result = check_record(where, item, seen, measure, report.max_length, objective)
         if isinstance(result, Issue):
             report.issues.append(result)
             if on_invalid == "fail":
@@ -143,10 +160,11 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
 
 
 def check_file(path: Path, measure: Measure = char_length, max_length: int = 2048,
-               length_unit: str = "characters", fmt: str | None = None) -> ValidationReport:
-    """Read the whole file and report every valid and invalid record."""
+               length_unit: str = "characters", fmt: str | None = None, objective: str = "sft") -> ValidationReport:
+    """Read the whole file and report every valid and invalid record (as ``objective`` reads them)."""
     report = new_report(path, fmt, length_unit, max_length)
-    for _ in valid_conversations(path, report, measure, fmt):
+    report.objective = objective
+    for _ in valid_conversations(path, report, measure, fmt, objective=objective):
         pass
     return report
 

@@ -88,8 +88,15 @@ def _fill_gap(measure: Measure, limit: int, cap: int, a: tuple[int, int], b: tup
     return (size, peak) if peak is not None and peak <= limit else b
 
 
-def find_batch_size(model: Any, config: Config, seq_len: int) -> AutoBatch:
-    """Probe ``model`` (already wrapped for its method) and pick the micro-batch for ``config``."""
+def find_batch_size(model: Any, config: Config, seq_len: int, objective: Any = None) -> AutoBatch:
+    """Probe ``model`` (already wrapped for its method) and pick the micro-batch for ``config``.
+
+    ``objective`` (default: sft's) forms the probe batches and computes their loss.
+    """
+    if objective is None:
+        from engine.objectives.base import Objective
+
+        objective = Objective(config)
     device = next(model.parameters()).device
     vocab_size = int(model.get_input_embeddings().weight.shape[0])
     limit = memory_limit(config, device)
@@ -97,7 +104,7 @@ def find_batch_size(model: Any, config: Config, seq_len: int) -> AutoBatch:
     saved = rng_state()
     try:
         found = largest_fitting(
-            lambda size: _probe(model, config, size, seq_len, vocab_size, device, optimizer_bytes),
+            lambda size: _probe(model, objective, config, size, seq_len, vocab_size, device, optimizer_bytes),
             limit, config.resources.max_batch_size)
     finally:
         set_rng_state(saved)
@@ -132,18 +139,16 @@ def memory_limit(config: Config, device: torch.device) -> int:
     return int(psutil.Process().memory_info().rss + psutil.virtual_memory().available * 0.9)
 
 
-def _probe(model: Any, config: Config, size: int, seq_len: int, vocab_size: int,
+def _probe(model: Any, objective: Any, config: Config, size: int, seq_len: int, vocab_size: int,
            device: torch.device, optimizer_bytes: int) -> int | None:
-    """Forward and backward one synthetic batch of ``size`` rows; its peak bytes (None on OOM)."""
+    """Forward and backward one synthetic batch of ``size`` units; its peak bytes (None on OOM)."""
     generator = torch.Generator().manual_seed(size)
-    ids = torch.randint(0, max(vocab_size, 2), (size, seq_len), generator=generator).to(device)
-    batch = {"input_ids": ids, "labels": ids.clone()}
-    if not config.data.packing:
-        batch["attention_mask"] = torch.ones_like(ids)
+    ids = torch.randint(0, max(vocab_size, 2), (size, seq_len), generator=generator)
+    batch = {k: v.to(device) for k, v in objective.probe_batch(ids).items()}
     try:
         with _peak_memory(device) as peak:
             with autocast(config.training.precision, device):
-                loss = model(**batch).loss
+                loss = objective.compute(model, batch).loss
             loss.backward()
     except RuntimeError as exc:
         if not is_oom(exc):

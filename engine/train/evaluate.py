@@ -1,27 +1,34 @@
-"""Evaluation: token-weighted loss and perplexity, and exact match of greedy answers."""
+"""Evaluation: the objective's loss and metrics (weighted by its units), and exact match of greedy answers."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from engine.config import Config
 from engine.data.dataset import Conversation
-from engine.data.template import IGNORE_INDEX, TokenizedSample, prompt_text
-from engine.train.batches import collate
+from engine.data.template import prompt_text
+from engine.objectives.base import Objective, pad_rows
+from engine.train.feed import as_dataset
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Mean loss over every trained token of the evaluated samples, and its perplexity."""
+    """Mean loss over the evaluated units (trained tokens for sft, pairs for dpo...) and the metrics.
+
+    ``perplexity`` is ``exp(loss)``, meaningful for the token-level objectives (sft, pretrain);
+    ``metrics`` holds the objective's own (reward accuracy...), means over the same units.
+    """
 
     loss: float
     perplexity: float
     tokens: int
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,33 +55,40 @@ class EvalStopped(KeyboardInterrupt):
 
 
 @torch.no_grad()
-def evaluate_loss(model: Any, samples: Sequence[TokenizedSample], batch_size: int, pad_id: int,
+def evaluate_loss(model: Any, samples: Any, batch_size: int, pad_id: int,
                   precision: str = "fp32", max_batches: int = 0,
-                  should_stop: Callable[[], bool] = lambda: False) -> EvalResult:
-    """Token-weighted mean loss over ``samples`` (all of them unless ``max_batches`` > 0).
+                  should_stop: Callable[[], bool] = lambda: False,
+                  objective: Objective | None = None) -> EvalResult:
+    """Mean loss and metrics over ``samples`` (all of them unless ``max_batches`` > 0).
 
-    ``should_stop`` is asked before every batch; when it says yes, ``EvalStopped`` is raised.
+    ``samples`` is a dataset (``raw(i)``) or a list of ``TokenizedSample``; ``objective`` (default:
+    sft's) forms the batches and computes the loss. ``should_stop`` is asked before every batch;
+    when it says yes, ``EvalStopped`` is raised.
     """
+    objective = objective or Objective(Config())
+    dataset = as_dataset(samples)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, tokens = 0.0, 0
-    for index, start in enumerate(range(0, len(samples), batch_size)):
+    total, units, sums = 0.0, 0, dict[str, float]()
+    for index, start in enumerate(range(0, len(dataset), batch_size)):
         if max_batches and index >= max_batches:
             break
         if should_stop():
             model.train(was_training)
-            raise EvalStopped(f"stopped after {index} of {-(-len(samples) // batch_size)} evaluation batches")
-        chunk = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
-        batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
+            raise EvalStopped(f"stopped after {index} of {-(-len(dataset) // batch_size)} evaluation batches")
+        chunk = [dataset.raw(i) for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = {k: v.to(device) for k, v in objective.collate(chunk, pad_id).items()}
         with autocast(precision, device):
-            loss = model(**batch).loss
-        count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-        total += float(loss) * count
-        tokens += count
+            out = objective.compute(model, batch)
+        count = int(objective.weight(batch))
+        total += float(out.loss) * count
+        units += count
+        for name, value in out.metrics.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * count
     model.train(was_training)
-    mean = total / max(tokens, 1)
-    return EvalResult(mean, math.exp(min(mean, 50.0)), tokens)
+    mean = total / max(units, 1)
+    return EvalResult(mean, math.exp(min(mean, 50.0)), units, {k: v / max(units, 1) for k, v in sums.items()})
 
 
 @torch.no_grad()
@@ -104,8 +118,7 @@ def generate_greedy(model: Any, tokenizer: Any, prompts: list[str], max_new_toke
                     device: torch.device) -> list[str]:
     """Greedy continuations of a batch of prompts (left-padded)."""
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    samples = [TokenizedSample(i, i) for i in ids]
-    batch = collate(samples, tokenizer.pad_token_id, left=True)
+    batch = pad_rows(ids, [[True] * len(i) for i in ids], tokenizer.pad_token_id, left=True)
     output = model.generate(input_ids=batch["input_ids"].to(device),
                             attention_mask=batch["attention_mask"].to(device),
                             max_new_tokens=max_new_tokens, do_sample=False,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import Config
-from engine.data.batching import Batch, Batches, PrefetchedBatches
+from engine.data.batching import Batch, Batches, Collate, PrefetchedBatches
 from engine.data.template import IGNORE_INDEX, TokenizedSample
 
 START = {"epoch": 0, "index": 0}
@@ -38,6 +38,11 @@ class SampleList:
         sample = self.samples[index]
         return np.asarray(sample.input_ids, dtype=np.int64), np.asarray(sample.labels) != IGNORE_INDEX
 
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, flags)`` of sample ``index`` (a plain sample is flagged trained where labelled)."""
+        ids, trained = self.arrays(index)
+        return ids, trained.astype(np.uint8)
+
 
 def as_dataset(data: Any) -> Any:
     """Anything with ``lengths`` and ``arrays`` as is; a list of samples wrapped."""
@@ -48,8 +53,8 @@ class BatchFeed:
     """Micro-batches in the run's deterministic order, from a saved position on."""
 
     def __init__(self, data: Any, config: Config, pad_id: int, vocab_size: int,
-                 state: dict[str, int] | None = None) -> None:
-        self.batches = Batches.from_config(as_dataset(data), config, pad_id, vocab_size)
+                 state: dict[str, int] | None = None, collate: Collate | None = None) -> None:
+        self.batches = Batches.from_config(as_dataset(data), config, pad_id, vocab_size, collate)
         self.depth = config.data.prefetch_depth
         self._stream: PrefetchedBatches | None = None
         self._plain: Iterator[Batch] | None = None

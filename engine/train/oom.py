@@ -15,8 +15,6 @@ from typing import Any
 
 import torch
 
-from engine.data.template import IGNORE_INDEX
-
 Backward = Callable[[torch.Tensor], None]
 
 
@@ -34,37 +32,38 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def trained_tokens(labels: torch.Tensor) -> torch.Tensor:
-    """Per-row count of tokens the loss is taken on (labels are shifted by one)."""
-    return (labels[:, 1:] != IGNORE_INDEX).sum(dim=1)
+Metrics = dict[str, torch.Tensor]
 
 
-def forward_backward(model: Any, batch: dict[str, torch.Tensor], splits: int, scale: float,
+def forward_backward(objective: Any, model: Any, batch: dict[str, torch.Tensor], splits: int, scale: float,
                      backward: Backward,
-                     context: Callable[[], contextlib.AbstractContextManager[Any]]) -> torch.Tensor:
-    """Forward and backward one micro-batch in ``splits`` pieces; returns its (detached) mean loss.
+                     context: Callable[[], contextlib.AbstractContextManager[Any]]) -> tuple[torch.Tensor, Metrics]:
+    """Forward and backward one micro-batch in ``splits`` pieces; its (detached) mean loss and metrics.
 
-    ``scale`` multiplies the loss before ``backward`` (1 / accumulation steps).
+    ``objective`` computes the loss (``engine.objectives.base``); ``scale`` multiplies it before
+    ``backward`` (1 / accumulation steps). Pieces keep the objective's units whole (pairs stay
+    pairs) and are weighted by their share of the units (trained tokens, pairs).
     """
-    rows = batch["input_ids"].shape[0]
+    rows = objective.rows(batch)
     if splits <= 1 or rows == 1:
         with context():
-            loss = model(**batch).loss
-        backward(loss * scale)
-        return loss.detach()
-    pieces = [dict(zip(batch, parts, strict=True))
-              for parts in zip(*(torch.tensor_split(v, min(splits, rows)) for v in batch.values()), strict=True)]
-    total = trained_tokens(batch["labels"]).sum().clamp(min=1)
+            out = objective.compute(model, batch)
+        backward(out.loss * scale)
+        return out.loss.detach(), {k: v.detach() for k, v in out.metrics.items()}
+    total = objective.weight(batch).clamp(min=1)
     mean = torch.zeros((), device=batch["input_ids"].device)
-    for piece in pieces:
-        weight = trained_tokens(piece["labels"]).sum() / total
+    metrics: Metrics = {}
+    for piece in objective.split(batch, min(splits, rows)):
+        weight = objective.weight(piece) / total
         if float(weight) == 0.0:
             continue
         with context():
-            loss = model(**piece).loss
-        backward(loss * weight * scale)
-        mean = mean + loss.detach().float() * weight
-    return mean
+            out = objective.compute(model, piece)
+        backward(out.loss * weight * scale)
+        mean = mean + out.loss.detach().float() * weight
+        for name, value in out.metrics.items():
+            metrics[name] = metrics.get(name, 0) + value.detach().float() * weight
+    return mean, metrics
 
 
 def backoff_message(step: int, batch_size: int, accumulation: int, splits: int) -> str:

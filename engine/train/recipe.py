@@ -21,11 +21,12 @@ from engine.data.batching import Batch
 from engine.data.template import TokenizedSample
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Step
+from engine.objectives import make as make_objective
 from engine.train import auto_batch, precision
 from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
-from engine.train.methods import prepare_for_method, uses_adapter
+from engine.train.methods import load_for_method, prepare_for_method, uses_adapter
 from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
 from engine.train.qat import FakeQuantSwitch
 
@@ -52,6 +53,7 @@ class StepStats:
     loss: torch.Tensor
     grad_norm: torch.Tensor
     tokens: int
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,22 +75,27 @@ class FineTune:
     """The step of the last checkpoint written: ``save`` writes a step once (a pause, then a stop)."""
     step_hooks: list[Callable[[Any], None]] = field(default_factory=list)
     """Called with the recipe after every optimizer step (sample generations, QAT switch...)."""
+    objective: Any = None
+    """The training objective (``engine.objectives``); None: the one ``training.objective`` names."""
 
     def setup(self, resume_from: Path | None = None) -> None:
         """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
         torch.manual_seed(self.config.training.seed)
         if self.config.training.precision == "auto":
             self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
+        self._set_objective()
         self.model = prepare_for_method(self.model, self.config)
         _no_kv_cache(self.model)
         if resume_from is not None and uses_adapter(self.config):
             _load_adapter(self.model, resume_from)
+        self.objective.attach(self.model, self._reference_loader(resume_from))
         self.model.train()
         self._resolve_batch_size(resume_from)
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.optimizer = _optimizer(self.model, self.config)
-        self.feed = BatchFeed(self.data.train, self.config, self.data.pad_id, self.data.vocab_size)
+        self.feed = BatchFeed(self.data.train, self.config, self.data.pad_id, self.data.vocab_size,
+                              collate=self.objective.batch_form())
         self.total_steps = self._total_steps(self.feed.batches_per_epoch())
         from transformers import get_cosine_schedule_with_warmup
 
@@ -101,6 +108,33 @@ class FineTune:
             self.step_hooks.insert(0, FakeQuantSwitch(self.config.qat))
             self.step_hooks[0](self)
 
+    def _set_objective(self) -> None:
+        """Make the objective; batches are packed as it says (``pretrain`` packs by default)."""
+        if self.objective is None:
+            self.objective = make_objective(self.config)
+        packed = self.objective.packed()
+        if packed != self.config.data.packing:
+            self.config = replace(self.config, data=replace(self.config.data, packing=packed))
+            self.objective.config = self.config
+
+    def _reference_loader(self, resume_from: Path | None) -> Callable[[], Any]:
+        """How to get a frozen copy of the base (for objectives with a reference model).
+
+        Before training it is a copy of the model as loaded; a resumed full-weights run loads the
+        base again from ``meta["base_model"]`` (the model it holds is the checkpoint's).
+        """
+        if resume_from is None or uses_adapter(self.config):
+            import copy
+
+            return lambda: copy.deepcopy(self.model)  # asked for in attach(), before any step
+        base = self.meta.get("base_model")
+
+        def load_base() -> Any:
+            if not base:
+                raise UserError("resuming: the reference model needs the run's base model (meta base_model)")
+            return prepare_for_method(load_for_method(Path(base), self.config), self.config)
+        return load_base
+
     def _resolve_batch_size(self, resume_from: Path | None) -> None:
         """Turn ``training.batch_size = "auto"`` into a number: the checkpoint's, or a probe's."""
         if self.config.training.batch_size != "auto":
@@ -108,7 +142,7 @@ class FineTune:
         size = auto_batch.checkpoint_batch_size(resume_from) if resume_from is not None else None
         if size is None:
             length = auto_batch.probe_length(self.data.train, self.config)
-            found = auto_batch.find_batch_size(self.model, self.config, length)
+            found = auto_batch.find_batch_size(self.model, self.config, length, self.objective)
             size = found.batch_size
             self.emit(Log("info", found.describe()))
         self.config = replace(self.config, training=replace(self.config.training, batch_size=size))
@@ -202,20 +236,24 @@ class FineTune:
         """Accumulate gradients over the step's micro-batches, then apply them."""
         training = self.config.training
         accumulation = training.gradient_accumulation_steps
-        losses, tokens = [], 0
+        losses, metrics, tokens = [], [], 0
         for _ in range(accumulation):
             micro = self._next_batch()
             batch = {k: v.to(device, non_blocking=True) for k, v in micro.inputs.items()}
-            losses.append(forward_backward(self.model, batch, self.progress.micro_batch_splits, 1 / accumulation,
-                                           self._backward, lambda: autocast(training.precision, device)))
+            loss, values = forward_backward(self.objective, self.model, batch, self.progress.micro_batch_splits,
+                                            1 / accumulation, self._backward,
+                                            lambda: autocast(training.precision, device))
+            losses.append(loss)
+            metrics.append(values)
             tokens += micro.real_tokens
-        return self._apply_gradients(torch.stack(losses).mean(), tokens)
+        means = {name: torch.stack([m[name] for m in metrics]).mean() for name in metrics[0]}
+        return self._apply_gradients(torch.stack(losses).mean(), tokens, means)
 
     def _backward(self, loss: torch.Tensor) -> None:
         """Backward pass, through the fp16 gradient scaler when there is one."""
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def _apply_gradients(self, loss: torch.Tensor, tokens: int) -> StepStats:
+    def _apply_gradients(self, loss: torch.Tensor, tokens: int, metrics: dict[str, torch.Tensor]) -> StepStats:
         """Clip, step optimizer (through the scaler for fp16) and schedule, clear the gradients."""
         max_grad_norm = self.config.training.max_grad_norm
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -229,7 +267,7 @@ class FineTune:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return StepStats(loss, grad_norm, tokens)
+        return StepStats(loss, grad_norm, tokens, metrics)
 
     def _next_batch(self) -> Batch:
         """The next micro-batch in the run's deterministic order; the position moves past it."""
@@ -250,7 +288,8 @@ class FineTune:
         epoch = self.progress.epoch + self.progress.batch_in_epoch / per_epoch
         self.emit(Step(step=self.progress.step, total_steps=self.total_steps, epoch=epoch, loss=loss,
                        lr=self.scheduler.get_last_lr()[0], grad_norm=float(stats.grad_norm),
-                       tokens_per_s=tokens_per_s, elapsed_s=elapsed_s))
+                       tokens_per_s=tokens_per_s, elapsed_s=elapsed_s,
+                       metrics={name: float(value) for name, value in stats.metrics.items()}))
 
     def _eval_due(self) -> bool:
         """Whether this step ends with an evaluation."""
@@ -275,9 +314,11 @@ class FineTune:
         """Eval loss on the evaluation samples; emits an Eval event."""
         result = evaluate_loss(self.model, self.data.eval, self.config.eval.batch_size,
                                self.data.pad_id, self.config.training.precision,
-                               self.config.eval.max_batches)
+                               self.config.eval.max_batches, objective=self.objective)
         self.last_eval_loss, self.last_eval_step = result.loss, self.progress.step
-        self.emit(Eval(step=self.progress.step, eval_loss=result.loss, perplexity=result.perplexity))
+        self.last_eval_metrics = result.metrics
+        self.emit(Eval(step=self.progress.step, eval_loss=result.loss, perplexity=result.perplexity,
+                       metrics=result.metrics))
         return result.loss
 
     def save(self, reason: str) -> Path:

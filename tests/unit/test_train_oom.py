@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.config import Config
+from engine.objectives.base import Objective
 from engine.train.oom import backoff_message, forward_backward, is_oom
 
 
@@ -33,7 +35,8 @@ def test_split_micro_batch_gives_the_same_loss_and_gradient():
     results = []
     for splits in (1, 2, 4, 8):
         model.zero_grad()
-        loss = forward_backward(model, batch, splits, 0.5, lambda t: t.backward(), torch.enable_grad)
+        loss, _ = forward_backward(Objective(Config()), model, batch, splits, 0.5, lambda t: t.backward(),
+                                   torch.enable_grad)
         results.append((float(loss), model.proj.weight.grad.clone()))
     for loss, grad in results[1:]:
         assert loss == pytest.approx(results[0][0], abs=1e-6)
