@@ -76,14 +76,16 @@ def cold(workspace: Path) -> dict[str, Any]:
     done = subprocess.run(cli(workspace, *TRAIN), capture_output=True, text=True, cwd=ROOT)
     wall = time.time() - started
     if done.returncode != 0:
-        raise SystemExit(f"first_run: train failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise SystemExit(f"first_run: train failed (exit {done.returncode}):\n"
+                         f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     run = next(r for r in runs(workspace) if r["kind"] == "train")
     metrics, stamps = run["final_metrics"], _stamps(workspace, run["id"])
+    builds = [r["id"] for r in runs(workspace) if r["kind"] == "build-base"]
     points = 100 * (metrics["exact_match"] - metrics["exact_match_base"])
     return {"wall_s": wall, "run_id": run["id"], "runtime": run["runtime"], "steps": metrics["steps"],
             "exact_match_base": metrics["exact_match_base"], "exact_match": metrics["exact_match"],
             "points": points, "eval_loss": metrics.get("eval_loss"), "first_loss": metrics.get("first_loss"),
-            "last_loss": metrics.get("last_loss"), "builds": [r["id"] for r in runs(workspace) if r["kind"] == "build-base"],
+            "last_loss": metrics.get("last_loss"), "builds": builds,
             "first_step_at_s": stamps["first_step"] - started, "last_step_at_s": stamps["last_step"] - started}
 
 
