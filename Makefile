@@ -12,7 +12,7 @@ EVAL_PATH ?= data/samples/chat_eval.jsonl
 endif
 ARGS ?=
 
-.PHONY: setup train train-resume train-eval test lint bench samples clean
+.PHONY: setup train train-resume train-eval test lint bench samples base clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ lint: setup
 
 samples:
 	$(PYTHON) data/make_samples.py
+
+# Rebuild the pre-built base shipped in data/base/ (after config/models/*.toml or its corpus changed).
+base: setup
+	$(PY) -m engine.train.pretrain tiny-llama
 
 clean:
 	rm -rf $(VENV) workspace .pytest_cache

@@ -126,9 +126,31 @@ class StepClock:
         return self.marks[-1] - self.marks[self.warmup - 1]
 
 
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: the CPU kind (native bf16 or not), cores and threads.
+
+    The CPU kind differs between machines, and bf16 is many times slower on one without native
+    bf16 (AVX2-only), so every result names it.
+    """
+    import os
+
+    import torch
+
+    from engine.threads import physical_cores
+    from engine.train.precision import detect
+
+    hardware = detect("cpu")
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "") if Path("/proc/cpuinfo").is_file() else ""
+    return {"cpu": model, "cpu_capability": hardware.describe_cpu(), "native_bf16": hardware.cpu_native_bf16,
+            "physical_cores": physical_cores(), "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY")}
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json``."""
+    """Write ``bench/results/<name>.json``, with the machine it was measured on."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path

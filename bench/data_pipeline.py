@@ -161,9 +161,9 @@ def main() -> None:
           f"{results['rss_ratio_4x']:.2f} (goal <= 1.1)")
     print(f"machine: {os.cpu_count()} CPUs, load average {results['load_avg_1min']} (before, after)")
     print(f"pad share with packing: {100 * cold['pad_share']:.2f} % (goal <= 2 %)")
-    out = ROOT / "bench" / "results" / "data_pipeline.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    from bench.common import write_result
+
+    print(f"wrote {write_result('data_pipeline', results)}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
-from engine.builtin import MARKER, corpus_path
+from engine.builtin import MARKER, SHIPPED_DIR, corpus_path, file_checksums, source_hash
 from engine.config import load_model_shape
 from engine.data.tokenizer import train_bpe_tokenizer
 from engine.events import Log, Step
+from engine.train import precision
 from engine.train.evaluate import autocast
 from engine.train.model import device
 
@@ -28,8 +29,11 @@ Emit = Callable[[Any], None]
 
 
 def build_base(name: str, folder: Path, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
-               shape: dict[str, Any] | None = None) -> Path:
-    """Build built-in base ``name`` (or the given ``shape``) into ``folder``; returns ``folder``."""
+               shape: dict[str, Any] | None = None, save_dtype: torch.dtype | None = None) -> Path:
+    """Build built-in base ``name`` (or the given ``shape``) into ``folder``; returns ``folder``.
+
+    ``save_dtype`` (e.g. bf16 for the shipped copy) casts the weights before they are saved.
+    """
     shape = shape or load_model_shape(name)
     lines = [line for line in corpus_path(shape).read_text(encoding="utf-8").splitlines() if line.strip()]
     emit(Log("info", f"training a {shape['tokenizer']['vocab_size']}-token tokenizer on {len(lines)} lines"))
@@ -41,7 +45,7 @@ def build_base(name: str, folder: Path, emit: Emit, should_stop: Callable[[], bo
     final_loss = _pretrain(model, stream, shape["pretrain"], emit, should_stop)
     tmp = folder.parent / f".tmp-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    (model.to(save_dtype) if save_dtype is not None else model).save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     (tmp / MARKER).write_text(json.dumps({"name": name, "final_loss": final_loss,
                                           "steps": shape["pretrain"]["steps"], "built_at": time.time()}))
@@ -81,6 +85,9 @@ def _pretrain(model: Any, stream: torch.Tensor, settings: dict[str, Any], emit: 
 
     run_on = device()
     model.to(run_on).train()
+    hardware = precision.detect(run_on)
+    choice = precision.choose(settings.get("precision", "auto"), hardware)
+    precision.announce(choice, hardware, emit)
     steps, size, seq = settings["steps"], settings["batch_size"], settings["seq_len"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"], weight_decay=0.01)
     schedule = get_cosine_schedule_with_warmup(optimizer, settings.get("warmup_steps", 0), steps)
@@ -89,7 +96,7 @@ def _pretrain(model: Any, stream: torch.Tensor, settings: dict[str, Any], emit: 
     for step in range(1, steps + 1):
         starts = torch.randint(0, len(stream) - seq - 1, (size,), generator=generator)
         batch = torch.stack([stream[s:s + seq] for s in starts]).to(run_on)
-        with autocast(settings.get("precision", "fp32"), run_on):
+        with autocast(choice.precision, run_on):
             loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -105,3 +112,40 @@ def _pretrain(model: Any, stream: torch.Tensor, settings: dict[str, Any], emit: 
         if should_stop():
             raise KeyboardInterrupt
     return loss_value
+
+
+def ship_base(name: str, shipped_dir: Path = SHIPPED_DIR, emit: Emit = print) -> Path:
+    """Build base ``name`` into the shipped folder (bf16), its marker naming source and checksums."""
+    folder = build_base(name, shipped_dir / name, emit, save_dtype=torch.bfloat16)
+    marker = json.loads((folder / MARKER).read_text())
+    marker.update(source=source_hash(name), files=file_checksums(folder))
+    (folder / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engine.train.pretrain NAME``: rebuild the shipped base (``make base``)."""
+    import argparse
+
+    from engine.quiet import quiet_libraries
+
+    parser = argparse.ArgumentParser(prog="python -m engine.train.pretrain")
+    parser.add_argument("name", nargs="?", default="tiny-llama", help="a built-in model of config/models/")
+    args = parser.parse_args(argv)
+    quiet_libraries()
+    folder = ship_base(args.name, emit=_print_event)
+    print(f"shipped base written to {folder}")
+    return 0
+
+
+def _print_event(event: Any) -> None:
+    """A Step or Log event as one line of ``make base`` output (others are left out)."""
+    if isinstance(event, Step):
+        print(f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  tok/s {event.tokens_per_s:,.0f}",
+              flush=True)
+    elif isinstance(event, Log):
+        print(event.message, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
