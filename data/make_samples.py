@@ -610,6 +610,28 @@ def sharegpt_records(domains: list[Domain], rng: random.Random) -> list[dict[str
     ]
 
 
+def preference_records(conversations: list[list[Message]], seed: int) -> list[dict[str, Any]]:
+    """TRL conversational preference pairs: the right answer chosen, another sample's answer rejected.
+
+    Drawn from its own ``random.Random`` so the other files stay byte-identical.
+    """
+    rng = random.Random(seed + 1)
+    records = []
+    for messages in conversations:
+        answer = messages[-1]["content"]
+        other = answer
+        while other == answer:
+            other = rng.choice(conversations)[-1]["content"]
+        records.append({"prompt": messages[:-1], "chosen": [{"role": "assistant", "content": answer}],
+                        "rejected": [{"role": "assistant", "content": other}]})
+    return records
+
+
+def write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write one JSON object per line."""
+    write_text(path, "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records))
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ASCII text with Unix line endings (raises on non-ASCII)."""
     path.write_bytes(text.encode("ascii"))
@@ -662,10 +684,16 @@ unit test `tests/unit/test_samples.py` checks the shipped files match it.
 | `base_corpus.txt` | plain text, one fact or short paragraph per line | {corpus} lines |
 | `alpaca.json` | JSON array of `{{"instruction", "input", "output"}}` | {alpaca} |
 | `sharegpt.json` | JSON array of `{{"conversations": [{{"from", "value"}}]}}` | {sharegpt} |
+| `preference_train.jsonl` | TRL pairs `{{"prompt", "chosen", "rejected"}}` (message lists) | {preference} |
 
 Chat messages use roles `system` (optional, first; about 15% of
 conversations), then alternating `user` / `assistant`. About 10% of training
 conversations are two-turn. ShareGPT uses `system` / `human` / `gpt`.
+
+`preference_train.jsonl` pairs every `chat_train.jsonl` conversation's prompt
+(all turns but the last) with its own answer (chosen) and the answer of another,
+randomly drawn training conversation (rejected): data for `training.objective =
+"dpo"`, `"orpo"` or `"simpo"`.
 
 ## Domains
 
@@ -712,15 +740,17 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in (
         "chat_train.jsonl", "chat_eval.jsonl", "base_corpus.txt",
-        "alpaca.json", "sharegpt.json", "README.md")]
+        "alpaca.json", "sharegpt.json", "README.md", "preference_train.jsonl")]
     write_jsonl(paths[0], train)
     write_jsonl(paths[1], evals)
     write_text(paths[2], "\n".join(corpus) + "\n")
     write_json(paths[3], alpaca)
     write_json(paths[4], sharegpt)
+    preference = preference_records(train, seed)
+    write_records(paths[6], preference)
     counts = {"train": len(train), "eval": len(evals), "corpus": len(corpus),
               "alpaca": len(alpaca), "sharegpt": len(sharegpt),
-              "n_capitals": len(CAPITALS)}
+              "n_capitals": len(CAPITALS), "preference": len(preference)}
     write_text(paths[5], readme(seed, counts, domains))
     return paths
 

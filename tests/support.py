@@ -46,3 +46,28 @@ def corpus_lines() -> list[str]:
 TINY_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
               "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
               "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": True}
+
+
+def preference_records(count: int, seed: int) -> list[dict]:
+    """TRL conversational pairs from ``chat_records``: the right answer chosen, another one rejected."""
+    chats = chat_records(count, seed)
+    rng = random.Random(seed + 1)
+    records = []
+    for chat in chats:
+        answer = chat["messages"][-1]["content"]
+        other = answer
+        while other == answer:
+            other = rng.choice(chats)["messages"][-1]["content"]
+        records.append({"prompt": chat["messages"][:-1], "chosen": [{"role": "assistant", "content": answer}],
+                        "rejected": [{"role": "assistant", "content": other}]})
+    return records
+
+
+def kto_records(count: int, seed: int) -> list[dict]:
+    """TRL KTO records (plain strings): each pair's two answers, labelled desirable and undesirable."""
+    records = []
+    for pair in preference_records(count // 2, seed):
+        prompt = pair["prompt"][-1]["content"]
+        records.append({"prompt": prompt, "completion": pair["chosen"][0]["content"], "label": True})
+        records.append({"prompt": prompt, "completion": pair["rejected"][0]["content"], "label": False})
+    return records

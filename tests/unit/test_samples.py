@@ -15,7 +15,7 @@ SCRIPT = ROOT / "data" / "make_samples.py"
 SAMPLES = ROOT / "data" / "samples"
 EXPECTED = (
     "chat_train.jsonl", "chat_eval.jsonl", "base_corpus.txt",
-    "alpaca.json", "sharegpt.json", "README.md",
+    "alpaca.json", "sharegpt.json", "README.md", "preference_train.jsonl",
 )
 CAPITAL_ANSWER = re.compile(r"^The capital of (?:the )?(.+) is (.+)\.$")
 
@@ -98,3 +98,18 @@ def test_held_out_capitals_absent_from_training_files() -> None:
     for country, capital in held:
         assert f"The capital of {country} is {capital}." in corpus.replace(
             "The capital of the ", "The capital of ")
+
+
+def test_preference_pairs_choose_the_right_answer_and_validate_for_dpo() -> None:
+    """Each pair's chosen answer is its conversation's own; the rejected one is another answer."""
+    from engine.data.validate import check_file
+
+    train = load_jsonl("chat_train.jsonl")
+    pairs = [json.loads(line) for line in (SAMPLES / "preference_train.jsonl").read_text().splitlines()]
+    assert len(pairs) == len(train)
+    for messages, pair in zip(train, pairs, strict=True):
+        assert pair["prompt"] == messages[:-1]
+        assert pair["chosen"] == [messages[-1]]
+        assert pair["rejected"][0]["content"] != messages[-1]["content"]
+    report = check_file(SAMPLES / "preference_train.jsonl", objective="dpo")
+    assert report.invalid == report.counts().get("duplicate", 0)
