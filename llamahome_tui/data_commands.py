@@ -33,6 +33,8 @@ def register(commands: Any) -> None:
         sub.add_argument("--format", help="force the format (jsonl, json, csv, tsv, text, text-blocks, parquet)")
         sub.add_argument("--model", help="model folder whose tokenizer counts tokens")
         sub.add_argument("--json", action="store_true", help="print the report as JSON")
+        sub.add_argument("--objective", help="read records as this training.objective reads them "
+                                             "(default: from the file's first record: sft, dpo or kto)")
     validate.add_argument("--max-length", type=int, help="length limit in tokens (default: data.max_length)")
     validate.set_defaults(handler=validate_command)
     stats.set_defaults(handler=stats_command)
@@ -71,11 +73,12 @@ def validate_command(args: argparse.Namespace) -> int:
     """Check every record of a file; print the report; exit 1 when any is invalid."""
     limit = _length_limit(args.max_length)
     tokenizer = _tokenizer(args.model)
+    objective = _objective(args)
     if tokenizer is not None:
-        report = check_file(Path(args.file), token_measure(tokenizer), limit, "tokens", args.format)
+        report = check_file(Path(args.file), token_measure(tokenizer), limit, "tokens", args.format, objective)
     else:
         report = check_file(Path(args.file), char_length, limit * CHARS_PER_TOKEN,
-                            "characters", args.format)
+                            "characters", args.format, objective)
     if report.total == 0:
         raise DataError(f"{args.file}: no records found")
     if args.json:
@@ -87,11 +90,26 @@ def validate_command(args: argparse.Namespace) -> int:
 
 def report_lines(report: ValidationReport) -> list[str]:
     """The report as text: a summary, counts by reason, then one line per issue."""
-    lines = [f"{report.path} ({report.format}): {report.total} records, {report.valid} valid, "
+    lines = [f"{report.path} ({report.format}, as {report.objective} reads it): {report.total} records, "
+             f"{report.valid} valid, "
              f"{report.invalid} invalid (length limit {report.max_length} {report.length_unit})"]
     lines += [f"  {code}: {count}" for code, count in report.counts().items()]
     lines += [issue.line() for issue in report.issues]
     return lines
+
+
+def _objective(args: argparse.Namespace) -> str:
+    """``--objective`` (checked), else the one the file's first record suits."""
+    from engine.data.examples import file_objective
+    from engine.objectives import entry
+
+    if args.objective:
+        try:
+            entry(args.objective)
+        except UserError as err:
+            raise UserError(f"--objective {args.objective}: {str(err).split(': ', 1)[1]}") from None
+        return str(args.objective)
+    return file_objective(Path(args.file), args.format)
 
 
 def _default_tokenizer(args: argparse.Namespace) -> Any:
@@ -107,14 +125,17 @@ def _default_tokenizer(args: argparse.Namespace) -> Any:
 
 def stats_command(args: argparse.Namespace) -> int:
     """Print the statistics of a file."""
-    stats = compute_stats(Path(args.file), _default_tokenizer(args), args.format)
+    stats = compute_stats(Path(args.file), _default_tokenizer(args), args.format, objective=_objective(args))
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))
         return 0
     lengths = ", ".join(f"{k} {v:g}" for k, v in stats.lengths.items())
-    print(f"{stats.path}: {stats.samples} samples, {stats.tokens} {stats.token_unit}, "
+    unit = "pairs" if stats.sides else "samples"
+    print(f"{stats.path} (as {stats.objective} reads it): {stats.samples} {unit}, {stats.tokens} {stats.token_unit}, "
           f"{stats.invalid} invalid, {stats.duplicates} duplicates")
     print(f"length per sample ({stats.token_unit}): {lengths}")
+    for side, summary in stats.sides.items():
+        print(f"  {side}: " + ", ".join(f"{k} {v:g}" for k, v in summary.items()))
     print("\n".join(histogram_text(stats)))
     print("roles: " + ", ".join(f"{role} {count}" for role, count in stats.role_counts.items()))
     for where, length in stats.outliers:

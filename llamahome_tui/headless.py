@@ -20,6 +20,8 @@ from rich.table import Table
 from engine.api import Engine
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Failed, Finished, Log, Paused, Resumed, Started, Step
+from engine.metrics import eval_values, step_values
+from engine.metrics import line as metric_line
 from engine.store import LIVE_STATUSES, RunRecord
 
 STATUS_CODES = {"finished": 0, "stopped": 0, "failed": 1, "crashed": 1}
@@ -50,7 +52,7 @@ class RunPrinter:
             self.run_id = event.run_id
             self.console.print(f"run {event.run_id} ({event.kind}) started", highlight=False)
         elif isinstance(event, Eval):
-            self._line(f"eval  step {event.step}: loss {event.eval_loss:.4f}  perplexity {event.perplexity:.2f}")
+            self._line(f"eval  step {event.step}: {metric_line(eval_values(event))}")
         elif isinstance(event, CheckpointSaved):
             best = " (best)" if event.is_best else ""
             self._line(f"checkpoint step {event.step}{best}: {event.path}")
@@ -83,9 +85,8 @@ class RunPrinter:
         now = time.monotonic()
         if now - self.last_line >= 2.0 or event.step == event.total_steps:
             self.last_line = now
-            self.console.print(f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  "
-                               f"lr {event.lr:.2e}  grad_norm {event.grad_norm:.3f}  "
-                               f"tok/s {event.tokens_per_s:,.0f}", highlight=False)
+            self.console.print(f"step {event.step}/{event.total_steps}  {metric_line(step_values(event))}",
+                               highlight=False)
 
     def _close(self) -> None:
         """Stop the live bar so later text prints below it."""
@@ -195,7 +196,8 @@ def print_runs(records: list[RunRecord], resumable: dict[str, str] | None = None
         table.add_column(name)
     for run in records:
         metrics = run.final_metrics or {}
-        final = ", ".join(f"{k}={metrics[k]:.3f}" for k in ("last_loss", "eval_loss", "exact_match")
+        final = ", ".join(f"{k}={metrics[k]:.3f}" for k in ("last_loss", "eval_loss", "eval_reward_accuracy",
+                                                             "exact_match")
                           if isinstance(metrics.get(k), int | float))
         table.add_row(run.id, run.kind, run.status, _short(run.model), _short(run.dataset_path or ""), final)
     console = Console(soft_wrap=True)

@@ -169,3 +169,17 @@ def _judged(record: dict[str, Any], where: str) -> Judged:
         raise DataError(f"{where}: prompt: must end with a user message")
     check_order(prompt + completion, where)
     return Judged(prompt, completion, label)
+
+
+DEFAULT_OBJECTIVE = {"chat": "sft", "text": "sft", "pair": "dpo", "unpaired": "kto"}
+"""The objective a file is read for when none is named (``data validate``, ``data stats``)."""
+
+
+def file_objective(path: Any, fmt: str | None = None) -> str:
+    """The objective the first readable record of a file suits (sft when there is none)."""
+    from engine.data.formats import BadRecord, read_items
+
+    for _, item in read_items(path, fmt):
+        if not isinstance(item, BadRecord):
+            return DEFAULT_OBJECTIVE[detect_shape(item)[0]]
+    return "sft"

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.examples import Pair, sequences
 from engine.data.shapes import Message
 from engine.data.template import chatml_spans
 from engine.data.validate import Measure, ValidationReport, char_length, new_report, valid_conversations
@@ -40,6 +41,8 @@ def load_light_tokenizer(folder: Path) -> Any:
 def token_measure(tokenizer: Any) -> Measure:
     """Tokens of a conversation's ChatML rendering, with a ``tokenizers.Tokenizer``."""
     def measure(messages: list[Message]) -> int:
+        if messages and messages[0]["role"] == "text":  # raw text: no template
+            return len(tokenizer.encode(messages[0]["content"], add_special_tokens=False).ids)
         return len(tokenizer.encode(chatml_spans(messages, "all")[0], add_special_tokens=False).ids)
     return measure
 
@@ -63,35 +66,49 @@ class DatasetStats:
     role_counts: dict[str, int]
     duplicates: int
     outliers: list[tuple[str, int]] = field(default_factory=list)
+    objective: str = "sft"
+    """The objective the records were read for; a pair's length is both sides together."""
+    sides: dict[str, dict[str, float]] = field(default_factory=dict)
+    """For preference pairs: the length summary of the chosen and of the rejected sequences."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
         return {"path": self.path, "samples": self.samples, "invalid": self.invalid,
                 "tokens": self.tokens, "token_unit": self.token_unit, "lengths": self.lengths,
                 "histogram": [list(b) for b in self.histogram], "role_counts": self.role_counts,
-                "duplicates": self.duplicates, "outliers": [list(o) for o in self.outliers]}
+                "duplicates": self.duplicates, "outliers": [list(o) for o in self.outliers],
+                "objective": self.objective, "sides": self.sides}
 
 
 def compute_stats(path: Path, tokenizer: Any = None, fmt: str | None = None,
-                  bins: int = 10, max_outliers: int = 20) -> DatasetStats:
-    """Read ``path`` once and compute its statistics (invalid records are counted, not measured)."""
+                  bins: int = 10, max_outliers: int = 20, objective: str = "sft") -> DatasetStats:
+    """Read ``path`` once and compute its statistics (invalid records are counted, not measured).
+
+    Records are read as ``objective`` reads them; a pair counts once, its length both sides'.
+    """
     measure = token_measure(tokenizer) if tokenizer is not None else estimate_measure
     unit = "tokens" if tokenizer is not None else "estimated tokens (characters / 4)"
     report: ValidationReport = new_report(path, fmt, unit, 2**62)
     roles: Counter[str] = Counter()
-    lengths = array("q")
+    lengths, chosen, rejected = array("q"), array("q"), array("q")
     longest: list[tuple[int, int, str]] = []  # (length, -index, where): the max_outliers longest
-    for where, messages in valid_conversations(path, report, measure, fmt):
-        roles.update(m["role"] for m in messages)
-        lengths.append(measure(messages))
+    for where, example in valid_conversations(path, report, measure, fmt, objective=objective):
+        parts = [measure(messages) for messages in sequences(example)]
+        roles.update(m["role"] for messages in sequences(example) for m in messages)
+        lengths.append(sum(parts))
+        if isinstance(example, Pair):
+            chosen.append(parts[0])
+            rejected.append(parts[1])
         _keep_longest(longest, (lengths[-1], -len(lengths) + 1, where), max_outliers)
     if not lengths:
         raise DataError(f"{path}: no valid records ({report.invalid} invalid)")
     values = np.frombuffer(lengths, dtype=np.int64)
     duplicates = sum(1 for issue in report.issues if issue.code == "duplicate")
+    sides = {name: _summary(np.frombuffer(side, dtype=np.int64))
+             for name, side in (("chosen", chosen), ("rejected", rejected)) if len(side)}
     return DatasetStats(str(path), len(values), report.invalid - duplicates, int(values.sum()), unit,
                         _summary(values), _histogram(values, bins), dict(roles.most_common()),
-                        duplicates, _outliers(values, longest))
+                        duplicates, _outliers(values, longest), objective, sides)
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.events import Eval, Generation, Step
+from engine.metrics import eval_values, step_values
 
 
 class TensorBoardLog:
@@ -30,15 +31,17 @@ class TensorBoardLog:
     def observe(self, event: Any) -> None:
         """Record an event when it carries metrics."""
         if isinstance(event, Step):
-            for name in ("loss", "lr", "grad_norm", "tokens_per_s"):
-                value = getattr(event, name)
-                if value is not None:
-                    self.writer.add_scalar(f"train/{name}", value, event.step)
+            self._scalars("train", step_values(event), event.step)
         elif isinstance(event, Eval):
-            self.writer.add_scalar("eval/loss", event.eval_loss, event.step)
-            self.writer.add_scalar("eval/perplexity", event.perplexity, event.step)
+            self._scalars("eval", {**eval_values(event), "perplexity": event.perplexity}, event.step)
         elif isinstance(event, Generation):
             self.writer.add_text("samples", f"**{event.prompt}**\n\n{event.text}", event.step)
+
+    def _scalars(self, group: str, values: dict[str, Any], step: int) -> None:
+        """One scalar per metric, tagged ``group/name`` (names from ``engine.metrics``)."""
+        for name, value in values.items():
+            if value is not None:
+                self.writer.add_scalar(f"{group}/{name}", value, step)
 
     def close(self) -> None:
         """Flush and close the event file."""

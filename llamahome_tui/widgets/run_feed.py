@@ -25,6 +25,8 @@ from engine.events import (
     Started,
     Step,
 )
+from engine.metrics import eval_values
+from engine.metrics import line as metric_line
 
 LOG_LINES = 200
 """Log lines kept for the log tail."""
@@ -45,6 +47,8 @@ class RunFeed:
     losses: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_losses: list[float] = field(default_factory=list)
+    last_eval: Eval | None = None
+    """The newest evaluation (its objective metrics show beside the loss)."""
     resources: Resources | None = None
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     generations: list[Generation] = field(default_factory=list)
@@ -92,8 +96,8 @@ class RunFeed:
         if isinstance(event, Eval):
             self.eval_steps.append(event.step)
             self.eval_losses.append(event.eval_loss)
-            self._say(f"eval step {event.step}: loss {event.eval_loss:.4f} "
-                            f"ppl {event.perplexity:.2f}")
+            self.last_eval = event
+            self._say(f"eval step {event.step}: {metric_line(eval_values(event))}")
         else:
             self._apply_other(event)
 

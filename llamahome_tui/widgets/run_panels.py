@@ -10,6 +10,7 @@ from functools import cache
 
 from rich.text import Text
 
+from engine.metrics import line as metric_line
 from llamahome_tui.widgets.run_feed import RunFeed, format_duration
 
 GAUGE_WIDTH = 10
@@ -91,6 +92,10 @@ def numbers_text(feed: RunFeed) -> Text:
     if step is not None:
         text.append("  lr ", style="dim").append(f"{step.lr:.2e}")
         text.append("  tok/s ", style="dim").append(f"{step.tokens_per_s:,.0f}")
+        if step.metrics:
+            text.append("  " + metric_line(step.metrics), style="cyan")
+    if feed.last_eval is not None and feed.last_eval.metrics:
+        text.append("  eval " + metric_line(feed.last_eval.metrics), style="magenta")
     if feed.error:
         text.append(f"  error: {feed.error}", style="bold red")
     return text

@@ -116,3 +116,20 @@ def test_pretrain_text_has_no_template_trains_every_token_and_is_windowed(tiny_m
     assert tokenizer.decode(ids) == text + tokenizer.eos_token
     assert "<|im_start|>" not in tokenizer.decode(ids)
     assert np.int64(lengths.sum()) == len(ids)
+
+
+def test_stats_count_pairs_with_both_sides_lengths_and_the_objective_is_found_from_the_file(tmp_path) -> None:
+    import json
+
+    from engine.data.examples import file_objective
+    from engine.data.stats import compute_stats
+
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps([SHAPES["sharegpt preference (conversations + chosen/rejected)"],
+                                SHAPES["TRL preference (plain strings)"] | {"prompt": "What is 3 + 3?"}]))
+    assert file_objective(path) == "dpo"
+    stats = compute_stats(path, objective="dpo")
+    assert stats.samples == 2 and set(stats.sides) == {"chosen", "rejected"}
+    assert stats.sides["rejected"]["max"] > stats.sides["chosen"]["max"]  # the wrong answer is longer
+    assert stats.tokens == sum(stats.sides[side]["mean"] * 2 for side in stats.sides)
+    assert stats.role_counts == {"user": 4, "assistant": 4}
