@@ -35,7 +35,6 @@ from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, S
 from engine.threads import WAIT_POLICY_ENV
 from engine.workspace import Workspace, new_run_id
 
-ENDED = ("finished", "failed", "stopped", "crashed")
 CRASHED_MESSAGE = "the worker ended without reporting (killed, or out of memory?); see its worker.log"
 
 

@@ -91,11 +91,6 @@ def load_trainer_state(folder: Path) -> dict[str, Any]:
     return torch.load(folder / STATE_FILE, weights_only=True)
 
 
-def folder_size(folder: Path) -> int:
-    """Bytes used by the files of a folder."""
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 def prune(checkpoints: list[Path], keep_last_n: int, best: Path | None) -> list[Path]:
     """Delete all but the newest ``keep_last_n`` checkpoints (never the best); return the deleted."""
     if keep_last_n <= 0:

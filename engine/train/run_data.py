@@ -28,7 +28,6 @@ class RunData:
     train: Any
     eval: Any
     probe: list[Conversation]
-    control_tokens: list[int]
 
 
 def prepare_run_data(config: Config, job: dict[str, Any], tokenizer: Any, workspace: Workspace,
@@ -42,12 +41,12 @@ def prepare_run_data(config: Config, job: dict[str, Any], tokenizer: Any, worksp
         store.link_run_dataset(run_id, prepared.fingerprint, "train")
         if not job.get("eval_data"):
             train, held = prepared.split(config.data.validation_split, config.training.seed)
-            return RunData(train, held, [], prefix)
+            return RunData(train, held, [])
         held_out = prepare([Path(job["eval_data"])], tokenizer, config, cache, prefix)
         store.link_run_dataset(run_id, held_out.fingerprint, "eval")
     finally:
         store.close()
-    return RunData(prepared.dataset, held_out.dataset, _probe(Path(job["eval_data"]), config), prefix)
+    return RunData(prepared.dataset, held_out.dataset, _probe(Path(job["eval_data"]), config))
 
 
 def _probe(path: Path, config: Config) -> list[Conversation]:

@@ -52,11 +52,9 @@ class RunFeed:
     resources: Resources | None = None
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     generations: list[Generation] = field(default_factory=list)
-    checkpoints: list[CheckpointSaved] = field(default_factory=list)
     finished: dict[str, object] | None = None
     error: str | None = None
     ended: bool = False
-    paused: bool = False
     log_count: int = 0
     """Log lines ever added (the deque keeps the last ``LOG_LINES``)."""
     first_at: float | None = None
@@ -109,15 +107,12 @@ class RunFeed:
         elif isinstance(event, Log):
             self._say(event.message if event.level == "info" else f"{event.level}: {event.message}")
         elif isinstance(event, CheckpointSaved):
-            self.checkpoints.append(event)
             self._say(f"checkpoint step {event.step}{' (best)' if event.is_best else ''}")
         elif isinstance(event, Generation):
             self.generations.append(event)
         elif isinstance(event, Paused):
-            self.paused = True
             self._say(f"paused at step {event.step} (checkpoint written)")
         elif isinstance(event, Resumed):
-            self.paused = False
             self._say(f"resumed at step {event.step}")
         elif isinstance(event, Finished):
             self.finished, self.ended = dict(event.metrics), True

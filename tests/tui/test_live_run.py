@@ -39,12 +39,11 @@ async def test_live_run_from_the_training_screen(make_app, engine, tiny_model_di
         assert app.state.watched == {run_id}
         assert screen.query_one(LineChart).series[0].values
         await pilot.press("p")
-        await wait_for(pilot, lambda: screen.feed.paused)
-        assert engine.get_run(run_id).status == "paused"
+        await wait_for(pilot, lambda: engine.get_run(run_id).status == "paused")
         await pilot.press("p")
-        await wait_for(pilot, lambda: not screen.feed.paused)
+        await wait_for(pilot, lambda: engine.get_run(run_id).status == "running")
         await pilot.press("c")
-        await wait_for(pilot, lambda: len(screen.feed.checkpoints) >= 2)
+        await wait_for(pilot, lambda: len(engine.checkpoints(run_id)) >= 2)
         await pilot.press("s")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
