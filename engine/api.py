@@ -38,6 +38,8 @@ from engine.workspace import Workspace, new_run_id
 __all__ = ["CRASHED_MESSAGE", "ENDED", "Engine", "latest_checkpoint_dir"]
 
 ENDED = ("finished", "failed", "stopped", "crashed")
+NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+"""A worker's output is worker.log: the run's lines, not library progress bars."""
 CRASHED_MESSAGE = "the worker ended without reporting (killed, or out of memory?); see its worker.log"
 
 
@@ -73,10 +75,10 @@ class Engine:
         run_dir = self.workspace.run_dir(run_id)
         self.store.create_run(run_id, kind, config, model, dataset_path, fingerprint,
                               output_dir or str(run_dir), resumed_from)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log = (run_dir / "worker.log").open("ab")
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask is now
+        log = os.fdopen(os.open(run_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         command = [sys.executable, "-m", "engine.worker", run_id, "--workspace", str(self.workspace.root)]
-        env = {**os.environ, "PYTHONPATH": _pythonpath()}
+        env = {**os.environ, "PYTHONPATH": _pythonpath(), **NO_PROGRESS_BARS}
         self._children[run_id] = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(PROJECT_ROOT), env=env)
