@@ -187,7 +187,7 @@ class Worker:
                     if commands:
                         self.control.apply(commands)
                 except Exception as exc:  # noqa: BLE001 - keep watching; the log shows why
-                    print(f"watch: {type(exc).__name__}: {exc}", flush=True)
+                    _say(f"watch: {type(exc).__name__}: {exc}")
                 self._done.wait(CONTROL_POLL_S)
             store.close()
         threading.Thread(target=watch, name="watch", daemon=True).start()
