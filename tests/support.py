@@ -46,3 +46,18 @@ def corpus_lines() -> list[str]:
 TINY_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
               "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
               "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": True}
+
+
+def fake_checkpoint(folder: Path, run_id: str, step: int = 2, config: dict | None = None) -> Path:
+    """A checkpoint folder whose files are whole (tiny safetensors, a zip state), for torch-free tests."""
+    import struct
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (folder / "adapter_model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with zipfile.ZipFile(folder / "trainer_state.pt", "w") as archive:
+        archive.writestr("state/data.pkl", b"x")
+    meta = {"run_id": run_id, "progress": {"step": step}, "config": config or {}}
+    (folder / "progress.json").write_text(json.dumps(meta))
+    return folder
