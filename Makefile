@@ -6,9 +6,12 @@ CLI := $(VENV)/bin/llamahome-tui --no-ui
 STAMP := $(VENV)/.installed
 # With no DATA_PATH, train on the shipped chat samples and evaluate on their held-out split;
 # with your own DATA_PATH, EVAL_PATH is optional (data.validation_split is used without it).
+# The shipped demo trains one epoch (of the default two): a first run in minutes on any 2-core CPU
+# (bench/first_run.py runs the same command and measures it).
 ifeq ($(origin DATA_PATH), undefined)
 DATA_PATH := data/samples/chat_train.jsonl
 EVAL_PATH ?= data/samples/chat_eval.jsonl
+DEMO_ARGS := --set training.epochs=1
 endif
 ARGS ?=
 
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 train: setup
-	$(CLI) train $(DATA_PATH) $(if $(EVAL_PATH),--eval-data $(EVAL_PATH)) $(ARGS)
+	$(CLI) train $(DATA_PATH) $(if $(EVAL_PATH),--eval-data $(EVAL_PATH)) $(DEMO_ARGS) $(ARGS)
 
 train-resume: setup
 	@test -n "$(CHECKPOINT)" || { echo "usage: make train-resume CHECKPOINT=<checkpoint folder or run id>"; exit 2; }

@@ -25,16 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from engine.builtin import base_dir, install_shipped, is_built
-from engine.checkpoint_meta import read_checkpoint_meta
+from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
 from engine.data.dataset import fingerprint, load_conversations, load_examples
-from engine.errors import UserError
+from engine.errors import DiskFullError, UserError
 from engine.events import Failed, Finished
+from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.threads import WAIT_POLICY_ENV
 from engine.workspace import Workspace, new_run_id
 
+__all__ = ["CRASHED_MESSAGE", "Engine", "latest_checkpoint_dir"]
+
+NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+"""A worker's output is worker.log: the run's lines, not library progress bars."""
 CRASHED_MESSAGE = "the worker ended without reporting (killed, or out of memory?); see its worker.log"
 
 
@@ -42,9 +47,16 @@ class Engine:
     """Start, follow, control and clean up the runs of one workspace."""
 
     def __init__(self, workspace: Workspace) -> None:
+        """Open the workspace (made private: see ``Workspace.ensure``) and its run history.
+
+        When the database is missing but run folders are there, the runs with checkpoints are
+        adopted back into the new history (``recovered`` lists them).
+        """
         self.workspace = workspace
         workspace.ensure()
+        fresh = not workspace.db_path.exists()
         self.store = RunStore(workspace.db_path)
+        self.recovered = adopt_workspace(self.store, workspace.runs_dir) if fresh else []
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def close(self) -> None:
@@ -55,15 +67,18 @@ class Engine:
 
     def start_run(self, kind: str, config: dict[str, Any], model: str, dataset_path: str = "",
                   output_dir: str = "", resumed_from: str | None = None, fingerprint: str = "") -> str:
-        """Record a run and start its worker; returns the run id (the low-level door)."""
+        """Record a run and start its worker; returns the run id (the low-level door).
+
+        UserError when ``resumed_from`` names a run that a live run already continues.
+        """
         run_id = new_run_id()
         run_dir = self.workspace.run_dir(run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
         self.store.create_run(run_id, kind, config, model, dataset_path, fingerprint,
                               output_dir or str(run_dir), resumed_from)
-        log = (run_dir / "worker.log").open("ab")
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask is now
+        log = os.fdopen(os.open(run_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         command = [sys.executable, "-m", "engine.worker", run_id, "--workspace", str(self.workspace.root)]
-        env = {**WAIT_POLICY_ENV, **os.environ, "PYTHONPATH": _pythonpath()}
+        env = {**WAIT_POLICY_ENV, **os.environ, "PYTHONPATH": _pythonpath(), **NO_PROGRESS_BARS}
         self._children[run_id] = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(PROJECT_ROOT), env=env)
@@ -118,7 +133,8 @@ class Engine:
         """Start a new run that continues a checkpoint folder or a run's latest checkpoint.
 
         ``max_steps`` changes the total optimizer steps (e.g. to extend a run). The new run
-        records ``resumed_from`` and writes into the same output folder.
+        records ``resumed_from`` and writes into a folder of its own (``runs/<new id>/``), so the
+        source run's files are never touched. UserError when a live run already continues it.
         """
         checkpoint, previous = self.resume_point(target)
         stored = dict(previous.config)
@@ -127,24 +143,30 @@ class Engine:
             stored["training"] = {**stored["training"], "max_steps": max_steps}
             config_from_dict({k: v for k, v in stored.items() if k != "job"})
         return self.start_run("train", stored, previous.model, previous.dataset_path,
-                              previous.output_dir, resumed_from=previous.id,
-                              fingerprint=previous.dataset_fingerprint)
+                              resumed_from=previous.id, fingerprint=previous.dataset_fingerprint)
 
     def resume_point(self, target: str) -> tuple[Path, RunRecord]:
-        """The checkpoint a ``resume_run(target)`` would continue from, and the run that wrote it."""
+        """The checkpoint a ``resume_run(target)`` would continue from, and the run that wrote it.
+
+        The checkpoint is checked whole first (``check_checkpoint``: one line naming a damaged
+        file); a checkpoint folder whose run the history lacks brings that run back (``adopt``).
+        """
         path = Path(target)
         folder = path.is_dir()
+        if folder:
+            adopt(self.store, path)
         run = self.get_run(read_checkpoint_meta(path)["run_id"] if folder else target)
+        for other in self.store.runs_resumed_from(run.id):
+            self.get_run(other.id)  # a dead continuation turns crashed here, so it does not block
         if run.status in LIVE_STATUSES:
             raise UserError(f"run {run.id} is {run.status}; stop it before resuming it in a new run")
         if run.status == "crashed" and process_alive(run.pid, run.started_at):
             raise UserError(f"run {run.id} stopped answering but its worker (pid {run.pid}) is still alive; "
                             f"end it (kill {run.pid}) before resuming, so two workers never write one run")
-        if folder:
-            return path.resolve(), run
-        checkpoint = latest_checkpoint_dir(run)
+        checkpoint = path.resolve() if folder else latest_checkpoint_dir(run)
         if checkpoint is None:
             raise UserError(f"run {run.id} has no checkpoint to resume from")
+        check_checkpoint(checkpoint)
         return checkpoint, run
 
     def evaluate(self, target: Path, data: Path, config: Config) -> str:
@@ -233,11 +255,20 @@ class Engine:
                 if run.status in LIVE_STATUSES and self._refresh(run)]
 
     def _refresh(self, run: RunRecord) -> bool:
-        """End a live run whose worker is gone; True when its status changed."""
+        """End a live run whose worker is gone; True when its status changed.
+
+        Its half-written checkpoint folders go once its process is gone. On a full disk the
+        status cannot be written: it stays as it was, and the next look tries again.
+        """
         if not self._dead(run):
             return False
+        if not process_alive(run.pid, run.started_at):
+            remove_partial_checkpoints(run)
         status = status_after_death(self.store.last_event_type(run.id))
-        return self.store.end_if_live(run.id, status, CRASHED_MESSAGE if status == "crashed" else None)
+        try:
+            return self.store.end_if_live(run.id, status, CRASHED_MESSAGE if status == "crashed" else None)
+        except DiskFullError:
+            return False
 
     def _dead(self, run: RunRecord) -> bool:
         """Whether a live run's worker is gone (a child of this engine is checked, and reaped)."""
@@ -254,6 +285,10 @@ class Engine:
         """The worker's exit code when this engine started it and it has ended."""
         child = self._children.get(run_id)
         return None if child is None else child.poll()
+
+    def resumable(self) -> dict[str, str]:
+        """Stopped or crashed training runs that no run continues yet: id -> checkpoint name."""
+        return resumable(self.list_runs(kind="train"))
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         """The run's per-step metrics (loss, lr, grad norm, tokens/s, eval loss), by step."""
@@ -320,7 +355,10 @@ class Engine:
     def delete_checkpoint(self, path: Path) -> None:
         """Delete a checkpoint folder and its row; refuses one of a live run."""
         folder = Path(path).resolve()
-        run = self.store.find_run(read_checkpoint_meta(folder).get("run_id", ""))
+        try:
+            run = self.store.find_run(read_checkpoint_meta(folder).get("run_id", ""))
+        except UserError:  # a damaged checkpoint can still be deleted; a live run's is never damaged
+            run = None
         if run is not None and self.get_run(run.id).status in LIVE_STATUSES:
             raise UserError(f"{folder}: run {run.id} is still live; stop it first")
         shutil.rmtree(folder)
@@ -333,9 +371,3 @@ def _pythonpath() -> str:
     current = os.environ.get("PYTHONPATH", "")
     return str(PROJECT_ROOT) + (os.pathsep + current if current else "")
 
-
-def latest_checkpoint_dir(run: RunRecord) -> Path | None:
-    """The newest checkpoint folder on disk of a run (by step)."""
-    folder = Path(run.output_dir) / "checkpoints"
-    found = sorted(p for p in folder.glob("step-*") if p.is_dir()) if folder.is_dir() else []
-    return found[-1] if found else None

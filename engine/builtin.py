@@ -81,7 +81,8 @@ def install_shipped(name: str, folder: Path, shipped_dir: Path = SHIPPED_DIR) ->
     tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, tmp)
+    shutil.copytree(source, tmp, copy_function=shutil.copyfile)  # files made under the umask, not 0644
+    tmp.chmod(0o700)
     if is_built(folder):  # another process installed it meanwhile
         shutil.rmtree(tmp, ignore_errors=True)
         return True

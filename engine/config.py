@@ -71,6 +71,8 @@ class ModelConfig(_Section):
     """Run Python code shipped with the model folder."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Data type the weights are loaded in."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    """Attention kernel; "auto" = SDPA where the model family supports it, else eager (both pack)."""
 
 
 @dataclass
@@ -213,10 +215,11 @@ class LoraConfig(_Section):
     """Scaling numerator: updates are scaled by ``alpha / r``."""
     dropout: float = field(default=0.05, metadata=_rule(lambda v: 0 <= v < 1, "must be >= 0 and < 1"))
     """Dropout on the LoRA input."""
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        metadata=_rule(lambda v: v and all(n.strip() for n in v), "must be a non-empty list of names"))
-    """Names of the linear layers that get adapters."""
+    target_modules: list[str] | Literal["auto"] = field(
+        default="auto",
+        metadata=_rule(lambda v: v == "auto" or bool(v and all(n.strip() for n in v)),
+                       "must be 'auto' or a non-empty list of names"))
+    """Layers that get adapters: "auto" = every linear and Conv1D projection (not the output head)."""
     bias: Literal["none", "all", "lora_only"] = "none"
     """Which biases are trained."""
 
@@ -498,6 +501,12 @@ def parse_text(section: str, key: str, text: str) -> Any:
         value = text
     if hint is str or get_origin(hint) is Literal:
         return value if isinstance(value, str) else text
+    if get_origin(hint) in (Union, UnionType):
+        choices = [c for arm in get_args(hint) if get_origin(arm) is Literal for c in get_args(arm)]
+        if text in choices:
+            return text
+        if any(get_origin(arm) is list for arm in get_args(hint)) and isinstance(value, str):
+            return [part.strip() for part in text.split(",") if part.strip()]
     if hint is bool and text.lower() in ("true", "false"):
         return text.lower() == "true"
     if get_origin(hint) is list and not isinstance(value, list):

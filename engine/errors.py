@@ -17,3 +17,8 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A problem in a data file; the message starts with ``path:line: ...``."""
+
+
+class DiskFullError(UserError):
+    """The disk under the workspace (or an output folder) is full; the message names the path."""
+

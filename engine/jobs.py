@@ -7,13 +7,16 @@ metrics. The worker process (``engine.worker``) wraps them with status, signals 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.builtin import base_dir, is_built
+from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint
 from engine.config import Config, config_from_dict
 from engine.data.dataset import Conversation, load_conversations, tokenize_all
+from engine.disk import writing
 from engine.errors import UserError
 from engine.events import Log
 from engine.store import RunRecord
@@ -65,6 +68,8 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     prepared = prepare_run_data(config, job, tokenizer, workspace, run.id)
     data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer))
     resume = Path(job["resume_from"]) if job.get("resume_from") else None
+    if resume is not None:
+        check_checkpoint(resume)  # one line naming a damaged file, before anything is written
     model_path = resume if (resume and not uses_adapter(config)) else base
     model = load_for_method(model_path, config)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
@@ -127,12 +132,7 @@ def method_summary(config: Config) -> str:
 def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output: Path, reason: str) -> dict[str, Any]:
     """Save the final weights with the tokenizer and measure the trained model."""
     final = output / "final"
-    if recipe.config.training.method == "qat":
-        recipe.model = qat.convert(recipe.model, recipe.config.qat)
-        qat.save_quantized(recipe.model, final, recipe.config.qat)
-    else:
-        recipe.model.save_pretrained(str(final), safe_serialization=True)
-    tokenizer.save_pretrained(str(final))
+    save_final(recipe, tokenizer, final)
     metrics: dict[str, Any] = {"stopped_reason": reason, "steps": recipe.progress.step,
                                "final_path": str(final)}
     if recipe.losses:
@@ -148,6 +148,28 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
         metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe,
                                              recipe.config.eval.max_new_tokens).accuracy
     return metrics
+
+
+def save_final(recipe: FineTune, tokenizer: Any, final: Path) -> None:
+    """Write the final model and tokenizer into a temporary folder, then rename it to ``final``.
+
+    A crash mid-write leaves no half-written ``final/``; a full disk is a ``DiskFullError``.
+    """
+    tmp = final.with_name(TMP_PREFIX + final.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with writing(tmp):
+            if recipe.config.training.method == "qat":
+                recipe.model = qat.convert(recipe.model, recipe.config.qat)
+                qat.save_quantized(recipe.model, tmp, recipe.config.qat)
+            else:
+                recipe.model.save_pretrained(str(tmp), safe_serialization=True)
+            tokenizer.save_pretrained(str(tmp))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
 
 
 def export_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from engine.disk import disk_full, full_error, low_on_space
 from engine.errors import UserError
 from engine.events import EVENT_TYPES, Eval, Event, Step, StoredEvent, event_from_row
 from engine.sqlite_lib import Database, NotFoundError
@@ -183,6 +184,17 @@ def _metric_row(run_id: str, now: float, event: Event) -> dict[str, Any] | None:
     return None
 
 
+def _refuse_second_resume(db: Database, source: str) -> None:
+    """UserError when a live run already continues run ``source``."""
+    marks = ", ".join("?" * len(LIVE_STATUSES))
+    rows = list(db.query(f"SELECT id, status FROM runs WHERE resumed_from = ? AND status IN ({marks}) "
+                         "ORDER BY created_at DESC LIMIT 1", [source, *LIVE_STATUSES]))
+    if rows:
+        live = rows[0]
+        raise UserError(f"run {source} is already being continued by run {live['id']} ({live['status']}); "
+                        f"follow it with: llamahome-tui --no-ui attach {live['id']}")
+
+
 class RunStore:
     """The run history in one SQLite file; open one per process (or thread group) and close it.
 
@@ -202,9 +214,12 @@ class RunStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
-        except BaseException:
+        except BaseException as exc:
             conn.close()
-            raise
+            error = self._user_error(exc)
+            if error is None or error is exc:
+                raise
+            raise error from None
 
     def close(self) -> None:
         """Close the connection."""
@@ -223,19 +238,46 @@ class RunStore:
         """One transaction; a write one holds the write lock from its start."""
         with self._lock:
             conn = self.db.conn
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                yield self.db
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield self.db
+                except BaseException:
+                    self._rollback()
+                    raise
                 conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                error = self._user_error(exc)
+                if error is None:
+                    raise
+                raise error from None
+
+    def _rollback(self) -> None:
+        """Roll back an open transaction (best effort: the connection may be failing already)."""
+        conn = self.db.conn
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _user_error(self, exc: BaseException) -> UserError | None:
+        """The one-line error a full disk or a damaged database file means, else None."""
+        if isinstance(exc, UserError):
+            return exc
+        if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.IntegrityError):
+            return None
+        full = disk_full(exc, self.path)
+        if full is not None:
+            return full_error(self.path)
+        if low_on_space(self.path):
+            return full_error(self.path)
+        text = str(exc)
+        if any(word in text for word in ("not a database", "malformed", "encrypted", "disk I/O error")):
+            return UserError(f"{self.path}: not a readable run history ({text}); move it away "
+                             "and LlamaHome starts a new one (checkpoints stay resumable)")
+        return None
 
     def _rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """The rows of one query, read in its own transaction."""
@@ -264,7 +306,11 @@ class RunStore:
     def create_run(self, run_id: str, kind: str, config: dict[str, Any], model: str,
                    dataset_path: str, dataset_fingerprint: str = "", output_dir: str = "",
                    resumed_from: str | None = None) -> None:
-        """Record a new run with status ``pending``; ``ValueError`` if the id is taken."""
+        """Record a new run with status ``pending``; ``ValueError`` if the id is taken.
+
+        A run ``resumed_from`` another is refused (``UserError`` naming it) while a live run
+        already continues that one: the check and the insert are one transaction.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown run kind {kind!r} (expected one of {', '.join(KINDS)})")
         row = {"id": run_id, "kind": kind, "status": "pending", "config": _encode(config),
@@ -273,6 +319,8 @@ class RunStore:
                "created_at": time.time(), "resumed_from": resumed_from}
         try:
             with self._transaction(write=True) as db:
+                if resumed_from:
+                    _refuse_second_resume(db, resumed_from)
                 db.table("runs").insert(row)
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"run {run_id} already exists") from exc
@@ -358,6 +406,11 @@ class RunStore:
                 f"UPDATE runs SET status = ?, ended_at = ?, error = COALESCE(?, error) "
                 f"WHERE id = ? AND status IN ({marks})", [status, time.time(), error, run_id, *LIVE_STATUSES])
             return cursor.rowcount > 0
+
+    def runs_resumed_from(self, run_id: str) -> list[RunRecord]:
+        """The runs that continue run ``run_id``, newest first."""
+        rows = self._rows("SELECT * FROM runs WHERE resumed_from = ? ORDER BY created_at DESC", [run_id])
+        return [_run_from_row(row) for row in rows]
 
     def runs_with_output(self, output_dir: str) -> list[str]:
         """Ids of the runs writing into ``output_dir`` (a resumed run shares its parent's)."""

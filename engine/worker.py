@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.control import CONTROL_POLL_S, HEARTBEAT_S, ControlState, TrainingControl, looks_dead
+from engine.disk import SpaceReserve, disk_full
 from engine.errors import UserError
-from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resumed, Runtime, Started
+from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resources, Resumed, Runtime, Started
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
 from engine.store import RunStore
@@ -45,6 +46,8 @@ class Worker:
         self.control = ControlState()
         self.monitor = ResourceMonitor(gpu=GpuProbe.open())
         self.threads = ThreadBudget(run_id, fixed=int(run.config.get("resources", {}).get("threads", 0) or 0))
+        self.reserve = SpaceReserve(workspace.run_dir(run_id) / ".space-reserve")
+        """Room set aside to record the run's end when the disk fills up (released at the end)."""
         self._done = threading.Event()
 
     @property
@@ -53,8 +56,10 @@ class Worker:
         return self.control.stop
 
     def emit(self, event: Any) -> None:
-        """Store an event (and a checkpoint row for CheckpointSaved)."""
+        """Store an event (and a checkpoint row for CheckpointSaved); log it in worker.log."""
         self.monitor.observe(event)
+        if not isinstance(event, Resources):
+            log_line(event)
         self.store.add_event(self.run.id, event)
         if isinstance(event, Runtime):
             self.store.merge_runtime(self.run.id, event.values())
@@ -100,7 +105,11 @@ class Worker:
 
     def execute(self) -> int:
         """Run the job; returns the process exit code."""
-        self.store.update_run(self.run.id, pid=os.getpid(), started_at=time.time())
+        try:
+            self.reserve.hold()
+            self.store.update_run(self.run.id, pid=os.getpid(), started_at=time.time())
+        except UserError as exc:  # a full disk before the job began
+            return self._end("failed", str(exc), 2)
         self._start_watch()
         interval = interval_s()
         monitor = MonitorThread(self.workspace.db_path, self.run.id, self.monitor, interval).start()
@@ -109,6 +118,7 @@ class Worker:
         finally:
             monitor.stop()
             self._done.set()
+            self.reserve.release()
 
     def _execute(self) -> int:
         """Wait for a prerequisite run, then run the job and record how it ended."""
@@ -118,16 +128,19 @@ class Worker:
             self.emit(Started(run_id=self.run.id, kind=self.run.kind, total_steps=0,
                               model=self.run.model, dataset=self.run.dataset_path))
             metrics = self._dispatch()
+            status = "stopped" if metrics.get("stopped_reason") == "stopped" else "finished"
+            self.emit(Finished(metrics=metrics))
+            self.store.update_run(self.run.id, status=status, ended_at=time.time(), final_metrics=metrics)
+            return 0
         except (UserError, KeyboardInterrupt) as exc:
             message = str(exc) or "stopped before the base model was built"
             return self._end("failed" if isinstance(exc, UserError) else "stopped", message, 2)
         except Exception as exc:  # noqa: BLE001 - the run must record any failure
+            full = disk_full(exc)
+            if full is not None:
+                return self._end("failed", str(full), 2)
             traceback.print_exc()
             return self._end("failed", f"{type(exc).__name__}: {exc}", 1)
-        status = "stopped" if metrics.get("stopped_reason") == "stopped" else "finished"
-        self.emit(Finished(metrics=metrics))
-        self.store.update_run(self.run.id, status=status, ended_at=time.time(), final_metrics=metrics)
-        return 0
 
     def _wait_for_prerequisite(self) -> None:
         """Wait while the run this one needs (``job.after``) is live; fail unless it finished."""
@@ -168,12 +181,16 @@ class Worker:
         raise UserError(f"run {self.run.id}: unknown kind {self.run.kind!r}")
 
     def _end(self, status: str, message: str, code: int) -> int:
-        """Record a failure or an early stop."""
-        if status == "failed":
-            self.emit(Failed(error=message))
-        else:
-            self.emit(Log("info", message))
-        self.store.update_run(self.run.id, status=status, ended_at=time.time(), error=message)
+        """Record a failure or an early stop (first giving back the space set aside for it)."""
+        self.reserve.release()
+        try:
+            if status == "failed":
+                self.emit(Failed(error=message))
+            else:
+                self.emit(Log("info", message))
+            self.store.update_run(self.run.id, status=status, ended_at=time.time(), error=message)
+        except UserError as exc:  # the history itself cannot be written (a full disk)
+            _say(f"{status}: {message} (not recorded: {exc})")
         return code
 
     def _start_watch(self) -> None:
@@ -193,10 +210,26 @@ class Worker:
                     if commands:
                         self.control.apply(commands)
                 except Exception as exc:  # noqa: BLE001 - keep watching; the log shows why
-                    print(f"watch: {type(exc).__name__}: {exc}", flush=True)
+                    _say(f"watch: {type(exc).__name__}: {exc}")
                 self._done.wait(CONTROL_POLL_S)
             store.close()
         threading.Thread(target=watch, name="watch", daemon=True).start()
+
+
+def log_line(event: Any) -> None:
+    """One plain line in worker.log (the worker's stdout) for an event a run reports."""
+    payload = " ".join(f"{k}={v}" for k, v in event.to_payload().items() if k != "metrics")
+    text = f"{event.message}" if isinstance(event, Log) else payload
+    level = event.level if isinstance(event, Log) else event.type
+    _say(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {text}")
+
+
+def _say(text: str) -> None:
+    """Print a line to worker.log; never fails (the disk holding it may be full)."""
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in WAIT_POLICY_ENV.items():  # before torch loads OpenMP
         os.environ.setdefault(name, value)
     quiet_libraries()
-    worker = Worker(args.run_id, Workspace.resolve(args.workspace))
+    worker = Worker(args.run_id, Workspace.resolve(args.workspace).ensure())  # ensure: a private umask
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
     return worker.execute()

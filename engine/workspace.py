@@ -18,6 +18,8 @@ from engine.errors import UserError
 ENV_VAR = "LLAMAHOME_HOME"
 DEFAULT_DIR = "workspace"
 DB_NAME = "llamahome.db"
+PRIVATE_UMASK = 0o077
+"""The umask of every process that writes a workspace: files 0600, folders 0700."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,34 @@ class Workspace:
         return self.runs_dir / run_id
 
     def ensure(self) -> Workspace:
-        """Create the workspace folders if missing; returns ``self``."""
+        """Create the workspace folders if missing, private to this user; returns ``self``.
+
+        Sets this process's umask to ``PRIVATE_UMASK`` (the worker processes it starts inherit
+        it), so everything written from now on is 0600 / 0700 whatever the user's umask, and
+        takes group and other access off the folders and the database made before.
+        """
+        os.umask(PRIVATE_UMASK)
         for folder in (self.root, self.runs_dir, self.models_dir, self.cache_dir):
             if folder.exists() and not folder.is_dir():
                 raise UserError(f"{folder}: exists and is not a folder (--workspace / $LLAMAHOME_HOME)")
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:
                 raise UserError(f"{folder}: cannot create the workspace folder: {exc.strerror}") from None
+            _make_private(folder)
+        for suffix in ("", "-wal", "-shm"):
+            _make_private(self.db_path.with_name(DB_NAME + suffix))
         return self
+
+
+def _make_private(path: Path) -> None:
+    """Drop group and other permissions of a file or folder this user owns (if it exists)."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(mode & 0o700)
+    except OSError:
+        pass
 
 
 def new_run_id(now: datetime | None = None) -> str:

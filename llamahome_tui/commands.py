@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.api import Engine, latest_checkpoint_dir
+from engine.api import Engine
 from engine.config import Config, load_config, model_family
 from engine.store import RunRecord
 from engine.workspace import Workspace
@@ -123,9 +123,7 @@ def runs(engine: Engine, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_run_dict(r) for r in records], indent=2))
     else:
-        resumable = {r.id: c.name for r in records if r.kind == "train" and r.status in ("stopped", "crashed")
-                     for c in [latest_checkpoint_dir(r)] if c is not None}
-        print_runs(records, resumable)
+        print_runs(records, engine.resumable())
     return 0
 
 

@@ -71,3 +71,18 @@ def kto_records(count: int, seed: int) -> list[dict]:
         records.append({"prompt": prompt, "completion": pair["chosen"][0]["content"], "label": True})
         records.append({"prompt": prompt, "completion": pair["rejected"][0]["content"], "label": False})
     return records
+
+
+def fake_checkpoint(folder: Path, run_id: str, step: int = 2, config: dict | None = None) -> Path:
+    """A checkpoint folder whose files are whole (tiny safetensors, a zip state), for torch-free tests."""
+    import struct
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (folder / "adapter_model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with zipfile.ZipFile(folder / "trainer_state.pt", "w") as archive:
+        archive.writestr("state/data.pkl", b"x")
+    meta = {"run_id": run_id, "progress": {"step": step}, "config": config or {}}
+    (folder / "progress.json").write_text(json.dumps(meta))
+    return folder

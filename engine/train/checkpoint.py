@@ -4,7 +4,9 @@ A checkpoint folder holds the trained weights (a peft adapter, or the whole mode
 safetensors), ``trainer_state.pt`` (optimizer, scheduler and RNG states; loaded with
 ``weights_only=True``) and ``progress.json`` (the training position and the run's resolved
 config), so that a checkpoint describes itself without the database. It is written into a hidden
-temporary folder first and renamed into place, so a crash never leaves a half-written checkpoint.
+temporary folder first and renamed into place, so a crash never leaves a half-written checkpoint;
+the next save (or the engine, once the worker is gone) removes a temporary folder a crash left.
+A full disk while writing is a ``DiskFullError`` naming the folder, and the partial folder goes.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint_meta import PROGRESS_FILE, read_checkpoint_meta
-
-STATE_FILE = "trainer_state.pt"
+from engine.checkpoint_meta import DAMAGED, PROGRESS_FILE, STATE_FILE, TMP_PREFIX, read_checkpoint_meta
+from engine.disk import writing
+from engine.errors import UserError
 
 
 @dataclass
@@ -39,6 +41,8 @@ class TrainingProgress:
     """Seconds spent training so far, over every resumed part of the run (pauses not counted)."""
     data_state: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "index": 0})
     """The batch stream's position (``engine.data.batching.Batches.state_dict``)."""
+    best_checkpoint: str | None = None
+    """The folder of the checkpoint kept as the best by eval loss (pruning spares it), if any."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -69,14 +73,24 @@ def _as_tuple(value: Any) -> Any:
 
 def save_checkpoint(folder: Path, model: Any, trainer_state: dict[str, Any],
                     progress: TrainingProgress, meta: dict[str, Any]) -> Path:
-    """Write a checkpoint atomically into ``folder``; returns its final path."""
-    tmp = folder.parent / f".tmp-{folder.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    torch.save(trainer_state, tmp / STATE_FILE)
-    payload = {"progress": asdict(progress), **meta}
-    (tmp / PROGRESS_FILE).write_text(json.dumps(payload, indent=2))
+    """Write a checkpoint atomically into ``folder``; returns its final path.
+
+    Temporary folders of earlier writes that never finished (a crash) are removed first; on
+    a failure the partial one goes too (``DiskFullError`` when the disk is full).
+    """
+    for stale in folder.parent.glob(TMP_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = folder.parent / f"{TMP_PREFIX}{folder.name}"
+    try:
+        with writing(tmp):
+            tmp.mkdir(parents=True)
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            torch.save(trainer_state, tmp / STATE_FILE)
+            payload = {"progress": asdict(progress), **meta}
+            (tmp / PROGRESS_FILE).write_text(json.dumps(payload, indent=2))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
@@ -87,8 +101,19 @@ read_meta = read_checkpoint_meta
 
 
 def load_trainer_state(folder: Path) -> dict[str, Any]:
-    """Optimizer, scheduler and RNG states of a checkpoint."""
-    return torch.load(folder / STATE_FILE, weights_only=True)
+    """Optimizer, scheduler and RNG states of a checkpoint (tensors and plain data only).
+
+    A damaged file is a UserError naming it; torch's own message is left out, since it
+    suggests ``weights_only=False``, which would run whatever pickle the file holds.
+    """
+    path = folder / STATE_FILE
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable state is the same problem to the user
+        raise UserError(f"{path}: unreadable trainer state; {DAMAGED}") from None
+    if not isinstance(state, dict) or not {"optimizer", "scheduler", "rng"} <= state.keys():
+        raise UserError(f"{path}: not a LlamaHome trainer state; {DAMAGED}")
+    return state
 
 
 def prune(checkpoints: list[Path], keep_last_n: int, best: Path | None) -> list[Path]:

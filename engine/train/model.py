@@ -48,8 +48,48 @@ def load_model(path: Path, config: Config, quantization_config: Any = None) -> A
         extra = {"quantization_config": quantization_config, "device_map": {"": device()}}
     model = AutoModelForCausalLM.from_pretrained(
         str(path), local_files_only=True, trust_remote_code=config.model.trust_remote_code,
-        dtype=_DTYPES[config.model.dtype], attn_implementation="sdpa", **extra)
+        dtype=_DTYPES[config.model.dtype], attn_implementation=attention_for(path, config), **extra)
     return model
+
+
+def attention_for(path: Path, config: Config) -> str:
+    """The attention kernel to load ``path`` with: ``model.attn_implementation``, "auto" resolved.
+
+    "auto" is SDPA when the family's model class supports it, else eager (Gemma2 refuses SDPA);
+    an explicit kernel the family or this machine cannot run is one line naming the key.
+    """
+    wanted, model_class = config.model.attn_implementation, _model_class(path, config)
+    supports = {"sdpa": getattr(model_class, "_supports_sdpa", True),
+                "flash_attention_2": getattr(model_class, "_supports_flash_attn", False), "eager": True}
+    if wanted == "auto":
+        return "sdpa" if supports["sdpa"] else "eager"
+    name = getattr(model_class, "__name__", "this model")
+    if not supports[wanted]:
+        raise ConfigError(f"model.attn_implementation = '{wanted}': {name} does not support it; use 'auto' or 'eager'")
+    if wanted == "flash_attention_2" and (device().type != "cuda" or not _has_flash_attn()):
+        raise ConfigError("model.attn_implementation = 'flash_attention_2': needs a CUDA GPU and the flash-attn "
+                          "package; use 'auto'")
+    return wanted
+
+
+def _model_class(path: Path, config: Config) -> Any:
+    """The causal-LM class transformers maps the folder's config to (None for remote code)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    model_config = AutoConfig.from_pretrained(str(path), local_files_only=True,
+                                              trust_remote_code=config.model.trust_remote_code)
+    try:
+        return MODEL_FOR_CAUSAL_LM_MAPPING[type(model_config)]
+    except KeyError:
+        return None
+
+
+def _has_flash_attn() -> bool:
+    """Whether the flash-attn package is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
 
 
 def apply_lora(model: Any, lora: LoraConfig) -> Any:
@@ -57,21 +97,35 @@ def apply_lora(model: Any, lora: LoraConfig) -> Any:
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in lora.target_modules if m not in present]
-    if missing:
-        raise ConfigError(f"lora.target_modules: {missing} not found in the model "
-                          f"(linear layers it has: {sorted(_linear_names(model))})")
+    if lora.target_modules == "auto":
+        targets: str | list[str] = "all-linear"  # peft: every Linear / Conv1D but the output head
+        if not projection_names(model):
+            raise ConfigError(f"lora.target_modules = 'auto': the model has no linear or Conv1D layer "
+                              f"(its modules: {sorted(_module_names(model))[:20]})")
+    else:
+        targets = list(lora.target_modules)
+        present = _module_names(model)
+        missing = [m for m in targets if m not in present]
+        if missing:
+            raise ConfigError(f"lora.target_modules: {missing} not found in the model "
+                              f"(linear and Conv1D layers it has: {sorted(projection_names(model))})")
     peft_config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                 target_modules=list(lora.target_modules), bias=lora.bias,
-                                 task_type="CAUSAL_LM")
+                                 target_modules=targets, bias=lora.bias, task_type="CAUSAL_LM")
     return get_peft_model(model, peft_config)
 
 
-def _linear_names(model: Any) -> set[str]:
-    """Short names of the model's linear layers (what LoRA can target)."""
+def _module_names(model: Any) -> set[str]:
+    """Short names of every module of the model."""
+    return {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
+
+
+def projection_names(model: Any) -> set[str]:
+    """Short names of the model's linear and Conv1D layers but the output head (what LoRA targets)."""
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear)}
+            if isinstance(module, torch.nn.Linear | Conv1D) and module is not head}
 
 
 def trainable_parameters(model: Any) -> tuple[int, int]:

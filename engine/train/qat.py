@@ -52,11 +52,31 @@ def check_group_size(model: Any, qat: QatConfig) -> None:
                               f"every linear layer's input size")
 
 
+def check_quantizable(model: Any) -> None:
+    """ConfigError unless torchao can fake-quantize the model's projections (never a silent no-op).
+
+    torchao swaps ``nn.Linear`` layers only: GPT-2's ``Conv1D`` projections would be left as
+    they are, and the run would train in full precision while its saved config claimed int4.
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    convs = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, Conv1D)})
+    name = type(model).__name__
+    if convs:
+        raise ConfigError(f"training.method = 'qat': {name}'s projections are Conv1D layers ({', '.join(convs)}), "
+                          "which torchao cannot fake-quantize; use 'lora', 'qlora' or 'full'")
+    keep = _quantizable(model)
+    if not any(keep(module, fqn) for fqn, module in model.named_modules()):
+        raise ConfigError(f"training.method = 'qat': {name} has no linear layer to fake-quantize "
+                          "(besides the output head); use 'lora' or 'full'")
+
+
 def prepare(model: Any, qat: QatConfig) -> Any:
     """Swap the linear layers for fake-quantized ones (in place); returns the model."""
     from torchao.quantization import quantize_
     from torchao.quantization.qat import QATConfig
 
+    check_quantizable(model)
     check_group_size(model, qat)
     quantize_(model, QATConfig(_base_config(qat), step="prepare"), filter_fn=_quantizable(model))
     return model

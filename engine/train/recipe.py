@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from engine.checkpoint_meta import DAMAGED
 from engine.config import Config
 from engine.data.batching import Batch
 from engine.data.template import TokenizedSample
@@ -166,6 +167,8 @@ class FineTune:
         saved = dict(ckpt.read_meta(folder)["progress"])
         saved.setdefault("data_state", {"epoch": saved.get("epoch", 0), "index": saved.get("batch_in_epoch", 0)})
         self.progress = ckpt.TrainingProgress(**saved)
+        best = self.progress.best_checkpoint
+        self.best_checkpoint = Path(best) if best and Path(best).is_dir() else None
 
     def train(self) -> str:
         """Run optimizer steps until done, stopped early or asked to stop; returns why it ended."""
@@ -334,16 +337,17 @@ class FineTune:
                  "rng": ckpt.rng_state()}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
-        ckpt.save_checkpoint(folder, self.model, state, self.progress, {**self.meta, "reason": reason})
-        self.saved_step = self.progress.step
         eval_loss = getattr(self, "last_eval_loss", None) if self._eval_due() else None
         is_best = eval_loss is not None and eval_loss == self.progress.best_eval_loss
         if is_best and self.config.checkpoint.save_best:
             self.best_checkpoint = folder
-        self.emit(CheckpointSaved(step=self.progress.step, path=str(folder), eval_loss=eval_loss,
-                                  is_best=is_best))
+            self.progress.best_checkpoint = str(folder)
+        ckpt.save_checkpoint(folder, self.model, state, self.progress, {**self.meta, "reason": reason})
+        self.saved_step = self.progress.step
         existing = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir()]
         ckpt.prune(existing, self.config.checkpoint.keep_last_n, self.best_checkpoint)
+        self.emit(CheckpointSaved(step=self.progress.step, path=str(folder), eval_loss=eval_loss,
+                                  is_best=is_best))  # after pruning: the store forgets what went
         return folder
 
 
@@ -375,8 +379,13 @@ def _no_kv_cache(model: Any) -> None:
 
 
 def _load_adapter(model: Any, folder: Path) -> None:
-    """Load a saved adapter's weights into a peft model."""
+    """Load a saved adapter's weights into a peft model; UserError naming a damaged file."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+    path = folder / "adapter_model.safetensors"
+    try:
+        weights = load_file(str(path))
+    except Exception:  # noqa: BLE001 - missing, truncated or not safetensors: one problem to the user
+        raise UserError(f"{path}: unreadable adapter weights; {DAMAGED}") from None
+    set_peft_model_state_dict(model, weights)

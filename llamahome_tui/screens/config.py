@@ -91,7 +91,7 @@ class ConfigScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         """Where the config saves, the key table and the highlighted key's help."""
         yield Static(id="config-presets")
-        yield FilterTable("key", "value", ("", 8), id="config-table", enter="Edit")
+        yield FilterTable("key", ("value", VALUE_WIDTH), ("", 8), id="config-table", enter="Edit")
         yield Static(id="config-help")
 
     def on_mount(self) -> None:

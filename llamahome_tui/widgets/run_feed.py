@@ -63,6 +63,10 @@ class RunFeed:
     """Store time of the ``Started`` event."""
     last_step_at: float | None = None
     """Store time of the newest ``Step``."""
+    first_step: Step | None = None
+    """The first ``Step`` of this run (after a resume, not step 1: the pace starts from here)."""
+    first_step_at: float | None = None
+    """Store time of ``first_step``."""
     changes: set[str] = field(default_factory=set)
     """Parts changed since the screen last drew them (``PROGRESS``, ``RESOURCES``, ``NEWS``)."""
     announced: bool = False
@@ -78,6 +82,8 @@ class RunFeed:
         if at is not None and self.first_at is None:
             self.first_at = at
         if isinstance(event, Step):
+            if self.first_step is None:
+                self.first_step, self.first_step_at = event, at
             self.last_step, self.last_step_at = event, at
             self.total_steps = event.total_steps
             self.steps.append(event.step)
@@ -147,13 +153,24 @@ class RunFeed:
         return min(self.eval_losses) if self.eval_losses else None
 
     def eta_s(self) -> float | None:
-        """Seconds left: the worker's estimate when it sent one, else the pace so far."""
+        """Seconds left: the worker's estimate when it sent one, else this run's own pace.
+
+        The pace is taken between this run's first and newest steps, never as the whole
+        elapsed time over the global step: a resumed run starts at step k, and the part before
+        it ran in another process, at another speed (or, with no ``elapsed_s``, not at all).
+        """
         if self.resources is not None and self.resources.eta_s is not None:
             return self.resources.eta_s
-        step, elapsed = self.last_step, self.elapsed_s()
-        if step is None or elapsed is None or step.step <= 0 or not step.total_steps:
+        first, last = self.first_step, self.last_step
+        if first is None or last is None or last.step <= first.step or not last.total_steps:
             return None
-        return elapsed / step.step * max(step.total_steps - step.step, 0)
+        if last.elapsed_s > 0 and first.elapsed_s > 0:
+            spent = last.elapsed_s - first.elapsed_s
+        elif self.first_step_at is not None and self.last_step_at is not None:
+            spent = self.last_step_at - self.first_step_at
+        else:
+            return None
+        return max(spent, 0.0) / (last.step - first.step) * max(last.total_steps - last.step, 0)
 
     def elapsed_s(self) -> float | None:
         """Seconds from the start to the newest step: the worker's figure, else the store's times."""

@@ -41,7 +41,7 @@ def test_auto_trains_exactly_like_the_size_it_found_and_resumes_with_it(tiny_mod
     resumed = new_recipe(auto_config(cap=64), tiny_model_dir, data, tmp_path / "again", resumed_events,
                          resume=checkpoint)
     assert resumed.config.training.batch_size == 4  # the checkpoint's, not a new probe's
-    assert not any(isinstance(e, Log) and "auto" in e.message for e in resumed_events)
+    assert not any(isinstance(e, Log) and "micro-batch" in e.message for e in resumed_events)  # no new probe
 
 
 def test_probes_use_the_worst_case_row_length(tiny_model_dir, chat_files):

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from support import fake_checkpoint
 
 from engine.api import Engine
 from engine.control import STALE_HEARTBEAT_S, ControlState, TrainingControl, looks_dead
@@ -203,9 +204,7 @@ def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, t
 def test_a_checkpoint_folder_of_a_live_run_is_not_resumed(engine: Engine, tmp_path: Path) -> None:
     now = time.time()
     live = _run(engine, "live", status="running", pid=os.getpid(), started_at=now, heartbeat_at=now)
-    folder = tmp_path / "step-000002"
-    folder.mkdir()
-    (folder / "progress.json").write_text('{"run_id": "live", "progress": {}}')
+    folder = fake_checkpoint(tmp_path / "step-000002", "live")
     with pytest.raises(UserError, match="run live is running; stop it before resuming"):
         engine.resume_point(str(folder))
     engine.store.update_run(live, status="stopped")

@@ -29,7 +29,11 @@ METHODS = {
 
 
 def method_config(method: str, bits: int = 4, qat_lora: bool = False, lr: float = 2e-2, **training) -> Config:
-    """A small config for ``method`` on the tiny model (group size 16 divides 64 and 128)."""
+    """A small config for ``method`` on the tiny model (group size 16 divides 64 and 128).
+
+    fp32 unless asked otherwise: "auto" would pick bf16 on some machines and fp32 on others.
+    """
+    training.setdefault("precision", "fp32")
     config = Config()
     return replace(
         config,

@@ -96,3 +96,14 @@ async def test_a_stopped_run_says_stopped_in_its_log(make_app, engine):
         assert list(screen.feed.log)[-1] == "stopped (checkpoint written)"
         assert "finished" not in " ".join(screen.feed.log)
         line_with(app, "stopped (checkpoint written)")
+
+
+@pytest.mark.parametrize("with_elapsed", [True, False])
+def test_the_eta_of_a_resumed_run_comes_from_its_own_steps(with_elapsed: bool) -> None:
+    """The first 40 steps took 1000 s in an earlier run; this one makes a step a second."""
+    feed = RunFeed("resumed")
+    feed.apply(Started("resumed", "train", 0, "tiny", "/x/chat.jsonl"), at=T0)
+    for step in range(41, 51):
+        at = T0 + 30.0 + (step - 41)  # 30 s to start up, then one step a second
+        feed.apply(Step(step, 100, 0.5, 2.0, 1e-3, 1.0, 500.0, 1000.0 + (step - 40) if with_elapsed else 0.0), at)
+    assert feed.eta_s() == pytest.approx(50.0)

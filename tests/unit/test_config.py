@@ -130,7 +130,7 @@ def test_later_set_flag_wins() -> None:
     ("training.learning_rate=-1", "training.learning_rate = -1: must be > 0"),
     ("data.validation_split=0.7", "data.validation_split = 0.7: must be between 0.0 and 0.5"),
     ("data.shuffle=maybe", "data.shuffle = 'maybe': expected true or false"),
-    ("lora.target_modules=[]", "lora.target_modules = []: must be a non-empty list of names"),
+    ("lora.target_modules=[]", "lora.target_modules = []: must be 'auto' or a non-empty list of names"),
     ("trainer.epochs=1", "unknown section [trainer]"),
     ("training", "--set training: expected SECTION.KEY=VALUE"),
     ("model.builtin=huge", "model.builtin = 'huge': no such built-in model (available: tiny-llama"),
