@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.disk import disk_full, full_error, low_on_space
 from engine.errors import UserError
-from engine.events import EVENT_TYPES, Eval, Event, Step, StoredEvent, event_from_row
+from engine.events import EVENT_TYPES, Event, StoredEvent, event_from_row
 from engine.sqlite_lib import Database, NotFoundError
 
 KINDS = ("train", "build-base", "eval", "export")
@@ -136,7 +136,22 @@ def _migrate_v4(db: Database) -> None:
     db.table("runs").add_column("runtime", str)
 
 
-_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
+def _migrate_v5(db: Database) -> None:
+    """Step metrics are kept once, in the events they came in: the copy in ``metrics`` goes."""
+    db.execute("DROP TABLE metrics")
+
+
+_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5]
+
+_STEP_FIELD = "CASE WHEN type = 'step' THEN json_extract(payload, '$.{0}') END AS {0}"
+_METRICS_QUERY = (
+    "SELECT json_extract(payload, '$.step') AS step, time, "
+    + ", ".join(_STEP_FIELD.format(name) for name in ("loss", "lr", "grad_norm", "tokens_per_s"))
+    + ", CASE WHEN type = 'eval' THEN json_extract(payload, '$.eval_loss') END AS eval_loss, "
+    + _STEP_FIELD.format("epoch")
+    + ", json_extract(payload, '$.metrics') AS metrics FROM events "
+    "WHERE run_id = ? AND type IN ('step', 'eval') ORDER BY step, id"
+)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -168,20 +183,6 @@ def _checkpoint_from_row(row: dict[str, Any]) -> CheckpointRecord:
     return CheckpointRecord(run_id=row["run_id"], step=row["step"], path=row["path"],
                             eval_loss=row["eval_loss"], is_best=bool(row["is_best"]),
                             created_at=row["created_at"], size_bytes=row["size_bytes"])
-
-
-def _metric_row(run_id: str, now: float, event: Event) -> dict[str, Any] | None:
-    """The ``metrics`` row that a Step or Eval event adds, else None."""
-    row: dict[str, Any] = {"run_id": run_id, "time": now, "loss": None, "lr": None,
-                           "grad_norm": None, "tokens_per_s": None, "eval_loss": None, "epoch": None}
-    if isinstance(event, Step):
-        row.update(step=event.step, loss=event.loss, lr=event.lr, grad_norm=event.grad_norm,
-                   tokens_per_s=event.tokens_per_s, epoch=event.epoch)
-        return row
-    if isinstance(event, Eval):
-        row.update(step=event.step, eval_loss=event.eval_loss)
-        return row
-    return None
 
 
 def _refuse_second_resume(db: Database, source: str) -> None:
@@ -390,7 +391,7 @@ class RunStore:
     def delete_run(self, run_id: str) -> None:
         """Delete a run's rows in every table (its files are not touched)."""
         with self._transaction(write=True) as db:
-            for table in ("events", "metrics", "checkpoints", "controls", "run_datasets"):
+            for table in ("events", "checkpoints", "controls", "run_datasets"):
                 db.table(table).delete_where("run_id = ?", [run_id])
             db.table("runs").delete_where("id = ?", [run_id])
 
@@ -448,17 +449,14 @@ class RunStore:
     # Events and metrics
 
     def add_event(self, run_id: str, event: Event) -> int:
-        """Append an event (and its ``metrics`` row for Step/Eval); returns the event's id."""
+        """Append an event; returns its id (Step and Eval events are the metrics too, see ``metrics``)."""
         if EVENT_TYPES.get(event.type) is not type(event):
             raise TypeError(f"not a run event: {event!r}")
         now = time.time()
         row = {"run_id": run_id, "time": now, "type": event.type,
                "payload": _encode(event.to_payload())}
-        metric = _metric_row(run_id, now, event)
         with self._transaction(write=True) as db:
             event_id = db.table("events").insert(row).last_rowid
-            if metric is not None:
-                db.table("metrics").insert(metric)
         assert event_id is not None
         return event_id
 
@@ -471,10 +469,15 @@ class RunStore:
                 for row in rows]
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's metric rows by step: Step rows have ``eval_loss`` None, Eval rows only it."""
-        return self._rows(
-            "SELECT step, time, loss, lr, grad_norm, tokens_per_s, eval_loss, epoch FROM metrics "
-            "WHERE run_id = ? ORDER BY step, rowid", [run_id])
+        """The run's metric rows by step, read from its Step and Eval events (kept once, there).
+
+        Step rows have ``eval_loss`` None, Eval rows only it; ``metrics`` is the objective's own
+        (rewards, reward accuracy...) as a dict.
+        """
+        rows = self._rows(_METRICS_QUERY, [run_id])
+        for row in rows:
+            row["metrics"] = json.loads(row["metrics"]) if row["metrics"] else {}
+        return rows
 
     # Checkpoints
 

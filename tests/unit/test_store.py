@@ -62,7 +62,8 @@ def test_schema_created_and_versioned(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "llamahome.db"
     with RunStore(path) as store:
         assert store.schema_version() == SCHEMA_VERSION == len(store_module._MIGRATIONS)
-        assert set(store.db.table_names()) >= {"runs", "events", "metrics", "checkpoints"}
+        assert set(store.db.table_names()) >= {"runs", "events", "checkpoints"}
+        assert "metrics" not in store.db.table_names(), "step metrics are kept once, in the events"
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
 
@@ -160,6 +161,35 @@ def test_step_and_eval_land_in_metrics(store: RunStore) -> None:
     assert [(r["step"], r["loss"], r["eval_loss"]) for r in rows] == [(1, 2.0, None), (2, 1.5, None),
                                                                       (2, None, 1.75)]
     assert rows[0]["lr"] == 1e-3 and rows[0]["epoch"] == pytest.approx(1 / 300)
+
+
+def test_metrics_are_stored_once_and_carry_the_objectives_own(store: RunStore) -> None:
+    step = Step(step=1, total_steps=3, epoch=0.1, loss=0.69, lr=1e-3, grad_norm=1.0, tokens_per_s=10.0,
+                elapsed_s=1.0, metrics={"reward_accuracy": 0.5})
+    store.add_event("r1", step)
+    store.add_event("r1", Eval(step=1, eval_loss=0.6, perplexity=1.8, metrics={"reward_accuracy": 0.75}))
+    rows = store.metrics("r1")
+    assert [r["metrics"] for r in rows] == [{"reward_accuracy": 0.5}, {"reward_accuracy": 0.75}]
+    payloads = store.db.execute("SELECT count(*) FROM events WHERE run_id = 'r1'").fetchone()[0]
+    assert payloads == 2
+
+
+def test_a_version_4_database_loses_only_the_duplicate_metrics_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    db = store_module.Database(conn)
+    for migrate in store_module._MIGRATIONS[:4]:
+        migrate(db)
+    conn.execute("PRAGMA user_version=4")
+    conn.execute("INSERT INTO events (run_id, time, type, payload) VALUES ('r', 1.0, 'step', ?)",
+                 ['{"step": 3, "total_steps": 9, "epoch": 0.5, "loss": 2.5, "lr": 0.001, "grad_norm": 1.0, '
+                  '"tokens_per_s": 5.0, "elapsed_s": 2.0}'])
+    conn.commit()
+    conn.close()
+    with RunStore(path) as store:
+        assert [(r["step"], r["loss"], r["metrics"]) for r in store.metrics("r")] == [(3, 2.5, {})]
 
 
 def test_checkpoint_bookkeeping(store: RunStore) -> None:
