@@ -4,7 +4,7 @@ Both train the same pairs of ``data/samples/preference_train.jsonl`` (chosen = t
 rejected = another sample's) on the built-in base (the shipped pre-built one): LoRA r 16 on all
 linear layers, no dropout, lr 1e-3 cosine without warm-up, batch 8, beta 0.1, sigmoid loss,
 max length 128, fp32, ``--threads`` torch threads, the reference being the base with the adapter
-switched off in both. The samples come from our token cache in our (unshuffled) order and go to
+switched off in both, no gradient checkpointing in either (TRL's default turns it on). The samples come from our token cache in our (unshuffled) order and go to
 TRL already tokenized (``prompt_ids`` / ``chosen_ids`` / ``rejected_ids``, its sampler made
 sequential), so both see the same tokens in the same batches; the LoRA weights start from the
 same seed.
@@ -98,7 +98,9 @@ def ours(model_dir: Path, config: Any, tokenizer: Any, train: Any, held: Any, ou
     recipe.step_hooks.append(lambda _: marks.append(time.perf_counter()))
     recipe.setup()
     recipe.train()
-    result = {"losses": [e.loss for e in events if isinstance(e, Step)], "seconds": marks[-1] - marks[1]}
+    steps = [e for e in events if isinstance(e, Step)]
+    result = {"losses": [e.loss for e in steps], "grad_norms": [e.grad_norm for e in steps],
+              "seconds": marks[-1] - marks[1]}
     if evaluate:
         recipe.evaluate()
         last = [e for e in events if type(e).__name__ == "Eval"][-1]
@@ -138,12 +140,13 @@ def trl(model_dir: Path, train: list[dict[str, list[int]]], held: list[dict[str,
     model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=2 * RANK, lora_dropout=0.0,
                                              target_modules="all-linear", task_type="CAUSAL_LM"))
     losses: list[float] = []
+    grad_norms: list[float] = []
     marks: list[float] = []
 
     class Record(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-            if logs and "loss" in logs:
-                losses.append(float(logs["loss"]))
+            if logs and "grad_norm" in logs:
+                grad_norms.append(float(logs["grad_norm"]))
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             marks.append(time.perf_counter())
@@ -151,6 +154,12 @@ def trl(model_dir: Path, train: list[dict[str, list[int]]], held: list[dict[str,
     class InOrder(DPOTrainer):
         def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
             return SequentialSampler(self.train_dataset)
+
+        def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            loss = super().compute_loss(model, inputs, *args, **kwargs)
+            if self.model.training:  # the logged loss is rounded to 4 digits: keep the exact one
+                losses.append(float((loss[0] if isinstance(loss, tuple) else loss).detach()))
+            return loss
 
         def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
             return dataset  # already tokenized by our pipeline
@@ -160,12 +169,12 @@ def trl(model_dir: Path, train: list[dict[str, list[int]]], held: list[dict[str,
                          max_steps=steps, learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=0,
                          weight_decay=0.0, max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[],
                          use_cpu=True, seed=SEED, beta=BETA, max_length=None, dataloader_num_workers=0,
-                         disable_tqdm=True, remove_unused_columns=False)
+                         disable_tqdm=True, remove_unused_columns=False, gradient_checkpointing=False)
         trainer = InOrder(model=model, args=args, train_dataset=Dataset.from_list(train),
                           eval_dataset=Dataset.from_list(held) if evaluate else None,
                           processing_class=AutoTokenizer.from_pretrained(str(model_dir)), callbacks=[Record()])
         trainer.train()
-        result: dict[str, Any] = {"losses": losses, "seconds": marks[-1] - marks[1]}
+        result: dict[str, Any] = {"losses": losses, "grad_norms": grad_norms, "seconds": marks[-1] - marks[1]}
         if evaluate:
             metrics = trainer.evaluate()
             result.update(eval_loss=metrics.get("eval_loss"),
@@ -210,7 +219,8 @@ def main() -> None:
               f"-> {speed['ratio']:.2f}x (goal >= 1.5)")
         result: dict[str, Any] = {"steps": args.steps, "threads": args.threads, "pairs_train": len(train_rows),
                                   "pairs_held_out": len(held_rows), "losses_ours": a["losses"],
-                                  "losses_trl": b["losses"], "max_relative_difference": relative[worst],
+                                  "losses_trl": b["losses"], "grad_norms_ours": a["grad_norms"],
+                                  "grad_norms_trl": b["grad_norms"], "max_relative_difference": relative[worst],
                                   "speed": speed, "goals": GOALS}
         if args.accuracy_steps:
             longer = replace(config, training=replace(config.training, max_steps=args.accuracy_steps))
