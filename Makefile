@@ -53,6 +53,8 @@ bench: setup
 	$(PY) bench/train_memory.py $(TRAIN_MEMORY_ARGS)
 	$(PY) bench/ui_latency.py
 	$(PY) bench/qat_vs_ptq.py
+	$(PY) bench/side_by_side.py
+	$(PY) bench/first_run.py
 
 lint: setup
 	$(VENV)/bin/ruff check engine llamahome_tui tests data bench
