@@ -6,7 +6,8 @@ linear layers, no dropout, lr 1e-3 cosine without warm-up, batch 8, beta 0.1, si
 max length 128, fp32, ``--threads`` torch threads, the reference being the base with the adapter
 switched off in both, no gradient checkpointing in either (TRL's default turns it on). The
 samples come from our token cache in our (unshuffled) order and go to TRL already tokenized
-(``prompt_ids`` / ``chosen_ids`` / ``rejected_ids``, its sampler made sequential), so both see the same tokens in the same batches; the LoRA weights start from the
+(``prompt_ids`` / ``chosen_ids`` / ``rejected_ids``, its sampler made sequential), so both
+see the same tokens in the same batches; the LoRA weights start from the
 same seed (checked equal), and the first step's loss and its inputs are equal; from the first
 update on the two drift apart (its gradient norm differs by 0.2 %, for a reason not found yet).
 
