@@ -33,7 +33,6 @@ from engine.errors import DiskFullError, UserError
 from engine.events import Failed, Finished
 from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
-from engine.threads import WAIT_POLICY_ENV
 from engine.workspace import Workspace, new_run_id
 
 __all__ = ["CRASHED_MESSAGE", "Engine", "latest_checkpoint_dir"]
@@ -78,7 +77,7 @@ class Engine:
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask is now
         log = os.fdopen(os.open(run_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         command = [sys.executable, "-m", "engine.worker", run_id, "--workspace", str(self.workspace.root)]
-        env = {**WAIT_POLICY_ENV, **os.environ, "PYTHONPATH": _pythonpath(), **NO_PROGRESS_BARS}
+        env = {**os.environ, "PYTHONPATH": _pythonpath(), **NO_PROGRESS_BARS}
         self._children[run_id] = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(PROJECT_ROOT), env=env)

@@ -28,7 +28,7 @@ from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resour
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
 from engine.store import RunStore
-from engine.threads import RECOUNT_S, WAIT_POLICY_ENV, ThreadBudget
+from engine.threads import RECOUNT_S, ThreadBudget
 from engine.unused_libs import hide_for_train_job
 from engine.workspace import Workspace
 
@@ -238,8 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--workspace", default=None)
     args = parser.parse_args(argv)
-    for name, value in WAIT_POLICY_ENV.items():  # before torch loads OpenMP
-        os.environ.setdefault(name, value)
     quiet_libraries()
     worker = Worker(args.run_id, Workspace.resolve(args.workspace).ensure())  # ensure: a private umask
     signal.signal(signal.SIGTERM, worker.request_stop)
