@@ -97,7 +97,8 @@ def bench_config(method: str, args: argparse.Namespace) -> Config:
     return replace(
         config,
         training=replace(config.training, method=method, max_steps=args.steps, batch_size=16,
-                         learning_rate=args.lr, warmup_steps=args.warmup, log_steps=50, seed=args.seed),
+                         learning_rate=args.lr, warmup_steps=args.warmup, log_steps=50, seed=args.seed,
+                         precision="fp32"),  # not "auto": the figures compare quantization error to fp32
         qat=replace(config.qat, group_size=args.group_size, fake_quant_after_n_steps=args.fake_quant_after),
         checkpoint=replace(config.checkpoint, save_steps=10**9),
         eval=replace(config.eval, steps=0, generate_samples=0, batch_size=32),

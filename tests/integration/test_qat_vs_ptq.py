@@ -79,7 +79,7 @@ def run_config(method: str, seed: int) -> Config:
     return replace(
         config,
         training=replace(config.training, method=method, max_steps=STEPS, batch_size=16, learning_rate=3e-3,
-                         warmup_steps=10, log_steps=1000, seed=seed),
+                         warmup_steps=10, log_steps=1000, seed=seed, precision="fp32"),
         qat=replace(config.qat, group_size=GROUP, fake_quant_after_n_steps=STEPS // 2),
         checkpoint=replace(config.checkpoint, save_steps=10**6),
         eval=replace(config.eval, steps=0, generate_samples=0, batch_size=64),
