@@ -82,8 +82,8 @@ class FineTune:
     def setup(self, resume_from: Path | None = None) -> None:
         """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
         torch.manual_seed(self.config.training.seed)
-        if self.config.training.precision == "auto":
-            self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
+        # every precision, not only "auto": an explicit bf16 on a CPU without it gets its warning here
+        self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
         self._set_objective()
         self.model = prepare_for_method(self.model, self.config)
         _no_kv_cache(self.model)

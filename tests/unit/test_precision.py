@@ -62,3 +62,17 @@ def test_resolve_on_this_machine_reports_the_choice() -> None:
     assert runtime[0].cpu == hardware.describe_cpu()
     assert any(isinstance(e, Log) and e.message.startswith(f"precision {config.training.precision}")
                for e in events)
+
+
+def test_an_explicit_bf16_on_a_cpu_without_it_warns_when_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from engine.train import precision
+
+    monkeypatch.setattr(precision, "detect", lambda device=None: AVX2)
+    config = load_config()
+    config = replace(config, training=replace(config.training, precision="bf16"))
+    events: list[object] = []
+    assert resolve(config, events.append, "cpu").training.precision == "bf16"
+    warnings = [e for e in events if isinstance(e, Log) and e.level == "warning"]
+    assert len(warnings) == 1 and "AVX2" in warnings[0].message
