@@ -15,11 +15,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from engine.data.validate import Issue
-from llamahome_tui.widgets.data_report import record_context
 
 
 def context_renderable(issue: Issue) -> Group | Text:
     """The numbered lines around the issue's record, the offending one marked in red."""
+    from llamahome_tui.widgets.data_report import record_context  # numpy: off the first frame
+
     rows = record_context(issue.where)
     if not rows:
         return Text("This record has no line to show (the file changed, or its format has no lines).",

@@ -16,12 +16,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from llamahome_tui.widgets.data_report import short_runs
 from llamahome_tui.widgets.filter_table import FilterTable
 
 
 def version_cells(version: dict[str, Any]) -> tuple[str, ...]:
     """A version's row: file name, fingerprint, samples, tokens, invalid, recorded, runs."""
+    from llamahome_tui.widgets.data_report import short_runs  # numpy: off the first frame
+
     names = [Path(p).name for p in str(version["path"]).split(";")]
     when = time.strftime("%Y-%m-%d", time.localtime(version["created_at"]))
     return (", ".join(names), version["fingerprint"][:10], f"{version['samples']:,}", f"{version['tokens']:,}",
