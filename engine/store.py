@@ -20,12 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.disk import disk_full, full_error, low_on_space
 from engine.errors import UserError
 from engine.events import EVENT_TYPES, Event, StoredEvent, event_from_row
-from engine.sqlite_lib import Database, NotFoundError
+
+if TYPE_CHECKING:  # sqlite-utils (and numpy, which it imports) load when a store opens
+    from engine.sqlite_lib import Database
 
 KINDS = ("train", "build-base", "eval", "export")
 STATUSES = ("pending", "running", "paused", "finished", "failed", "stopped", "crashed")
@@ -210,6 +212,8 @@ class RunStore:
                                isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         try:
+            from engine.sqlite_lib import Database
+
             self.db = Database(conn, execute_plugins=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
@@ -335,6 +339,8 @@ class RunStore:
             raise ValueError(f"unknown run status {fields['status']!r}")
         updates = {k: _encode(v) if k in _JSON_FIELDS and v is not None else v
                    for k, v in fields.items()}
+        from engine.sqlite_lib import NotFoundError
+
         try:
             with self._transaction(write=True) as db:
                 db.table("runs").update(run_id, updates)

@@ -179,7 +179,9 @@ def test_a_version_4_database_loses_only_the_duplicate_metrics_table(tmp_path: P
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    db = store_module.Database(conn)
+    from engine.sqlite_lib import Database
+
+    db = Database(conn)
     for migrate in store_module._MIGRATIONS[:4]:
         migrate(db)
     conn.execute("PRAGMA user_version=4")
