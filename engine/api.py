@@ -28,7 +28,8 @@ from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
-from engine.data.dataset import fingerprint, load_conversations, load_examples
+from engine.data.dataset import fingerprint, load_conversations
+from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
 from engine.events import Failed, Finished
 from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
@@ -96,10 +97,10 @@ class Engine:
         follow it first: attach to ``waits_for(id)`` if it is not None, then to ``id``.
         """
         data = Path(data).resolve()
-        load_examples(data, config.training.objective)
         eval_path = Path(eval_data).resolve() if eval_data else None
-        if eval_path:
-            load_examples(eval_path, config.training.objective)
+        for path in (data, eval_path) if eval_path else (data,):
+            precheck(path, config.data.format or None, config.data.on_invalid,
+                     config.data.duplicates == "keep", config.training.objective)
         model_family(config)
         after = None if config.model.path else self._ensure_base(config)
         job = {"data": str(data), "eval_data": str(eval_path or ""), "after": after or ""}

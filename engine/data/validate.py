@@ -175,3 +175,21 @@ def new_report(path: Path, fmt: str | None, length_unit: str, max_length: int) -
 
     check_path(path)
     return ValidationReport(str(path), fmt or detect_format(path), length_unit, max_length)
+
+
+def precheck(path: Path, fmt: str | None = None, on_invalid: str = "fail", keep_duplicates: bool = False,
+             objective: str = "sft", max_length: int = 1 << 62) -> ValidationReport:
+    """The check a run makes before it starts, streamed as the worker reads the file.
+
+    It honours ``data.format`` and ``data.on_invalid`` exactly as the pipeline does: with
+    ``"fail"`` the first bad record raises DataError (its line), with ``"skip"`` bad records are
+    only counted. A file with no usable record raises DataError. Nothing is kept but the counts.
+    """
+    report = new_report(path, fmt, "characters", max_length)
+    report.objective = objective
+    for _ in valid_conversations(path, report, char_length, fmt, on_invalid, keep_duplicates, objective):
+        pass
+    if not report.valid:
+        first = f"; first: {report.issues[0].line()}" if report.issues else ""
+        raise DataError(f"{path}: no usable records found{first}")
+    return report
