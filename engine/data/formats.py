@@ -29,7 +29,7 @@ ENTRY_POINT_GROUP = "llamahome.formats"
 
 @dataclass(frozen=True)
 class BadRecord:
-    """One record that could not be read: why (``code``: bad_json, not_utf8, not_object)."""
+    """One record that could not be read: why (``code``: bad_json, too_deep, not_utf8, not_object, ragged_row)."""
 
     code: str
     reason: str
@@ -171,12 +171,17 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             yield where, _parse_object(line)
 
 
+TOO_DEEP = "JSON nested too deeply to read (thousands of [ or {)"
+
+
 def _parse_object(line: str) -> Record | BadRecord:
     """A JSON object from one line, or why it is not one."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         return BadRecord("bad_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return BadRecord("too_deep", TOO_DEEP)
     if not isinstance(record, dict):
         return BadRecord("not_object", f"expected a JSON object, got {type(record).__name__}")
     return record
@@ -192,6 +197,8 @@ def read_json(path: Path) -> Iterator[Item]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: {TOO_DEEP}") from None
     if isinstance(data, dict):
         lists = [value for value in data.values() if isinstance(value, list)]
         if len(lists) != 1:
@@ -217,7 +224,20 @@ def _cell_record(row: dict[str, Any]) -> Record | BadRecord:
                 record[column] = json.loads(value)
             except json.JSONDecodeError as exc:
                 return BadRecord("bad_json", f"{column}: invalid JSON: {exc.msg} (column {exc.colno})")
+            except RecursionError:
+                return BadRecord("too_deep", f"{column}: {TOO_DEEP}")
     return record
+
+
+def _ragged(row: dict[Any, Any], header: int) -> BadRecord | None:
+    """Why a CSV/TSV row does not match its header's field count, if it does not."""
+    extra = row.get(None)
+    if extra:
+        return BadRecord("ragged_row", f"{header + len(extra)} fields, the header names {header}")
+    missing = sum(1 for value in row.values() if value is None)
+    if missing:
+        return BadRecord("ragged_row", f"{header - missing} fields, the header names {header}")
+    return None
 
 
 def _read_delimited(path: Path, delimiter: str) -> Iterator[Item]:
@@ -227,7 +247,7 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[Item]:
             reader = csv.DictReader(handle, delimiter=delimiter)
             start = 2
             for row in reader:
-                yield f"{path}:{start}", _cell_record(row)
+                yield f"{path}:{start}", _ragged(row, len(reader.fieldnames or ())) or _cell_record(row)
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 ({exc.reason})") from None

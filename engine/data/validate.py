@@ -3,7 +3,7 @@
 ``check_file`` reads leniently and returns a ``ValidationReport``; ``valid_conversations`` is
 the same check as a stream, used by the pipeline: it yields each valid conversation and adds
 every problem to the report it is given, so ``data.on_invalid = "skip"`` still reports. Reasons
-(``Issue.code``): bad_json, not_utf8, not_object, unknown_shape, missing_role_or_content,
+(``Issue.code``): bad_json, too_deep, not_utf8, not_object, ragged_row, unknown_shape, missing_role_or_content,
 roles_out_of_order, empty_content, invalid_value, too_long, duplicate, wrong_objective (a record of
 another kind than ``training.objective`` trains on: preference data under sft, chat data under dpo).
 Records are read as examples of the objective's kind (``engine.data.examples``); a length is that
