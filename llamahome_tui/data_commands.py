@@ -1,6 +1,7 @@
 """The headless data commands: ``data validate``, ``data stats`` and ``tokenizer train``.
 
-Exit codes: 0 when all is well; 1 when ``data validate`` finds invalid records (they are all
+Exit codes: 0 when all is well (too-long and duplicate records, which ``train`` accepts, are only
+warnings); 1 when ``data validate`` finds invalid records (they are all
 listed); 2 with one line for a missing, empty or unreadable file or a bad flag. Light: no torch
 (``tokenizer train`` imports transformers to save a standard tokenizer folder).
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from engine.config import load_config
 from engine.data.stats import CHARS_PER_TOKEN, compute_stats, histogram_text, load_light_tokenizer, token_measure
-from engine.data.validate import ValidationReport, char_length, check_file
+from engine.data.validate import WARNING_CODES, ValidationReport, char_length, check_file
 from engine.errors import DataError, UserError
 from engine.workspace import Workspace
 
@@ -85,16 +86,22 @@ def validate_command(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print("\n".join(report_lines(report)))
-    return EXIT_INVALID if report.invalid else 0
+    return EXIT_INVALID if report.errors else 0
+
+
+WARNING_NOTES = {"too_long": " (warning: train truncates it to data.max_length)",
+                 "duplicate": " (warning: train keeps or drops it as data.duplicates says)"}
 
 
 def report_lines(report: ValidationReport) -> list[str]:
     """The report as text: a summary, counts by reason, then one line per issue."""
     lines = [f"{report.path} ({report.format}, as {report.objective} reads it): {report.total} records, "
              f"{report.valid} valid, "
-             f"{report.invalid} invalid (length limit {report.max_length} {report.length_unit})"]
-    lines += [f"  {code}: {count}" for code, count in report.counts().items()]
-    lines += [issue.line() for issue in report.issues]
+             f"{report.errors} invalid, {report.warnings} warnings "
+             f"(length limit {report.max_length} {report.length_unit})"]
+    lines += [f"  {code}: {count}{' (warning)' if code in WARNING_CODES else ''}"
+              for code, count in report.counts().items()]
+    lines += [f"{issue.line()}{WARNING_NOTES.get(issue.code, '')}" for issue in report.issues]
     return lines
 
 

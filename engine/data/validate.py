@@ -43,6 +43,12 @@ class Issue:
         return f"{self.where}: {self.field + ': ' if self.field else ''}{self.reason}"
 
 
+WARNING_CODES = ("too_long", "duplicate")
+"""Issues ``train`` accepts (a too-long example is truncated; a duplicate is kept or dropped as
+``data.duplicates`` says): ``data validate`` reports them as warnings, and ``on_invalid = "fail"``
+does not stop a run on them."""
+
+
 @dataclass
 class ValidationReport:
     """Counts of valid and invalid records of one file and every issue found."""
@@ -66,6 +72,16 @@ class ValidationReport:
         """How many records were read."""
         return self.valid + self.invalid
 
+    @property
+    def errors(self) -> int:
+        """How many records are unusable (issues that are not warnings)."""
+        return sum(1 for issue in self.issues if issue.code not in WARNING_CODES)
+
+    @property
+    def warnings(self) -> int:
+        """How many issues are warnings ``train`` accepts (too long, duplicate)."""
+        return self.invalid - self.errors
+
     def counts(self) -> dict[str, int]:
         """Issues per reason code, most frequent first."""
         return dict(Counter(issue.code for issue in self.issues).most_common())
@@ -74,7 +90,7 @@ class ValidationReport:
         """Plain JSON-ready data."""
         return {"path": self.path, "format": self.format, "objective": self.objective,
                 "total": self.total, "valid": self.valid,
-                "invalid": self.invalid,
+                "invalid": self.invalid, "errors": self.errors, "warnings": self.warnings,
                 "length_unit": self.length_unit, "max_length": self.max_length,
                 "counts": self.counts(), "issues": [asdict(issue) for issue in self.issues]}
 
@@ -152,7 +168,7 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
         result = check_record(where, item, seen, measure, report.max_length, objective)
         if isinstance(result, Issue):
             report.issues.append(result)
-            if on_invalid == "fail":
+            if on_invalid == "fail" and result.code not in WARNING_CODES:
                 raise DataError(result.line())
             continue
         report.valid += 1

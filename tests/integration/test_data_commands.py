@@ -31,7 +31,18 @@ def test_validate_lists_invalid_records_and_exits_1(tmp_path: Path) -> None:
     result = cli(tmp_path, "data", "validate", str(path))
     assert result.returncode == 1
     assert f"{path}:3: unknown record shape" in result.stdout
-    assert "1 valid, 1 invalid" in result.stdout
+    assert "1 valid, 1 invalid, 0 warnings" in result.stdout
+
+
+def test_too_long_and_duplicate_records_are_warnings_exit_0(tmp_path: Path) -> None:
+    record = chat_records(5, seed=9)[0]
+    long = {"messages": [record["messages"][0], {"role": "assistant", "content": "word " * 400}]}
+    path = write_jsonl(tmp_path / "warn.jsonl", [record, record, long])
+    result = cli(tmp_path, "data", "validate", str(path), "--max-length", "64")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 invalid, 2 warnings" in result.stdout
+    assert f"{path}:2: exact duplicate of an earlier record (warning:" in result.stdout
+    assert f"{path}:3: " in result.stdout and "(warning: train truncates it" in result.stdout
 
 
 @pytest.mark.parametrize("name", ["missing.jsonl", "empty.jsonl"])

@@ -96,3 +96,11 @@ def test_modules_the_ui_imports_do_not_import_torch_or_transformers() -> None:
             "print(sorted(m for m in ('torch', 'transformers', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dropped_duplicates_do_not_stop_a_run_that_fails_on_invalid_records(tmp_path: Path) -> None:
+    path = tmp_path / "dup.jsonl"
+    path.write_text("\n".join([json.dumps({"messages": PAIR})] * 3) + "\n")
+    report = new_report(path, None, "characters", 1 << 62)
+    kept = list(valid_conversations(path, report, on_invalid="fail", keep_duplicates=False))
+    assert len(kept) == 1 and report.errors == 0 and report.warnings == 2
