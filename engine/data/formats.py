@@ -86,6 +86,8 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     for fmt in known.values():
         if suffix in fmt.extensions:
+            if fmt.name == "json" and _is_json_lines(path):
+                return "jsonl"  # JSON Lines saved as .json, as ``datasets``' to_json writes by default
             return "text-blocks" if fmt.name == "text" and _has_blocks(path) else fmt.name
     with path.open("rb") as handle:
         head = handle.read(65536)
@@ -109,6 +111,14 @@ def _first_line_is_json(head: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_json_lines(path: Path) -> bool:
+    """Whether a file starts with an object that is a whole line, followed by another line."""
+    with path.open("rb") as handle:
+        head = handle.read(65536).lstrip(b"\xef\xbb\xbf \t\r\n")
+    first, _, rest = head.partition(b"\n")
+    return head.startswith(b"{") and bool(rest.strip()) and _first_line_is_json(first)
 
 
 def _has_blocks(path: Path) -> bool:

@@ -1,4 +1,4 @@
-"""Files a hidden corpus found: ragged CSV/TSV rows and JSON nested too deeply name their line."""
+"""Files a hidden corpus found: ragged CSV/TSV rows and too-deep JSON name their line; JSON Lines named .json."""
 
 from __future__ import annotations
 
@@ -53,3 +53,17 @@ def test_deeply_nested_json_file_is_one_line(tmp_path: Path) -> None:
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(DataError, match="nested too deeply"):
         check_file(path)
+
+
+def test_json_lines_named_json_are_read_as_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "saved_by_datasets.json"
+    path.write_text("\n".join(json.dumps({"messages": json.loads(chat(n))}) for n in range(3)) + "\n")
+    report = check_file(path)
+    assert (report.format, report.valid, report.issues) == ("jsonl", 3, [])
+
+
+def test_a_json_document_on_one_line_stays_json(tmp_path: Path) -> None:
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"data": [{"messages": json.loads(chat(n))} for n in range(2)]}) + "\n")
+    report = check_file(path)
+    assert (report.format, report.valid) == ("json", 2)
