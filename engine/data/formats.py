@@ -7,19 +7,23 @@ report can go on past it. Problems with the whole file raise ``DataError``.
 
 Built-in formats: ``jsonl``, ``json``, ``csv``, ``tsv``, ``text`` (a sample per line),
 ``text-blocks`` (a sample per blank-line separated block) and ``parquet`` (streamed by record
-batch with pyarrow). More come from the entry-point group ``llamahome.formats`` (see
+batch with pyarrow); any text format may be gzip-compressed (``data.jsonl.gz``), read as a stream.
+More come from the entry-point group ``llamahome.formats`` (see
 docs/formats.md) or from ``register_format``.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from engine.errors import DataError
 
@@ -80,17 +84,32 @@ def formats() -> dict[str, Format]:
     return dict(_REGISTRY)
 
 
+def is_gzip(path: Path) -> bool:
+    """Whether ``path`` is named as gzip-compressed (``.gz``)."""
+    return path.suffix.lower() == ".gz"
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """``path`` opened for reading bytes, decompressed on the fly when it is a ``.gz`` file."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+
+
+def _head(path: Path, size: int = 65536) -> bytes:
+    """The first ``size`` bytes of the (decompressed) file."""
+    with open_binary(path) as handle:
+        return handle.read(size)
+
+
 def detect_format(path: Path) -> str:
-    """The format of ``path``: by extension, else by its first bytes."""
+    """The format of ``path``: by extension (the one before ``.gz``), else by its first bytes."""
     known = formats()
-    suffix = path.suffix.lower()
+    suffix = (path.with_suffix("") if is_gzip(path) else path).suffix.lower()
     for fmt in known.values():
         if suffix in fmt.extensions:
             if fmt.name == "json" and _is_json_lines(path):
                 return "jsonl"  # JSON Lines saved as .json, as ``datasets``' to_json writes by default
             return "text-blocks" if fmt.name == "text" and _has_blocks(path) else fmt.name
-    with path.open("rb") as handle:
-        head = handle.read(65536)
+    head = _head(path)
     if head.startswith(b"PAR1"):
         return "parquet"
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -115,16 +134,14 @@ def _first_line_is_json(head: bytes) -> bool:
 
 def _is_json_lines(path: Path) -> bool:
     """Whether a file starts with an object that is a whole line, followed by another line."""
-    with path.open("rb") as handle:
-        head = handle.read(65536).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = _head(path).lstrip(b"\xef\xbb\xbf \t\r\n")
     first, _, rest = head.partition(b"\n")
     return head.startswith(b"{") and bool(rest.strip()) and _first_line_is_json(first)
 
 
 def _has_blocks(path: Path) -> bool:
     """Whether a text file's head holds blank-line separated blocks of several lines."""
-    with path.open("rb") as handle:
-        head = handle.read(65536).replace(b"\r\n", b"\n")
+    head = _head(path).replace(b"\r\n", b"\n")
     return any(b"\n" in block.strip(b"\n") for block in head.split(b"\n\n")[:-1])
 
 
@@ -151,7 +168,16 @@ def read_items(path: Path, fmt: str | None = None) -> Iterator[Item]:
     known = formats()
     if name not in known:
         raise DataError(f"{path}: unknown format {name!r} (known: {', '.join(sorted(known))})")
-    return known[name].reader(path)
+    items = known[name].reader(path)
+    return _gzip_errors(path, items) if is_gzip(path) else items
+
+
+def _gzip_errors(path: Path, items: Iterator[Item]) -> Iterator[Item]:
+    """``items``, with a damaged or truncated gzip stream turned into one DataError line."""
+    try:
+        yield from items
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: damaged gzip file ({exc or 'it ends too early'})") from None
 
 
 # --- the built-in readers ----------------------------------------------------------------------
@@ -166,7 +192,7 @@ def _decode(raw: bytes, number: int) -> str | BadRecord:
 
 def _lines(path: Path) -> Iterator[tuple[int, str | BadRecord]]:
     """``(line number, text or BadRecord)`` for every line of a file, streamed."""
-    with path.open("rb") as handle:
+    with open_binary(path) as handle:
         for number, raw in enumerate(handle, start=1):
             yield number, _decode(raw, number)
 
@@ -200,7 +226,8 @@ def _parse_object(line: str) -> Record | BadRecord:
 def read_json(path: Path) -> Iterator[Item]:
     """A JSON array of records, or an object whose single list value holds them (read whole)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open_binary(path) as handle:
+            text = handle.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 ({exc.reason})") from None
     try:
@@ -253,7 +280,7 @@ def _ragged(row: dict[Any, Any], header: int) -> BadRecord | None:
 def _read_delimited(path: Path, delimiter: str) -> Iterator[Item]:
     """Rows of a CSV/TSV file with a header line; ``where`` is the row's first line."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle, delimiter=delimiter)
             start = 2
             for row in reader:

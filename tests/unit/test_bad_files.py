@@ -1,4 +1,4 @@
-"""Files a hidden corpus found: ragged CSV/TSV rows and too-deep JSON name their line; JSON Lines named .json."""
+"""Files users have: ragged CSV/TSV rows and too-deep JSON name their line; JSON Lines named .json; .gz files."""
 
 from __future__ import annotations
 
@@ -67,3 +67,31 @@ def test_a_json_document_on_one_line_stays_json(tmp_path: Path) -> None:
     path.write_text(json.dumps({"data": [{"messages": json.loads(chat(n))} for n in range(2)]}) + "\n")
     report = check_file(path)
     assert (report.format, report.valid) == ("json", 2)
+
+
+def _gzip(path: Path, text: str) -> Path:
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def test_gzip_compressed_files_are_read_as_their_inner_format(tmp_path: Path) -> None:
+    lines = "\n".join(json.dumps({"messages": json.loads(chat(n))}) for n in range(3)) + "\n"
+    jsonl = check_file(_gzip(tmp_path / "d.jsonl.gz", lines))
+    assert (jsonl.format, jsonl.valid, jsonl.issues) == ("jsonl", 3, [])
+    rows = "messages\n" + "\n".join(quoted(n) for n in range(2)) + "\n"
+    table = check_file(_gzip(tmp_path / "d.csv.gz", rows))
+    assert (table.format, table.valid) == ("csv", 2)
+    text = check_file(_gzip(tmp_path / "corpus.txt.gz", "one line\nanother line\n"), objective="pretrain")
+    assert (text.format, text.valid) == ("text", 2)
+
+
+def test_a_truncated_gzip_file_is_one_line(tmp_path: Path) -> None:
+    lines = "\n".join(json.dumps({"messages": json.loads(chat(n))}) for n in range(400)) + "\n"
+    whole = _gzip(tmp_path / "whole.jsonl.gz", lines).read_bytes()
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"cut\.jsonl\.gz: damaged gzip file"):
+        check_file(cut)
