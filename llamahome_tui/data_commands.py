@@ -101,6 +101,7 @@ def report_lines(report: ValidationReport) -> list[str]:
              f"(length limit {report.max_length} {report.length_unit})"]
     lines += [f"  {code}: {count}{' (warning)' if code in WARNING_CODES else ''}"
               for code, count in report.counts().items()]
+    lines += [f"warning: {report.mixed}"] if report.mixed else []
     lines += [f"{issue.line()}{WARNING_NOTES.get(issue.code, '')}" for issue in report.issues]
     return lines
 

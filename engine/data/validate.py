@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.data.examples import Example, sequences, to_example
+from engine.data.examples import Example, detect_shape, sequences, to_example
 from engine.data.formats import BadRecord, detect_format, read_items
 from engine.data.shapes import Message
 from engine.errors import DataError
@@ -61,6 +61,19 @@ class ValidationReport:
     issues: list[Issue] = field(default_factory=list)
     objective: str = "sft"
     """The objective the records were read for (it decides which shapes are valid)."""
+    shape: str = ""
+    """The record shape of the file's first record (``examples.detect_shape``)."""
+    mixed: str = ""
+    """A warning naming the first record whose shape differs from the first one's ("" if none)."""
+
+    def note_shape(self, where: str, record: dict[str, Any]) -> None:
+        """Remember the first record's shape; warn once at the first record of another shape."""
+        name = detect_shape(record)[1]
+        if not self.shape:
+            self.shape = name
+        elif name != self.shape and not self.mixed:
+            self.mixed = (f"{where}: record shape {name}, while the first record's is {self.shape}: "
+                          "the file mixes record shapes")
 
     @property
     def invalid(self) -> int:
@@ -92,7 +105,8 @@ class ValidationReport:
                 "total": self.total, "valid": self.valid,
                 "invalid": self.invalid, "errors": self.errors, "warnings": self.warnings,
                 "length_unit": self.length_unit, "max_length": self.max_length,
-                "counts": self.counts(), "issues": [asdict(issue) for issue in self.issues]}
+                "counts": self.counts(), "shape": self.shape, "mixed_shapes": self.mixed,
+                "issues": [asdict(issue) for issue in self.issues]}
 
 
 def char_length(messages: list[Message]) -> int:
@@ -165,6 +179,8 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
     """
     seen: set[bytes] | None = None if keep_duplicates else set()
     for where, item in read_items(path, fmt):
+        if isinstance(item, dict):
+            report.note_shape(where, item)
         result = check_record(where, item, seen, measure, report.max_length, objective)
         if isinstance(result, Issue):
             report.issues.append(result)

@@ -82,3 +82,13 @@ def test_tokenizer_train_saves_a_loadable_tokenizer(tmp_path: Path) -> None:
     assert "<author_x>" in specials and "<sep>" not in specials
     assert len(tokenizer("a <sep> b")["input_ids"]) < len(tokenizer("a <se p> b")["input_ids"])
     assert tokenizer.convert_tokens_to_ids("<sep>") in tokenizer("x<sep>")["input_ids"]
+
+
+def test_a_file_mixing_record_shapes_gets_a_warning_naming_the_first_other_line(tmp_path: Path) -> None:
+    records = chat_records(5, seed=9)[:2]
+    alpaca = {"instruction": "Name a colour.", "output": "Blue."}
+    path = write_jsonl(tmp_path / "mixed.jsonl", [records[0], records[1], alpaca])
+    result = cli(tmp_path, "data", "validate", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (f"warning: {path}:3: record shape alpaca, while the first record's is OpenAI messages: "
+            "the file mixes record shapes") in result.stdout
