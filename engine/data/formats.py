@@ -6,10 +6,10 @@ record (a dict) or a ``BadRecord`` naming what is wrong with that one record, so
 report can go on past it. Problems with the whole file raise ``DataError``.
 
 Built-in formats: ``jsonl``, ``json``, ``csv``, ``tsv``, ``text`` (a sample per line),
-``text-blocks`` (a sample per blank-line separated block) and ``parquet`` (streamed by record
-batch with pyarrow); any text format may be gzip-compressed (``data.jsonl.gz``), read as a stream.
-More come from the entry-point group ``llamahome.formats`` (see
-docs/formats.md) or from ``register_format``.
+``text-blocks`` (a sample per blank-line separated block), ``parquet`` and ``arrow`` (Arrow IPC,
+as ``datasets`` writes; both streamed by record batch with pyarrow); any text format may be
+gzip-compressed (``data.jsonl.gz``), read as a stream. More come from the entry-point group
+``llamahome.formats`` (see docs/formats.md) or from ``register_format``.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def detect_format(path: Path) -> str:
     head = _head(path)
     if head.startswith(b"PAR1"):
         return "parquet"
+    if head.startswith((b"ARROW1", b"\xff\xff\xff\xff")):
+        return "arrow"
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"["):
         return "json"
@@ -150,7 +152,9 @@ def check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a data file")
+        arrow = sorted(p.name for p in path.glob("*.arrow"))
+        hint = f" (a datasets save_to_disk folder? give its Arrow file: {path / arrow[0]})" if arrow else ""
+        raise DataError(f"{path}: is a folder, expected a data file{hint}")
     try:
         size = path.stat().st_size
         with path.open("rb"):
@@ -343,8 +347,30 @@ def read_parquet(path: Path) -> Iterator[Item]:
             yield f"{path}: row {row}", _cell_record(values)
 
 
+def read_arrow(path: Path) -> Iterator[Item]:
+    """Rows of an Arrow IPC file (stream or file form, as ``datasets`` writes), a record batch at a time."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    try:
+        source = pa.memory_map(str(path))
+        try:
+            batches = iter(ipc.open_stream(source))
+        except pa.ArrowInvalid:
+            reader = ipc.open_file(source)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Arrow file ({exc})") from None
+    row = 0
+    for batch in batches:
+        for values in batch.to_pylist():
+            row += 1
+            yield f"{path}: row {row}", _cell_record(values)
+
+
 register_format("jsonl", read_jsonl, (".jsonl", ".ndjson"))
 register_format("json", read_json, (".json",))
+register_format("arrow", read_arrow, (".arrow", ".feather"))
 register_format("csv", read_csv, (".csv",))
 register_format("tsv", read_tsv, (".tsv", ".tab"))
 register_format("text", read_text, (".txt", ".text", ".md"))

@@ -95,3 +95,16 @@ def test_a_truncated_gzip_file_is_one_line(tmp_path: Path) -> None:
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataError, match=r"cut\.jsonl\.gz: damaged gzip file"):
         check_file(cut)
+
+
+def test_an_arrow_file_written_by_datasets_is_read_as_rows(tmp_path: Path) -> None:
+    import datasets
+
+    rows = [{"messages": json.loads(chat(n))} for n in range(3)]
+    folder = tmp_path / "saved"
+    datasets.Dataset.from_list(rows).save_to_disk(str(folder))
+    arrow = sorted(folder.glob("*.arrow"))[0]
+    report = check_file(arrow)
+    assert (report.format, report.valid, report.issues) == ("arrow", 3, [])
+    with pytest.raises(DataError, match="save_to_disk folder\\? give its Arrow file"):
+        check_file(folder)
