@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.config import load_config
 from engine.data.stats import CHARS_PER_TOKEN, compute_stats, histogram_text, load_light_tokenizer, token_measure
-from engine.data.validate import WARNING_CODES, ValidationReport, char_length, check_file
+from engine.data.validate import WARNING_CODES, ValidationReport, char_length, check_file, unsupported_lines
 from engine.errors import DataError, UserError
 from engine.workspace import Workspace
 
@@ -102,6 +102,7 @@ def report_lines(report: ValidationReport) -> list[str]:
     lines += [f"  {code}: {count}{' (warning)' if code in WARNING_CODES else ''}"
               for code, count in report.counts().items()]
     lines += [f"warning: {report.mixed}"] if report.mixed else []
+    lines += [f"warning: {line}; train refuses them" for line in unsupported_lines(report)]
     lines += [f"{issue.line()}{WARNING_NOTES.get(issue.code, '')}" for issue in report.issues]
     return lines
 

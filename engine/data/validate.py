@@ -43,6 +43,31 @@ class Issue:
         return f"{self.where}: {self.field + ': ' if self.field else ''}{self.reason}"
 
 
+_MEDIA_KEYS = ("images", "image", "videos", "audios")
+_TOOL_KEYS = ("tools", "functions")
+_TOOL_ROLES = {"function", "tool", "observation", "function_call", "ipython"}
+_TURN_KEYS = ("messages", "conversations", "chosen", "rejected", "prompt", "completion")
+
+
+def unsupported_kind(record: dict[str, Any]) -> str:
+    """``"multimodal"`` or ``"tool-calling"`` when a record holds what text training cannot learn, else ""."""
+    if any(key in record for key in _MEDIA_KEYS):
+        return "multimodal"
+    if any(key in record for key in _TOOL_KEYS):
+        return "tool-calling"
+    for key in _TURN_KEYS:
+        turns = record.get(key)
+        for turn in turns if isinstance(turns, list) else [turns]:
+            if isinstance(turn, dict):
+                role = turn.get("role", turn.get("from"))
+                if role in _TOOL_ROLES or "tool_calls" in turn or "function_call" in turn:
+                    return "tool-calling"
+                turn = turn.get("content", turn.get("value"))
+            if isinstance(turn, str) and "<image>" in turn:
+                return "multimodal"
+    return ""
+
+
 WARNING_CODES = ("too_long", "duplicate")
 """Issues ``train`` accepts (a too-long example is truncated; a duplicate is kept or dropped as
 ``data.duplicates`` says): ``data validate`` reports them as warnings, and ``on_invalid = "fail"``
@@ -65,9 +90,15 @@ class ValidationReport:
     """The record shape of the file's first record (``examples.detect_shape``)."""
     mixed: str = ""
     """A warning naming the first record whose shape differs from the first one's ("" if none)."""
+    unsupported: dict[str, list[Any]] = field(default_factory=dict)
+    """Multimodal / tool-calling records: ``{kind: [count, first where]}``."""
 
     def note_shape(self, where: str, record: dict[str, Any]) -> None:
-        """Remember the first record's shape; warn once at the first record of another shape."""
+        """Remember the first record's shape; warn once at the first record of another shape; count
+        multimodal and tool-calling records."""
+        kind = unsupported_kind(record)
+        if kind:
+            self.unsupported.setdefault(kind, [0, where])[0] += 1
         name = detect_shape(record)[1]
         if not self.shape:
             self.shape = name
@@ -106,6 +137,7 @@ class ValidationReport:
                 "invalid": self.invalid, "errors": self.errors, "warnings": self.warnings,
                 "length_unit": self.length_unit, "max_length": self.max_length,
                 "counts": self.counts(), "shape": self.shape, "mixed_shapes": self.mixed,
+                "unsupported": {kind: {"records": n, "first": where} for kind, (n, where) in self.unsupported.items()},
                 "issues": [asdict(issue) for issue in self.issues]}
 
 
@@ -224,4 +256,12 @@ def precheck(path: Path, fmt: str | None = None, on_invalid: str = "fail", keep_
     if not report.valid:
         first = f"; first: {report.issues[0].line()}" if report.issues else ""
         raise DataError(f"{path}: no usable records found{first}")
+    for line in unsupported_lines(report):
+        raise DataError(f"{line}; remove them (or the field) to train on the text")
     return report
+
+
+def unsupported_lines(report: ValidationReport) -> list[str]:
+    """One line per kind of record text training cannot learn (multimodal, tool-calling)."""
+    return [f"{where}: {count} {kind} record{'s' if count > 1 else ''} (first here), which text training "
+            "would learn as plain text" for kind, (count, where) in report.unsupported.items()]

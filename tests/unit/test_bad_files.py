@@ -108,3 +108,22 @@ def test_an_arrow_file_written_by_datasets_is_read_as_rows(tmp_path: Path) -> No
     assert (report.format, report.valid, report.issues) == ("arrow", 3, [])
     with pytest.raises(DataError, match="save_to_disk folder\\? give its Arrow file"):
         check_file(folder)
+
+
+def test_multimodal_and_tool_calling_records_are_counted_and_refused_by_a_run(tmp_path: Path) -> None:
+    from engine.data.validate import precheck
+
+    plain = [{"messages": json.loads(chat(n))} for n in range(3)]
+    image = {"messages": [{"role": "user", "content": "<image>What is this?"},
+                          {"role": "assistant", "content": "A cat."}], "images": ["cat.png"]}
+    tool = {"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "Sunny."}],
+            "tools": [{"name": "weather"}]}
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [plain[0], image, plain[1], tool, image | {"id": 2}]) + "\n")
+    report = check_file(path)
+    assert report.unsupported == {"multimodal": [2, f"{path}:2"], "tool-calling": [1, f"{path}:4"]}
+    with pytest.raises(DataError, match=rf"{path}:2: 2 multimodal records \(first here\)"):
+        precheck(path)
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("\n".join(json.dumps(r) for r in plain) + "\n")
+    assert precheck(clean).unsupported == {}
