@@ -103,6 +103,9 @@ def report_lines(report: ValidationReport) -> list[str]:
               for code, count in report.counts().items()]
     lines += [f"warning: {report.mixed}"] if report.mixed else []
     lines += [f"warning: {line}; train refuses them" for line in unsupported_lines(report)]
+    count, where, placeholder = report.placeholders
+    lines += [f"warning: {where}: {count} record{'s' if count > 1 else ''} with template placeholders "
+              f"like {placeholder} left in (first here); they would be trained literally"] if count else []
     lines += [f"{issue.line()}{WARNING_NOTES.get(issue.code, '')}" for issue in report.issues]
     return lines
 

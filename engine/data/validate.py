@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,8 @@ def unsupported_kind(record: dict[str, Any]) -> str:
     return ""
 
 
+_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}")
+
 WARNING_CODES = ("too_long", "duplicate")
 """Issues ``train`` accepts (a too-long example is truncated; a duplicate is kept or dropped as
 ``data.duplicates`` says): ``data validate`` reports them as warnings, and ``on_invalid = "fail"``
@@ -92,6 +95,20 @@ class ValidationReport:
     """A warning naming the first record whose shape differs from the first one's ("" if none)."""
     unsupported: dict[str, list[Any]] = field(default_factory=dict)
     """Multimodal / tool-calling records: ``{kind: [count, first where]}``."""
+    placeholders: list[Any] = field(default_factory=lambda: [0, "", ""])
+    """Records with ``{{name}}`` template placeholders left in: ``[count, first where, the placeholder]``."""
+
+    def note_placeholders(self, where: str, example: Example) -> None:
+        """Count a valid example whose text still holds a ``{{name}}`` placeholder."""
+        for messages in sequences(example):
+            for message in messages:
+                content = message.get("content")
+                found = _PLACEHOLDER.search(content) if isinstance(content, str) and "{{" in content else None
+                if found:
+                    if not self.placeholders[0]:
+                        self.placeholders[1:] = [where, found.group(0)]
+                    self.placeholders[0] += 1
+                    return
 
     def note_shape(self, where: str, record: dict[str, Any]) -> None:
         """Remember the first record's shape; warn once at the first record of another shape; count
@@ -137,6 +154,7 @@ class ValidationReport:
                 "invalid": self.invalid, "errors": self.errors, "warnings": self.warnings,
                 "length_unit": self.length_unit, "max_length": self.max_length,
                 "counts": self.counts(), "shape": self.shape, "mixed_shapes": self.mixed,
+                "placeholders": {"records": self.placeholders[0], "first": self.placeholders[1]},
                 "unsupported": {kind: {"records": n, "first": where} for kind, (n, where) in self.unsupported.items()},
                 "issues": [asdict(issue) for issue in self.issues]}
 
@@ -220,6 +238,7 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
                 raise DataError(result.line())
             continue
         report.valid += 1
+        report.note_placeholders(where, result)
         yield where, result
 
 

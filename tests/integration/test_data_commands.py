@@ -92,3 +92,14 @@ def test_a_file_mixing_record_shapes_gets_a_warning_naming_the_first_other_line(
     assert result.returncode == 0, result.stdout + result.stderr
     assert (f"warning: {path}:3: record shape alpaca, while the first record's is OpenAI messages: "
             "the file mixes record shapes") in result.stdout
+
+
+def test_template_placeholders_left_in_records_are_a_warning(tmp_path: Path) -> None:
+    records = chat_records(5, seed=9)[:3]
+    records[1] = {"messages": [{"role": "user", "content": "Hello, I am {{name}}."},
+                               {"role": "assistant", "content": "Hi {{ name }}!"}]}
+    path = write_jsonl(tmp_path / "placeholders.jsonl", records)
+    result = cli(tmp_path, "data", "validate", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (f"warning: {path}:2: 1 record with template placeholders like {{{{name}}}} left in (first here)"
+            in result.stdout)
