@@ -35,8 +35,9 @@ def test_max_length_below_1_is_rejected_with_exit_2(data: Path, value: str, caps
 
 def test_explicit_max_length_is_used_and_default_comes_from_config(data: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    assert validate(data, "--max-length", "1") == 1                       # 1 token: too long
-    assert json.loads(capsys.readouterr().out)["max_length"] == CHARS_PER_TOKEN
+    assert validate(data, "--max-length", "1") == 0                # 1 token: too long, a warning (train truncates)
+    first = json.loads(capsys.readouterr().out)
+    assert first["max_length"] == CHARS_PER_TOKEN and first["warnings"] == 1 and first["counts"] == {"too_long": 1}
     assert validate(data) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] == 1 and report["max_length"] == Config().data.max_length * CHARS_PER_TOKEN
