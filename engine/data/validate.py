@@ -218,18 +218,20 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] 
 
 def valid_conversations(path: Path, report: ValidationReport, measure: Measure = char_length,
                         fmt: str | None = None, on_invalid: str = "skip", keep_duplicates: bool = False,
-                        objective: str = "sft") -> Iterator[tuple[str, Example]]:
+                        objective: str = "sft", notes: bool = False) -> Iterator[tuple[str, Example]]:
     """Stream ``(where, example)`` of the valid records; issues go to ``report``.
 
     Examples are of the kind ``objective`` trains on (for ``sft``: a conversation's messages).
 
     With ``on_invalid = "fail"`` the first issue raises DataError (its one line). With
     ``keep_duplicates`` duplicates are not looked for (so memory stays flat; the validation
-    report and ``data stats`` count them).
+    report and ``data stats`` count them). With ``notes`` the report also gets the file-level
+    notes (mixed shapes, multimodal / tool-calling records, placeholders): the check before a run
+    and ``data validate`` take them; the worker's pipeline, which runs after that check, does not.
     """
     seen: set[bytes] | None = None if keep_duplicates else set()
     for where, item in read_items(path, fmt):
-        if isinstance(item, dict):
+        if notes and isinstance(item, dict):
             report.note_shape(where, item)
         result = check_record(where, item, seen, measure, report.max_length, objective)
         if isinstance(result, Issue):
@@ -238,7 +240,8 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
                 raise DataError(result.line())
             continue
         report.valid += 1
-        report.note_placeholders(where, result)
+        if notes:
+            report.note_placeholders(where, result)
         yield where, result
 
 
@@ -247,7 +250,7 @@ def check_file(path: Path, measure: Measure = char_length, max_length: int = 204
     """Read the whole file and report every valid and invalid record (as ``objective`` reads them)."""
     report = new_report(path, fmt, length_unit, max_length)
     report.objective = objective
-    for _ in valid_conversations(path, report, measure, fmt, objective=objective):
+    for _ in valid_conversations(path, report, measure, fmt, objective=objective, notes=True):
         pass
     return report
 
@@ -270,7 +273,7 @@ def precheck(path: Path, fmt: str | None = None, on_invalid: str = "fail", keep_
     """
     report = new_report(path, fmt, "characters", max_length)
     report.objective = objective
-    for _ in valid_conversations(path, report, char_length, fmt, on_invalid, keep_duplicates, objective):
+    for _ in valid_conversations(path, report, char_length, fmt, on_invalid, keep_duplicates, objective, notes=True):
         pass
     if not report.valid:
         first = f"; first: {report.issues[0].line()}" if report.issues else ""
