@@ -95,3 +95,18 @@ def test_a_registered_toy_objective_trains_without_editing_the_loop(tiny_model_d
     assert all("mean_logit" in e.metrics for e in events if isinstance(e, Step))
     assert _falls(losses(events))
     assert torch.isfinite(torch.tensor(losses(events))).all()
+
+
+def test_packed_and_padded_pairs_train_the_same_losses(tiny_model_dir, tmp_path):
+    config = objective_config("dpo", steps=6)
+    data = objective_data(config, tiny_model_dir, tmp_path)
+    runs = {}
+    for packing in (True, False):
+        run = replace(config, preference=replace(config.preference, packing=packing))
+        events: list = []
+        recipe = train(run, tiny_model_dir, data, tmp_path / f"run-{packing}", events)
+        runs[packing] = (losses(events), evals(events)[-1].eval_loss, recipe.feed.next())
+    assert "segment" in runs[True][2].inputs and "attention_mask" in runs[False][2].inputs
+    assert runs[True][2].real_tokens == runs[False][2].real_tokens  # both sequences of every pair counted
+    torch.testing.assert_close(torch.tensor(runs[True][0]), torch.tensor(runs[False][0]), rtol=2e-5, atol=1e-6)
+    assert runs[True][1] == pytest.approx(runs[False][1], rel=2e-5)
