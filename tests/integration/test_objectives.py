@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -110,3 +111,16 @@ def test_packed_and_padded_pairs_train_the_same_losses(tiny_model_dir, tmp_path)
     assert runs[True][2].real_tokens == runs[False][2].real_tokens  # both sequences of every pair counted
     torch.testing.assert_close(torch.tensor(runs[True][0]), torch.tensor(runs[False][0]), rtol=2e-5, atol=1e-6)
     assert runs[True][1] == pytest.approx(runs[False][1], rel=2e-5)
+
+
+@pytest.mark.parametrize("method", ["qlora", "qat"])
+def test_dpo_trains_with_the_quantized_methods(tiny_model_dir, tmp_path, method):
+    config = objective_config("dpo", method=method)
+    config = replace(config, qat=replace(config.qat, group_size=16, fake_quant_after_n_steps=2))
+    events: list = []
+    recipe = train(config, tiny_model_dir, objective_data(config, tiny_model_dir, tmp_path), tmp_path / "run",
+                   events)
+    assert _falls(losses(events)), losses(events)
+    assert all(math.isfinite(value) for value in losses(events))
+    # qlora keeps the quantized base under its adapter (switched off for the reference); qat copies it
+    assert (recipe.objective.reference.copy is None) == (method == "qlora")
