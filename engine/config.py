@@ -171,6 +171,14 @@ class PretrainConfig(_Section):
 
 
 @dataclass
+class PreferenceConfig(_Section):
+    """Preference pairs (``dpo``, ``orpo``, ``simpo``): how a batch of pairs reaches the model."""
+    packing: bool = True
+    """Pack pairs into rows without padding, each prompt computed once for both answers (which
+    attend to it and not to each other); false pads every sequence to the batch's longest, as TRL."""
+
+
+@dataclass
 class DpoConfig(_Section):
     """``training.objective = "dpo"``: direct preference optimization against a reference model."""
     beta: float = field(default=0.1, metadata=_ABOVE_0)
@@ -331,6 +339,7 @@ class Config:
     quant: QuantConfig = field(default_factory=QuantConfig)
     qat: QatConfig = field(default_factory=QatConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    preference: PreferenceConfig = field(default_factory=PreferenceConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
     orpo: OrpoConfig = field(default_factory=OrpoConfig)
     simpo: SimpoConfig = field(default_factory=SimpoConfig)

@@ -72,6 +72,13 @@ class BatchSettings:
     drop_last: bool = False
 
 
+def sequence_tokens(inputs: dict[str, torch.Tensor]) -> int:
+    """Real tokens of an objective's batch: its ``sequence_lengths`` when its batch form computes
+    some tokens once for several sequences (pairs sharing a prompt), else its attention mask's."""
+    lengths = inputs.get("sequence_lengths")
+    return int((lengths if lengths is not None else inputs["attention_mask"]).sum())
+
+
 class Batches:
     """Deterministic, resumable batches over anything with ``lengths`` and ``arrays(i)``."""
 
@@ -139,7 +146,7 @@ class Batches:
         rows = self.plan(epoch)[index]
         if self.collate is not None:
             inputs = self.collate([self.dataset.raw(i) for row in rows for i in row], self.pad_id)
-            return Batch(inputs, int(inputs["attention_mask"].sum()), sum(len(row) for row in rows))
+            return Batch(inputs, sequence_tokens(inputs), sum(len(row) for row in rows))
         arrays = [[self._sample(epoch, i) for i in row] for row in rows]
         return self._packed(arrays) if self.settings.packing else self._padded(arrays)
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
+from engine.config import Config
 from engine.data.render import TRAINED, UNDESIRABLE
+from engine.errors import ConfigError
 from engine.objectives.base import Inputs, LossOutput, Sample, pad_rows
 from engine.objectives.preference import PairObjective
 
@@ -37,6 +39,13 @@ class KahnemanTversky(PairObjective):
     uses_reference = True
     metrics = ("reward_desirable", "reward_undesirable", "reward_margin", "reward_accuracy")
     eval_metrics = metrics
+
+    def __init__(self, config: Config) -> None:
+        if config.data.packing:
+            raise ConfigError("data.packing = true: not supported with training.objective = 'kto' "
+                              "(answers are padded); set data.packing = false")
+        super().__init__(config)
+        self.pack_pairs = False
 
     def batch_form(self) -> Any:
         """Padded rows with each row's label."""

@@ -1,10 +1,12 @@
 """What the preference objectives share: pair batches, sequence log-probabilities, the reference.
 
 A pair is one cached sample: the chosen sequence, then the rejected one with its tokens flagged
-``SECOND`` (``engine.data.render``). A batch of ``B`` pairs is ``2B`` rows padded to the longest of
-all, the chosen sequences first, so both sides go through the model in one forward pass (as TRL's
-``concatenated_forward`` does). The log-probability of a sequence is the sum over its trained
-(answer) tokens of ``log p(token | before)``.
+``SECOND`` (``engine.data.render``). With ``preference.packing`` (the default) a batch of ``B``
+pairs is packed without padding, each prompt computed once for both answers
+(``engine.objectives.pair_packing``); otherwise it is ``2B`` rows padded to the longest of all,
+the chosen sequences first, as TRL's ``concatenated_forward`` does. Either way both sides go
+through the model in one forward pass and the same ``2B`` sequence log-probabilities come out:
+the sum over each sequence's trained (answer) tokens of ``log p(token | before)``.
 
 The reference model of DPO and KTO is the base itself with the adapter switched off when the
 method trains an adapter over an untouched base (lora, qlora, qat with LoRA: no memory beyond
@@ -26,19 +28,18 @@ from engine.data.render import SECOND, TRAINED
 from engine.data.template import IGNORE_INDEX
 from engine.errors import ConfigError
 from engine.objectives.base import Inputs, Objective, Sample, pad_rows
+from engine.objectives.pair_packing import (
+    attention_kind,
+    is_packed,
+    pack_pairs,
+    packed_logps,
+    pairs_in,
+    split_packed,
+    split_pair,
+)
 
 PAIR_METRICS = ("reward_chosen", "reward_rejected", "reward_margin", "reward_accuracy")
-
-
-Side = tuple[np.ndarray, np.ndarray]
-
-
-def split_pair(ids: np.ndarray, flags: np.ndarray) -> tuple[Side, Side]:
-    """``((chosen ids, trained), (rejected ids, trained))`` of one cached pair."""
-    second = np.flatnonzero(flags & SECOND)
-    cut = int(second[0]) if len(second) else len(ids)
-    trained = (flags & TRAINED) > 0
-    return (ids[:cut], trained[:cut]), (ids[cut:], trained[cut:])
+__all__ = ["split_pair", "collate_pairs", "sequence_logps", "PairObjective"]
 
 
 def collate_pairs(samples: Sequence[Sample], pad_id: int) -> Inputs:
@@ -49,7 +50,9 @@ def collate_pairs(samples: Sequence[Sample], pad_id: int) -> Inputs:
 
 
 def sequence_logps(model: Any, batch: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sum of trained-token log-probs, trained-token count)`` of every row (float32)."""
+    """``(sum of trained-token log-probs, trained-token count)`` of every sequence (float32)."""
+    if is_packed(batch):
+        return packed_logps(model, batch)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["labels"][:, 1:]
     token = -F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none",
@@ -101,21 +104,30 @@ class PairObjective(Objective):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        if config.data.packing:
-            raise ConfigError(f"data.packing = true: not supported with training.objective = '{self.name}' "
-                              "(pairs are padded); set data.packing = false")
+        self.pack_pairs = config.preference.packing
         self.reference: Reference | None = None
 
+    def packed(self) -> bool:
+        """False: the data layer never packs pairs into its rows; ``collate`` packs them itself."""
+        return False
+
     def batch_form(self) -> Callable[[Sequence[Sample], int], Inputs]:
-        """Pairs as 2B padded rows."""
-        return collate_pairs
+        """``collate``: pairs packed (``preference.packing``) or as 2B padded rows."""
+        return self.collate
 
     def collate(self, samples: Sequence[Sample], pad_id: int) -> Inputs:
-        """Pairs as 2B padded rows."""
+        """Pairs packed without padding (``preference.packing``), else as 2B padded rows."""
+        if self.pack_pairs:
+            data = self.config.data
+            return pack_pairs(samples, pad_id, data.pack_length or data.max_length)
         return collate_pairs(samples, pad_id)
 
     def attach(self, model: Any, reference: Callable[[], Any]) -> None:
-        """Set up the reference model when the loss uses one."""
+        """Set up the reference model when the loss uses one; check packed pairs can be masked."""
+        if self.pack_pairs and attention_kind(model) not in ("sdpa", "eager"):
+            raise ConfigError(f"preference.packing = true: needs sdpa or eager attention (the model runs "
+                              f"{attention_kind(model)}, which cannot keep the two answers apart); "
+                              "set preference.packing = false or model.attn_implementation = 'sdpa'")
         if self.uses_reference:
             self.reference = Reference(model, self.config, reference)
 
@@ -125,20 +137,23 @@ class PairObjective(Objective):
 
     def rows(self, batch: Inputs) -> int:
         """Pairs in the batch."""
-        return int(batch["input_ids"].shape[0]) // 2
+        return pairs_in(batch) if is_packed(batch) else int(batch["input_ids"].shape[0]) // 2
 
     def split(self, batch: Inputs, pieces: int) -> list[Inputs]:
-        """Pieces of whole pairs (each piece's chosen rows, then its rejected rows)."""
+        """Pieces of whole pairs (padded: each piece's chosen rows, then its rejected rows)."""
+        if is_packed(batch):
+            return split_packed(batch, pieces)
         pairs = self.rows(batch)
         bounds = [chunk.tolist() for chunk in torch.tensor_split(torch.arange(pairs), pieces)]
         return [{k: torch.cat([v[c[0]:c[-1] + 1], v[pairs + c[0]:pairs + c[-1] + 1]]) for k, v in batch.items()}
                 for c in bounds if c]
 
     def probe_batch(self, ids: torch.Tensor) -> Inputs:
-        """Random pairs of worst-case length (both sides that long)."""
-        rows = ids.shape[0]
-        ids = torch.cat([ids, ids.roll(1, dims=1)]) if rows else ids
-        return {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
+        """Random pairs as long as the longest cached pair, no prompt shared: both halves trained."""
+        half = ids.shape[1] // 2
+        flags = np.full(ids.shape[1], TRAINED, dtype=np.uint8)
+        flags[half:] |= SECOND
+        return self.collate([(row.numpy(), flags) for row in ids], 0)
 
     def policy_and_reference(self, model: Any, batch: Inputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(policy log-probs, reference log-probs or zeros, trained-token counts)`` of every row."""

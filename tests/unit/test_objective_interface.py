@@ -84,11 +84,11 @@ def test_pairs_split_whole_give_the_same_loss_and_gradient() -> None:
     torch.testing.assert_close(pieces[0]["input_ids"][3], batch["input_ids"][5])  # pair 0's rejected side
 
 
-def test_packing_is_refused_for_pairs_in_one_line() -> None:
+def test_packing_is_refused_for_kto_in_one_line() -> None:
     config = Config()
     config.data.packing = True
-    with pytest.raises(ConfigError, match=r"data.packing = true: not supported with training.objective = 'dpo'"):
-        objectives.load("dpo")(config)
+    with pytest.raises(ConfigError, match=r"data.packing = true: not supported with training.objective = 'kto'"):
+        objectives.load("kto")(config)
 
 
 def test_both_printers_name_metrics_from_one_table() -> None:
