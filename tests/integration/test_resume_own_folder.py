@@ -75,8 +75,11 @@ def test_the_history_lists_exactly_the_checkpoints_on_disk(runs):
 def test_worker_log_holds_the_runs_lines(runs):
     log = (runs["workspace"].run_dir(runs["source"]) / "worker.log").read_text()
     assert "training" in log and "parameters" in log
-    assert "checkpoint:" in log and "step=6" in log and "finished:" in log
-    assert "%|" not in log, "no library progress bars"
+    assert "info: checkpoint step 6" in log and "step: step 6/6  loss" in log and "info: finished" in log
+    for stage in ("tokenizing 0/", "loading model", "training", "evaluating", "saving checkpoint step-000006",
+                  "saving the final model"):
+        assert f"stage: {stage}" in log, stage
+    assert "%|" not in log and "\r" not in log, "one line per event, no progress bars"
 
 
 def test_nothing_in_the_workspace_is_open_to_other_users(runs):
