@@ -21,7 +21,8 @@ from textual.widgets import Static
 
 from engine.config import Config, config_from_dict, load_config
 from engine.errors import UserError
-from engine.events import Log
+from engine.events import Log, Stage
+from engine.stages import describe
 from engine.store import CheckpointRecord, RunRecord
 from engine.train.export import default_output
 from llamahome_tui.messages import TaskDone
@@ -179,6 +180,7 @@ class CheckpointsScreen(ConsoleScreen):
         run_id = str(message.result)
         self.state.watched.add(run_id)
         if message.task == "resume":
+            self.status(f"resumed as run {run_id} (3: Training follows it)")
             self.state.run_id = run_id
             self.console.action_mode("training")
         else:
@@ -188,10 +190,12 @@ class CheckpointsScreen(ConsoleScreen):
 
     @work(group="job-wait")
     async def follow_job(self, run_id: str, doing: str) -> None:
-        """Follow an evaluation or export run to its end: its log lines, then its result."""
+        """Follow an evaluation or export run to its end: its stages and log lines, then its result."""
         async for stored in self.engine.attach(run_id):
-            if isinstance(stored.event, Log):
-                self.post_message(TaskDone("job-progress", result=f"{doing} (run {run_id}): {stored.event.message}"))
+            event = stored.event
+            if isinstance(event, Log | Stage):
+                words = event.message if isinstance(event, Log) else describe(event)
+                self.post_message(TaskDone("job-progress", result=f"{doing} (run {run_id}): {words}"))
         self.post_message(TaskDone("job-result", result=job_result(self.engine.get_run(run_id))))
 
     def action_delete(self) -> None:

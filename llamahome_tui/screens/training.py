@@ -29,8 +29,9 @@ from llamahome_tui.messages import FeedChanged, RunEnded, TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
-from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, RunFeed
+from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed
 from llamahome_tui.widgets.run_panels import gauges_text, numbers_text, progress_text, samples_text
+from llamahome_tui.widgets.stage_line import stage_text
 
 YIELD_EVERY = 100
 """Replaying history, give the event loop a turn every this many events."""
@@ -63,11 +64,12 @@ class TrainingScreen(ConsoleScreen):
         """Redraws of changed parts."""
 
     def compose_body(self) -> ComposeResult:
-        """Head line, progress, numbers, chart and gauges, log tail and samples."""
+        """Head line, progress, stage, numbers, chart and gauges, log tail and samples."""
         yield Static(id="run-head")
         with Horizontal(id="run-progress"):
             yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="progress-bar")
             yield Static(id="progress-text")
+        yield Static(id="run-stage")
         yield Static(id="run-numbers")
         with Horizontal(id="charts"):
             yield LineChart(id="loss-chart")
@@ -153,6 +155,8 @@ class TrainingScreen(ConsoleScreen):
             self.query_one("#samples", Static).update(samples_text(self.feed))
         if PROGRESS in changes or NEWS in changes:
             self.draw_progress()
+        if STAGE in changes:
+            self.query_one("#run-stage", Static).update(stage_text(self.feed))
         if RESOURCES in changes:
             self.query_one("#gauges", Static).update(gauges_text(self.feed))
 
@@ -172,6 +176,7 @@ class TrainingScreen(ConsoleScreen):
             self.feed.take_changes()
         self.query_one("#run-head", Static).update(self.head_text())
         self.draw_progress()
+        self.query_one("#run-stage", Static).update(stage_text(self.feed))
         self.draw_log()
         self.query_one("#gauges", Static).update(gauges_text(self.feed))
         self.query_one("#samples", Static).update(samples_text(self.feed))

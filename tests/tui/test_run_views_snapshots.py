@@ -1,0 +1,49 @@
+"""SVG snapshots of the views that say what a run is doing and has done, at 80×24 and 120×40.
+
+The stage line, the log view, the samples history, the resume dialog and the runs' detail pane.
+Deterministic as in test_snapshots.py: fixed ids, a frozen clock, event times fixed by the
+store's clock, UTC, and the gauges' machine scales pinned. A live run's attach never ends, so
+those snapshots wait a fixed time instead of waiting for the workers. Update the baselines with
+``pytest tests/tui/test_run_views_snapshots.py --snapshot-update`` and review them.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+from collections.abc import Iterator
+
+import pytest
+from history import T0, live_run_in_stage
+from textual.pilot import Pilot
+
+import engine.store
+from engine.events import Stage
+from llamahome_tui.widgets import run_panels
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+
+
+@pytest.fixture(autouse=True)
+def pinned_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Gauges scale by the machine's cores and RAM: pin both; events are stamped T0 + 1 s each, in UTC."""
+    monkeypatch.setattr(run_panels, "_cores", lambda: 4)
+    monkeypatch.setattr(run_panels, "total_memory_mb", lambda: 8192.0)
+    ticks = iter(range(1_000_000))
+    monkeypatch.setattr(engine.store, "time", types.SimpleNamespace(time=lambda: T0 + next(ticks)))
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def live(pilot: Pilot) -> None:
+    """Let a live run's history replay and draw (its attach keeps polling)."""
+    await pilot.pause(0.8)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_stage_line_while_evaluating(snap_compare, make_app, engine, size):
+    run_id = live_run_in_stage(engine, "20260101-000000-live", 30, Stage("evaluating", 3, 12))
+    assert snap_compare(make_app("training", run_id=run_id), terminal_size=size, run_before=live)
