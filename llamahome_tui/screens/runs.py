@@ -20,6 +20,7 @@ from engine.errors import UserError
 from engine.store import LIVE_STATUSES, RunRecord
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
+from llamahome_tui.screens.log_view import RunLogScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_feed import format_duration
@@ -63,7 +64,8 @@ class RunsScreen(ConsoleScreen):
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("d", "delete", "Delete"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("l", "log", "Log"),
+        Binding("r", "refresh", "Refresh", show=False),  # it refreshes itself every 2 s
         Binding("slash", "filter", "Filter"),
     ]
 
@@ -93,6 +95,7 @@ class RunsScreen(ConsoleScreen):
         """Palette entries for this screen."""
         yield SystemCommand("Compare marked runs", "loss curves of the two marked runs", self.action_compare)
         yield SystemCommand("Refresh runs", "read the run history again", self.action_refresh)
+        yield SystemCommand("Show the run's log", "the highlighted run's lines and warnings", self.action_log)
 
     def action_refresh(self) -> None:
         """Read the history again."""
@@ -132,6 +135,12 @@ class RunsScreen(ConsoleScreen):
         self.state.run_id = run_id
         self.state.watched.add(run_id)
         self.console.action_mode("training")
+
+    def action_log(self) -> None:
+        """Open the log view of the highlighted run."""
+        run_id = self.selected
+        if run_id is not None:
+            self.app.push_screen(RunLogScreen(run_id, self.MODE))
 
     def action_mark(self) -> None:
         """Mark (or unmark) the selected run for comparison; two at most."""

@@ -28,6 +28,7 @@ from llamahome_tui.commands import resolve_config
 from llamahome_tui.messages import FeedChanged, RunEnded, TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
+from llamahome_tui.screens.log_view import RunLogScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed
 from llamahome_tui.widgets.run_panels import gauges_text, numbers_text, progress_text, samples_text
@@ -50,6 +51,7 @@ class TrainingScreen(ConsoleScreen):
         Binding("p", "pause", "Pause/resume"),
         Binding("s", "stop", "Stop"),
         Binding("c", "checkpoint", "Checkpoint"),
+        Binding("l", "log", "Log"),
     ]
 
     def __init__(self) -> None:
@@ -95,6 +97,7 @@ class TrainingScreen(ConsoleScreen):
         yield SystemCommand("Stop the run", "checkpoint, then stop", self.action_stop)
         yield SystemCommand("Pause or resume the run", "checkpoint and free memory / continue", self.action_pause)
         yield SystemCommand("Checkpoint now", "write a checkpoint of the run", self.action_checkpoint)
+        yield SystemCommand("Show the run's log", "its lines and warnings, live, filterable", self.action_log)
 
     # following a run
 
@@ -300,3 +303,11 @@ class TrainingScreen(ConsoleScreen):
             self.notify(str(exc), severity="error")
             return
         self.notify(f"run {run_id}: checkpoint requested")
+
+    def action_log(self) -> None:
+        """Open the log view of the run in view."""
+        run_id = self.feed.run_id if self.feed else self.state.run_id
+        if run_id is None:
+            self.notify("no run in view", severity="warning")
+            return
+        self.app.push_screen(RunLogScreen(run_id, self.MODE))

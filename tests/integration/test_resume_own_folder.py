@@ -82,6 +82,21 @@ def test_worker_log_holds_the_runs_lines(runs):
     assert "%|" not in log and "\r" not in log, "one line per event, no progress bars"
 
 
+def test_the_console_log_view_holds_the_lines_of_worker_log(runs):
+    """The log view words the stored events as the worker words them into worker.log, in the same order."""
+    from engine.log_lines import EventLines
+
+    engine, run_id = runs["engine"], runs["source"]
+    words, view = EventLines(), []
+    for stored in engine.store.events(run_id, limit=100_000):
+        line = words.line(stored.event, stored.time)
+        if line is not None:
+            view.append(f"{line.level}: {line.text}")
+    log = [row.split(" ", 2)[2] for row in
+           (runs["workspace"].run_dir(run_id) / "worker.log").read_text().splitlines() if row[:2] == "20"]
+    assert len(view) > 20 and view == [row for row in log if row in set(view)]
+
+
 def test_nothing_in_the_workspace_is_open_to_other_users(runs):
     root = runs["workspace"].root
     open_to_others = [f"{p.relative_to(root)} {stat.filemode(p.stat().st_mode)}"

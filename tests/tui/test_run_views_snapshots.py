@@ -14,11 +14,11 @@ import types
 from collections.abc import Iterator
 
 import pytest
-from history import T0, live_run_in_stage
+from history import T0, fake_run, live_run_in_stage
 from textual.pilot import Pilot
 
 import engine.store
-from engine.events import Stage
+from engine.events import Eval, Log, Stage
 from llamahome_tui.widgets import run_panels
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -47,3 +47,31 @@ async def live(pilot: Pilot) -> None:
 def test_stage_line_while_evaluating(snap_compare, make_app, engine, size):
     run_id = live_run_in_stage(engine, "20260101-000000-live", 30, Stage("evaluating", 3, 12))
     assert snap_compare(make_app("training", run_id=run_id), terminal_size=size, run_before=live)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Wait for the workers of an ended run (attach, log) to finish and the screen to redraw."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.3)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def ended_run_with_stages(engine) -> str:
+    """A finished 9-step run (no checkpoint: their paths are the test's) with stages, a warning, an evaluation."""
+    extra = [Stage("evaluating", 0, 4), Stage("evaluating", 4, 4), Eval(9, 1.42, 4.14),
+             Log("warning", "3 records were cut to data.max_length"),
+             Stage("saving_model", detail="/ws/runs/20260101-000000-aaaa/final")]
+    return fake_run(engine, "20260101-000000-aaaa", 9, 3.0, extra=extra)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_log_view(snap_compare, make_app, engine, size):
+    run_id = ended_run_with_stages(engine)
+    assert snap_compare(make_app("training", run_id=run_id), terminal_size=size, press=["l"], run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_log_view_filtered_to_warnings(snap_compare, make_app, engine, size):
+    run_id = ended_run_with_stages(engine)
+    assert snap_compare(make_app("runs", run_id=run_id), terminal_size=size, press=["l", "w"], run_before=settle)
