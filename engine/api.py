@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from engine import run_info
 from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
@@ -31,7 +32,7 @@ from engine.control import looks_dead, process_alive, status_after_death
 from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
-from engine.events import Failed, Finished
+from engine.events import Failed, Finished, Generation
 from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
@@ -293,6 +294,18 @@ class Engine:
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         """The run's per-step metrics (loss, lr, grad norm, tokens/s, eval loss), by step."""
         return self.store.metrics(self.get_run(run_id).id)
+
+    def samples(self, run_id: str) -> list[Generation]:
+        """The run's sample answers (with those of the runs it continues): base first, then by step."""
+        return run_info.samples(self.store, self.get_run(run_id))
+
+    def run_detail(self, run_id: str) -> run_info.RunDetail:
+        """A run's config, job, dataset versions and world size, for a detail view."""
+        return run_info.run_detail(self.store, self.get_run(run_id))
+
+    def exports(self, run_id: str) -> list[dict[str, Any]]:
+        """Where a training run's checkpoints were exported or merged to (see ``run_info.exports``)."""
+        return run_info.exports(self.store, self.get_run(run_id))
 
     def checkpoints(self, run_id: str) -> list[CheckpointRecord]:
         """The run's checkpoints still on disk, by step."""

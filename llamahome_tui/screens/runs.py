@@ -21,6 +21,7 @@ from engine.store import LIVE_STATUSES, RunRecord
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
 from llamahome_tui.screens.log_view import RunLogScreen
+from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_feed import format_duration
@@ -65,6 +66,7 @@ class RunsScreen(ConsoleScreen):
         Binding("c", "compare", "Compare"),
         Binding("d", "delete", "Delete"),
         Binding("l", "log", "Log"),
+        Binding("S", "samples", "Samples history", show=False),
         Binding("r", "refresh", "Refresh", show=False),  # it refreshes itself every 2 s
         Binding("slash", "filter", "Filter"),
     ]
@@ -95,6 +97,8 @@ class RunsScreen(ConsoleScreen):
         """Palette entries for this screen."""
         yield SystemCommand("Compare marked runs", "loss curves of the two marked runs", self.action_compare)
         yield SystemCommand("Refresh runs", "read the run history again", self.action_refresh)
+        yield SystemCommand("Show the run's samples", "every sample answer, base and fine-tuned side by side",
+                            self.action_samples)
         yield SystemCommand("Show the run's log", "the highlighted run's lines and warnings", self.action_log)
 
     def action_refresh(self) -> None:
@@ -141,6 +145,12 @@ class RunsScreen(ConsoleScreen):
         run_id = self.selected
         if run_id is not None:
             self.app.push_screen(RunLogScreen(run_id, self.MODE))
+
+    def action_samples(self) -> None:
+        """Open the samples history of the highlighted run."""
+        run_id = self.selected
+        if run_id is not None:
+            self.app.push_screen(SamplesScreen(run_id, self.MODE))
 
     def action_mark(self) -> None:
         """Mark (or unmark) the selected run for comparison; two at most."""

@@ -29,6 +29,7 @@ from llamahome_tui.messages import FeedChanged, RunEnded, TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
 from llamahome_tui.screens.log_view import RunLogScreen
+from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed
 from llamahome_tui.widgets.run_panels import gauges_text, numbers_text, progress_text, samples_text
@@ -52,6 +53,7 @@ class TrainingScreen(ConsoleScreen):
         Binding("s", "stop", "Stop"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("l", "log", "Log"),
+        Binding("S", "samples", "Samples history", show=False),
     ]
 
     def __init__(self) -> None:
@@ -97,6 +99,8 @@ class TrainingScreen(ConsoleScreen):
         yield SystemCommand("Stop the run", "checkpoint, then stop", self.action_stop)
         yield SystemCommand("Pause or resume the run", "checkpoint and free memory / continue", self.action_pause)
         yield SystemCommand("Checkpoint now", "write a checkpoint of the run", self.action_checkpoint)
+        yield SystemCommand("Show the run's samples", "every sample answer, base and fine-tuned side by side",
+                            self.action_samples)
         yield SystemCommand("Show the run's log", "its lines and warnings, live, filterable", self.action_log)
 
     # following a run
@@ -311,3 +315,11 @@ class TrainingScreen(ConsoleScreen):
             self.notify("no run in view", severity="warning")
             return
         self.app.push_screen(RunLogScreen(run_id, self.MODE))
+
+    def action_samples(self) -> None:
+        """Open the samples history of the run in view."""
+        run_id = self.feed.run_id if self.feed else self.state.run_id
+        if run_id is None:
+            self.notify("no run in view", severity="warning")
+            return
+        self.app.push_screen(SamplesScreen(run_id, self.MODE))

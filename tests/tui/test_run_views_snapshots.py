@@ -75,3 +75,12 @@ def test_log_view(snap_compare, make_app, engine, size):
 def test_log_view_filtered_to_warnings(snap_compare, make_app, engine, size):
     run_id = ended_run_with_stages(engine)
     assert snap_compare(make_app("runs", run_id=run_id), terminal_size=size, press=["l", "w"], run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_samples_history(snap_compare, make_app, engine, size):
+    from test_samples_view import answers
+
+    run_id = fake_run(engine, "20260101-000000-aaaa", 9, 3.0, extra=answers())
+    assert snap_compare(make_app("training", run_id=run_id), terminal_size=size, press=["S", "down"],
+                        run_before=settle)
