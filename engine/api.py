@@ -33,7 +33,15 @@ from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
 from engine.events import Failed, Finished, Generation
-from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
+from engine.resume import (
+    adopt,
+    adopt_workspace,
+    checkpoint_step,
+    latest_checkpoint_dir,
+    refuse_nothing_left,
+    remove_partial_checkpoints,
+    resumable,
+)
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
 
@@ -130,21 +138,34 @@ class Engine:
         """The id of the run that ``run_id`` waits for before it starts (a base build), or None."""
         return self.get_run(run_id).config.get("job", {}).get("after") or None
 
-    def resume_run(self, target: str, max_steps: int | None = None) -> str:
+    def resume_run(self, target: str, max_steps: int | None = None, learning_rate: float | None = None) -> str:
         """Start a new run that continues a checkpoint folder or a run's latest checkpoint.
 
-        ``max_steps`` changes the total optimizer steps (e.g. to extend a run). The new run
-        records ``resumed_from`` and writes into a folder of its own (``runs/<new id>/``), so the
-        source run's files are never touched. UserError when a live run already continues it.
+        ``max_steps`` changes the total optimizer steps (e.g. to extend a run), ``learning_rate``
+        the peak learning rate of the schedule from here on. The new run records ``resumed_from``
+        and writes into a folder of its own (``runs/<new id>/``), so the source run's files are
+        never touched. UserError when a live run already continues it, or when no step would be
+        left to train (a finished run resumed with the same max steps).
         """
         checkpoint, previous = self.resume_point(target)
         stored = dict(previous.config)
         stored["job"] = {**stored.get("job", {}), "resume_from": str(checkpoint), "after": ""}
-        if max_steps is not None:
-            stored["training"] = {**stored["training"], "max_steps": max_steps}
+        changes = {k: v for k, v in (("max_steps", max_steps), ("learning_rate", learning_rate)) if v is not None}
+        if changes:
+            stored["training"] = {**stored["training"], **changes}
             config_from_dict({k: v for k, v in stored.items() if k != "job"})
+        refuse_nothing_left(checkpoint, int(stored["training"].get("max_steps", 0) or 0), max_steps is not None)
         return self.start_run("train", stored, previous.model, previous.dataset_path,
                               resumed_from=previous.id, fingerprint=previous.dataset_fingerprint)
+
+    def resume_plan(self, target: str) -> dict[str, Any]:
+        """What a resume of ``target`` would start from, for a dialog: ``run_id``, ``checkpoint``,
+        ``step``, and the run's ``max_steps``, ``epochs`` and ``learning_rate`` (UserError as ``resume_point``)."""
+        checkpoint, run = self.resume_point(target)
+        training = run.config.get("training", {})
+        return {"run_id": run.id, "checkpoint": str(checkpoint), "step": checkpoint_step(checkpoint),
+                "max_steps": int(training.get("max_steps", 0) or 0), "epochs": training.get("epochs"),
+                "learning_rate": training.get("learning_rate")}
 
     def resume_point(self, target: str) -> tuple[Path, RunRecord]:
         """The checkpoint a ``resume_run(target)`` would continue from, and the run that wrote it.

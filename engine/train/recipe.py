@@ -23,7 +23,7 @@ from engine.data.template import TokenizedSample
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Stage, Step
 from engine.objectives import make as make_objective
-from engine.train import auto_batch, precision
+from engine.train import auto_batch, precision, schedule
 from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
@@ -176,6 +176,10 @@ class FineTune:
         state = ckpt.load_trainer_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        peak = self.config.training.learning_rate
+        old = schedule.rebase(self.scheduler, self.optimizer, peak)
+        if old is not None:
+            self.emit(Log("info", f"learning rate: peak {peak:.2e} from here on (was {old:.2e})"))
         ckpt.set_rng_state(state["rng"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
