@@ -33,6 +33,7 @@ from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
 from engine.events import Failed, Finished, Generation
+from engine.log_lines import EventLines, LogLine
 from engine.resume import (
     adopt,
     adopt_workspace,
@@ -45,7 +46,8 @@ from engine.resume import (
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
 
-__all__ = ["CRASHED_MESSAGE", "Engine", "latest_checkpoint_dir"]
+__all__ = ["CRASHED_MESSAGE", "LIVE_STATUSES", "Engine", "EventLines", "LogLine", "UserError", "latest_checkpoint_dir"]
+"""What the console may take from here besides ``Engine``: the statuses, the log lines' words, the error."""
 
 NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
 """A worker's output is worker.log: the run's lines, not library progress bars."""

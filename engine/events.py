@@ -150,6 +150,18 @@ class Stage(Event):
     total: int = 0
     detail: str = ""
 
+    def words(self) -> str:
+        """The stage in words: ``tokenizing 1,024/4,000 records of chat.jsonl`` (``engine.stages``)."""
+        from engine.stages import describe
+
+        return describe(self)
+
+    def share(self) -> float | None:
+        """How far a counted stage is (0..1), or None when it has no total."""
+        from engine.stages import fraction
+
+        return fraction(self)
+
 
 @dataclass(frozen=True)
 class Generation(Event):

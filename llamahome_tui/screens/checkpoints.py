@@ -22,13 +22,13 @@ from textual.widgets import Static
 from engine.config import Config, config_from_dict, load_config
 from engine.errors import UserError
 from engine.events import Log, Stage
-from engine.stages import describe
 from engine.store import CheckpointRecord, RunRecord
 from engine.train.export import default_output
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.datasets import human_size
 from llamahome_tui.screens.dialogs import ConfirmScreen, PromptScreen
+from llamahome_tui.screens.resume_dialog import ResumeChoice, ResumeScreen
 from llamahome_tui.screens.runs import status_text
 from llamahome_tui.widgets.filter_table import FilterTable
 
@@ -111,23 +111,44 @@ class CheckpointsScreen(ConsoleScreen):
         return Path(key) if key else None
 
     def action_resume(self) -> None:
-        """Start a run continuing from the highlighted checkpoint and follow it."""
-        path = self.selected
-        if path is not None:
-            self.run_task("resume", str(path))
-
-    def action_evaluate(self) -> None:
-        """Ask for a dataset, then evaluate the highlighted checkpoint on it."""
+        """Show what a resume from the highlighted checkpoint would do; start it as changed there."""
         path = self.selected
         if path is None:
             return
-        default = str(self.state.eval_data or self.state.dataset or "")
+        try:
+            plan = self.engine.resume_plan(str(path))
+        except UserError as exc:
+            self.status(f"[red]resume:[/red] {escape(str(exc))}")
+            return
+
+        def chosen(choice: ResumeChoice | None) -> None:
+            if choice is not None:
+                self.run_task("resume", str(path), options=choice)
+
+        self.app.push_screen(ResumeScreen(plan), chosen)
+
+    def action_evaluate(self) -> None:
+        """Ask for a dataset (the run's own eval file first), then evaluate the highlighted checkpoint on it."""
+        path = self.selected
+        if path is None:
+            return
+        default, whose = self.run_eval_file()
 
         def chosen(answer: str | None) -> None:
             if answer:
                 self.run_task("evaluate", str(path), answer)
 
-        self.app.push_screen(PromptScreen(f"Evaluate {path.name} on which data file?", default), chosen)
+        self.app.push_screen(PromptScreen(f"Evaluate {path.name} on which data file? ({whose})", default), chosen)
+
+    def run_eval_file(self) -> tuple[str, str]:
+        """The highlighted run's eval file (else its training file), and where that default comes from."""
+        run_id = self.query_one("#ckpt-runs", FilterTable).selected_key
+        job = self.engine.get_run(run_id).config.get("job", {}) if run_id else {}
+        if job.get("eval_data"):
+            return job["eval_data"], "the run's eval file"
+        if job.get("data"):
+            return job["data"], "the run's training file; it held out data.validation_split of it"
+        return str(self.state.eval_data or self.state.dataset or ""), "the chosen dataset"
 
     def action_export(self, merge: bool) -> None:
         """Ask where to, then export the highlighted checkpoint (as an adapter, or merged)."""
@@ -143,18 +164,20 @@ class CheckpointsScreen(ConsoleScreen):
         self.app.push_screen(PromptScreen(f"Export {path.name} as {what} into which folder?",
                                           str(default_output(path, merge))), chosen)
 
-    def run_task(self, task: str, target: str, data: str = "") -> None:
+    def run_task(self, task: str, target: str, data: str = "", options: ResumeChoice | None = None) -> None:
         """Start a resume, evaluation or export of ``target`` for the highlighted run."""
         self.status(f"{task}: starting…")
-        self.start_task(task, target, data, self.query_one("#ckpt-runs", FilterTable).selected_key)
+        self.start_task(task, target, data, self.query_one("#ckpt-runs", FilterTable).selected_key, options)
 
     @work(thread=True, group="checkpoint-task")
-    def start_task(self, task: str, target: str, data: str, run_id: str | None) -> None:
+    def start_task(self, task: str, target: str, data: str, run_id: str | None,
+                   options: ResumeChoice | None = None) -> None:
         """Start a resume, evaluation or export run off the UI thread (``data``: the file or output)."""
         try:
             config = config_of(self.engine.get_run(run_id).config if run_id else None)
             if task == "resume":
-                new_id = self.engine.resume_run(target)
+                choice = options or ResumeChoice(None, None)
+                new_id = self.engine.resume_run(target, choice.max_steps, choice.learning_rate)
             elif task in ("export", "merge"):
                 new_id = self.engine.export_checkpoint(Path(target), task == "merge", config,
                                                        Path(data).expanduser().resolve())
@@ -194,7 +217,7 @@ class CheckpointsScreen(ConsoleScreen):
         async for stored in self.engine.attach(run_id):
             event = stored.event
             if isinstance(event, Log | Stage):
-                words = event.message if isinstance(event, Log) else describe(event)
+                words = event.message if isinstance(event, Log) else event.words()
                 self.post_message(TaskDone("job-progress", result=f"{doing} (run {run_id}): {words}"))
         self.post_message(TaskDone("job-result", result=job_result(self.engine.get_run(run_id))))
 

@@ -19,8 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import RichLog, Static
 
-from engine.errors import UserError
-from engine.log_lines import LogLine
+from engine.api import LogLine, UserError
 from llamahome_tui.messages import LogGrew
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.widgets.filter_table import FilterBar

@@ -15,9 +15,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from engine.errors import UserError
+from engine.api import LIVE_STATUSES, UserError
 from engine.events import Generation
-from engine.store import LIVE_STATUSES
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.widgets.filter_table import FilterBar, FilterTable
 

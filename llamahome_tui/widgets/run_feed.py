@@ -28,7 +28,6 @@ from engine.events import (
 )
 from engine.metrics import eval_values
 from engine.metrics import line as metric_line
-from engine.stages import describe
 
 LOG_LINES = 200
 """Log lines kept for the log tail."""
@@ -120,7 +119,7 @@ class RunFeed:
         self.changes.add(STAGE)
         if previous is None or (previous.name, previous.detail) != (event.name, event.detail):
             if event.name != "training" or self.last_step is None:  # not again after each evaluation
-                self._say(f"… {describe(event)}")
+                self._say(f"… {event.words()}")
                 self.changes.add(NEWS)
 
     def _apply_other(self, event: Event) -> None:

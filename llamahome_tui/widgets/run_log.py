@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from rich.table import Table
 from rich.text import Text
 
+from engine.api import EventLines, LogLine
 from engine.events import Event
-from engine.log_lines import EventLines, LogLine
 
 MAX_LINES = 20_000
 """Lines kept (the oldest go first)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from rich.text import Text
 
 from engine.events import Stage
-from engine.stages import describe, fraction
 from llamahome_tui.widgets.run_feed import RunFeed
 
 BAR_WIDTH = 12
@@ -39,8 +38,8 @@ def stage_text(feed: RunFeed | None) -> Text:
 
 def stage_words(stage: Stage) -> Text:
     """``▶ words`` and, for a counted stage, a small bar and its percentage."""
-    text = Text.assemble(("▶ ", "bold cyan"), (describe(stage), "bold" if stage.name != "training" else ""))
-    share = fraction(stage)
+    text = Text.assemble(("▶ ", "bold cyan"), (stage.words(), "bold" if stage.name != "training" else ""))
+    share = stage.share()
     if share is not None:
         text.append(" ▕", style="dim").append(mini_bar(share), style="cyan").append("▏", style="dim")
         text.append(f" {100 * share:.0f}%")

@@ -84,3 +84,18 @@ def test_samples_history(snap_compare, make_app, engine, size):
     run_id = fake_run(engine, "20260101-000000-aaaa", 9, 3.0, extra=answers())
     assert snap_compare(make_app("training", run_id=run_id), terminal_size=size, press=["S", "down"],
                         run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_resume_dialog_of_a_finished_run(snap_compare, make_app, engine, size):
+    from test_resume_dialog import finished_40_step_run, open_resume_on_last_checkpoint
+
+    run_id = finished_40_step_run(engine)
+
+    async def open_dialog(pilot: Pilot) -> None:
+        await pilot.pause(0.2)
+        await open_resume_on_last_checkpoint(pilot.app, pilot)
+        await pilot.press("enter")  # refused: the note says why
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app("checkpoints", run_id=run_id), terminal_size=size, run_before=open_dialog)
