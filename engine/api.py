@@ -43,10 +43,12 @@ from engine.resume import (
     remove_partial_checkpoints,
     resumable,
 )
+from engine.run_info import RunDetail
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
 
-__all__ = ["CRASHED_MESSAGE", "LIVE_STATUSES", "Engine", "EventLines", "LogLine", "UserError", "latest_checkpoint_dir"]
+__all__ = ["CRASHED_MESSAGE", "LIVE_STATUSES", "Engine", "EventLines", "LogLine", "RunDetail", "UserError",
+           "latest_checkpoint_dir"]
 """What the console may take from here besides ``Engine``: the statuses, the log lines' words, the error."""
 
 NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
@@ -322,7 +324,7 @@ class Engine:
         """The run's sample answers (with those of the runs it continues): base first, then by step."""
         return run_info.samples(self.store, self.get_run(run_id))
 
-    def run_detail(self, run_id: str) -> run_info.RunDetail:
+    def run_detail(self, run_id: str) -> RunDetail:
         """A run's config, job, dataset versions and world size, for a detail view."""
         return run_info.run_detail(self.store, self.get_run(run_id))
 

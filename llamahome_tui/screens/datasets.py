@@ -24,6 +24,7 @@ from engine.config import load_config
 from engine.data.validate import Issue
 from engine.errors import ConfigError
 from llamahome_tui.messages import TaskDone
+from llamahome_tui.paths import shown_path
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import PromptScreen
 from llamahome_tui.screens.record import RecordScreen
@@ -35,15 +36,6 @@ if TYPE_CHECKING:
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
 SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
-
-
-def shown_path(path: Path) -> str:
-    """A path as the user can type it back: relative to the current folder when under it, else absolute."""
-    absolute = path.resolve()
-    try:
-        return absolute.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(absolute)
 
 
 def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:

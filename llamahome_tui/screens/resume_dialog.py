@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from llamahome_tui.screens.datasets import shown_path
+from llamahome_tui.paths import shown_path
 
 
 @dataclass(frozen=True)

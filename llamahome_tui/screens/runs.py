@@ -24,6 +24,7 @@ from llamahome_tui.screens.log_view import RunLogScreen
 from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 from llamahome_tui.widgets.line_chart import LineChart, Series
+from llamahome_tui.widgets.run_detail import detail_text
 from llamahome_tui.widgets.run_feed import format_duration
 
 STATUS_STYLE = {"running": "bold green", "pending": "yellow", "paused": "yellow", "finished": "green",
@@ -80,6 +81,7 @@ class RunsScreen(ConsoleScreen):
         """The history table and the (hidden) comparison chart."""
         yield FilterTable("", "run", "kind", "status", "dataset", "method", "best eval", "time", id="runs-table",
                           enter="Attach")
+        yield Static(id="run-detail")
         with Vertical(id="compare"):
             yield Static(id="compare-legend")
             yield LineChart(id="compare-chart")
@@ -110,6 +112,20 @@ class RunsScreen(ConsoleScreen):
             mark = "*" if run.id in self.marked else ""
             rows.append((run.id, (mark, *run_cells(run, best, now))))
         self.query_one(FilterTable).set_rows(rows)
+        self.draw_detail()
+
+    def on_data_table_row_highlighted(self) -> None:
+        """Another run highlighted: show its details."""
+        self.draw_detail()
+
+    def draw_detail(self) -> None:
+        """The highlighted run's details in the pane under the table."""
+        run_id = self.selected
+        try:
+            detail = self.engine.run_detail(run_id) if run_id else None
+        except UserError:
+            detail = None
+        self.query_one("#run-detail", Static).update(detail_text(detail, self.state.clock()))
 
     def best_of(self, run: RunRecord) -> float | None:
         """A run's best eval loss; read once for ended runs (the table refreshes every 2 s)."""

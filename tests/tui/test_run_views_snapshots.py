@@ -99,3 +99,11 @@ def test_resume_dialog_of_a_finished_run(snap_compare, make_app, engine, size):
         await pilot.pause(0.2)
 
     assert snap_compare(make_app("checkpoints", run_id=run_id), terminal_size=size, run_before=open_dialog)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs_detail_pane_of_a_resumed_run(snap_compare, make_app, engine, size):
+    from test_run_detail import resumed_run
+
+    resumed_run(engine)
+    assert snap_compare(make_app("runs"), terminal_size=size, run_before=settle)
