@@ -53,12 +53,17 @@ def _data(detail: RunDetail) -> str:
     return "  ".join(files) + ("  version " + "; ".join(versions) if versions else "")
 
 
+def start_date(started_at: float | None) -> str:
+    """``2026-01-01 00:00`` in local time, or ``not started``."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(started_at)) if started_at else "not started"
+
+
 def detail_text(detail: RunDetail | None, now: float) -> Text:
     """The pane's lines for one run (``now`` dates a live run's duration)."""
     if detail is None:
         return Text("No run highlighted.", style="dim")
     run = detail.run
-    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started_at)) if run.started_at else "not started"
+    started = start_date(run.started_at)
     end = run.ended_at or (now if run.started_at else None)
     took = format_duration(end - run.started_at) if run.started_at and end else "-"
     text = Text.assemble(("run ", "dim"), (run.id, "bold"), f"  {run.kind}  {run.status}  ",
