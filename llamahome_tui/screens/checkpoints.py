@@ -1,6 +1,7 @@
 """The checkpoints screen: a run's checkpoints (step, eval loss, best, size); resume, evaluate, export.
 
-The top table lists training runs; the bottom one the highlighted run's checkpoints. Keys (on a
+The top table lists training runs; the next one the highlighted run's checkpoints, then where its
+checkpoints were exported or merged to (full paths: ``y`` copies the highlighted one). Keys (on a
 checkpoint): r resume from it (a new run, followed on the training screen), e evaluate it on a
 dataset (asked for; the result shows here and is stored as an eval run), x export it as an
 adapter and M merge it into its base (an ``export`` run, like ``train-export``; the output folder
@@ -25,6 +26,7 @@ from engine.events import Log, Stage
 from engine.store import CheckpointRecord, RunRecord
 from engine.train.export import default_output
 from llamahome_tui.messages import TaskDone
+from llamahome_tui.paths import shown_path
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.datasets import human_size
 from llamahome_tui.screens.dialogs import ConfirmScreen, PromptScreen
@@ -51,6 +53,7 @@ class CheckpointsScreen(ConsoleScreen):
         Binding("x", "export(False)", "Export"),
         Binding("M", "export(True)", "Merge"),
         Binding("d", "delete", "Delete"),
+        Binding("y", "copy_path", "Copy path", show=False),
         Binding("slash", "filter", "Filter"),
     ]
 
@@ -62,6 +65,9 @@ class CheckpointsScreen(ConsoleScreen):
         """Runs, their checkpoints and a status line."""
         yield FilterTable("run", "status", "dataset", id="ckpt-runs")
         yield FilterTable("step", "eval loss", "best", "size", "folder", id="ckpt-table")
+        exports = FilterTable("export", "from", "status", "path (y copies)", id="ckpt-exports")
+        exports.display = False
+        yield exports
         yield Static("", id="ckpt-status")
 
     def on_mount(self) -> None:
@@ -96,6 +102,23 @@ class CheckpointsScreen(ConsoleScreen):
         checkpoints = self.engine.checkpoints(run_id) if run_id else []
         self.paths = {c.path: c.path for c in checkpoints}
         self.query_one("#ckpt-table", FilterTable).set_rows([(c.path, checkpoint_cells(c)) for c in checkpoints])
+        exports = self.engine.exports(run_id) if run_id else []
+        table = self.query_one("#ckpt-exports", FilterTable)
+        table.set_rows([(e["path"], (e["kind"], e["source"], e["status"], shown_path(Path(e["path"]))))
+                        for e in exports])
+        table.display = bool(exports)
+
+    def action_copy_path(self) -> None:
+        """Copy the highlighted export's (or checkpoint's) full path to the clipboard."""
+        focused = self.focused
+        table = focused if isinstance(focused, FilterTable) and focused.id != "ckpt-runs" else \
+            self.query_one("#ckpt-table", FilterTable)
+        path = table.selected_key
+        if path is None:
+            self.notify("nothing highlighted to copy", severity="warning")
+            return
+        self.app.copy_to_clipboard(path)
+        self.notify(f"copied {path}")
 
     def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         """A new run highlighted: show its checkpoints."""
@@ -199,6 +222,8 @@ class CheckpointsScreen(ConsoleScreen):
             return
         if message.task in ("job-progress", "job-result"):
             self.status(escape(str(message.result)))
+            if message.task == "job-result":
+                self.refresh_checkpoints()  # an export is listed once it is written
             return
         run_id = str(message.result)
         self.state.watched.add(run_id)
