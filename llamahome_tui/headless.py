@@ -30,8 +30,8 @@ from engine.monitor import Throughput
 from engine.store import LIVE_STATUSES, RunRecord
 
 STATUS_CODES = {"finished": 0, "stopped": 0, "failed": 1, "crashed": 1}
-STAGE_EVERY_S = 2.0
-"""A running stage's progress is printed at most this often (its start and end always)."""
+STAGE_EVERY_S = 5.0
+"""A running stage's progress is printed at most this often (its start and end always), as in worker.log."""
 
 
 class RunPrinter:

@@ -40,16 +40,16 @@ def printed(events: list[tuple[float, object]], clock: Clock) -> list[str]:
     return out.getvalue().splitlines()
 
 
-def test_stages_print_their_start_progress_every_two_seconds_and_end(clock):
+def test_stages_print_their_start_progress_every_five_seconds_and_end(clock):
     events: list[tuple[float, object]] = [(0, Started("r1", "train", 0, "tiny", "/x/chat.jsonl")),
                                           (0, Stage("tokenizing", 0, 4000, "of chat.jsonl"))]
-    events += [(0.25, Stage("tokenizing", 250 * i, 4000, "of chat.jsonl")) for i in range(1, 16)]
-    events += [(0.25, Stage("tokenizing", 4000, 4000, "of chat.jsonl")), (0.1, Stage("loading_model", detail="tiny")),
+    events += [(0.5, Stage("tokenizing", 250 * i, 4000, "of chat.jsonl")) for i in range(1, 16)]
+    events += [(0.5, Stage("tokenizing", 4000, 4000, "of chat.jsonl")), (0.1, Stage("loading_model", detail="tiny")),
                (3.0, Stage("training"))]
     lines = printed(events, clock)
     assert lines == ["run r1 (train) started",
                      "tokenizing 0/4,000 records of chat.jsonl",
-                     "tokenizing 2,000/4,000 records of chat.jsonl",
+                     "tokenizing 2,500/4,000 records of chat.jsonl",
                      "tokenizing 4,000/4,000 records of chat.jsonl",
                      "loading model tiny",
                      "training"]
