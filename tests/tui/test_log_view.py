@@ -57,7 +57,10 @@ async def test_the_log_of_a_live_run_grows_as_it_goes(make_app, engine):
         assert any("evaluating 1/4 batches" in line for line in shown(app))
         engine.store.add_event(run_id, Stage("evaluating", 4, 4))
         engine.store.add_event(run_id, Log("warning", "disk nearly full"))
-        await pilot.pause(0.6)
+        for _ in range(50):
+            if any("disk nearly full" in line for line in shown(app)):
+                break
+            await pilot.pause(0.1)
         lines = shown(app)
         assert "▶ evaluating 4/4 batches" in lines[-2] and "warning: disk nearly full" in lines[-1], lines[-3:]
         assert "live" in str(app.screen.query_one("#log-head").render())

@@ -39,8 +39,13 @@ def pinned_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 async def live(pilot: Pilot) -> None:
-    """Let a live run's history replay and draw (its attach keeps polling)."""
-    await pilot.pause(0.8)
+    """Let a live run's history replay and draw (its attach keeps polling, so wait for the stage)."""
+    for _ in range(50):
+        feed = getattr(pilot.app.screen, "feed", None)
+        if feed is not None and feed.stage is not None and feed.stage.name == "evaluating" and not feed.changes:
+            break
+        await pilot.pause(0.1)
+    await pilot.pause(0.3)
 
 
 @pytest.mark.parametrize("size", SIZES)
