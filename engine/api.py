@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from engine import run_info
 from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
@@ -31,12 +32,24 @@ from engine.control import looks_dead, process_alive, status_after_death
 from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
-from engine.events import Failed, Finished
-from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
+from engine.events import Failed, Finished, Generation
+from engine.log_lines import EventLines, LogLine
+from engine.resume import (
+    adopt,
+    adopt_workspace,
+    checkpoint_step,
+    latest_checkpoint_dir,
+    refuse_nothing_left,
+    remove_partial_checkpoints,
+    resumable,
+)
+from engine.run_info import RunDetail
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
 
-__all__ = ["CRASHED_MESSAGE", "Engine", "latest_checkpoint_dir"]
+__all__ = ["CRASHED_MESSAGE", "LIVE_STATUSES", "Engine", "EventLines", "LogLine", "RunDetail", "UserError",
+           "latest_checkpoint_dir"]
+"""What the console may take from here besides ``Engine``: the statuses, the log lines' words, the error."""
 
 NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
 """A worker's output is worker.log: the run's lines, not library progress bars."""
@@ -129,21 +142,34 @@ class Engine:
         """The id of the run that ``run_id`` waits for before it starts (a base build), or None."""
         return self.get_run(run_id).config.get("job", {}).get("after") or None
 
-    def resume_run(self, target: str, max_steps: int | None = None) -> str:
+    def resume_run(self, target: str, max_steps: int | None = None, learning_rate: float | None = None) -> str:
         """Start a new run that continues a checkpoint folder or a run's latest checkpoint.
 
-        ``max_steps`` changes the total optimizer steps (e.g. to extend a run). The new run
-        records ``resumed_from`` and writes into a folder of its own (``runs/<new id>/``), so the
-        source run's files are never touched. UserError when a live run already continues it.
+        ``max_steps`` changes the total optimizer steps (e.g. to extend a run), ``learning_rate``
+        the peak learning rate of the schedule from here on. The new run records ``resumed_from``
+        and writes into a folder of its own (``runs/<new id>/``), so the source run's files are
+        never touched. UserError when a live run already continues it, or when no step would be
+        left to train (a finished run resumed with the same max steps).
         """
         checkpoint, previous = self.resume_point(target)
         stored = dict(previous.config)
         stored["job"] = {**stored.get("job", {}), "resume_from": str(checkpoint), "after": ""}
-        if max_steps is not None:
-            stored["training"] = {**stored["training"], "max_steps": max_steps}
+        changes = {k: v for k, v in (("max_steps", max_steps), ("learning_rate", learning_rate)) if v is not None}
+        if changes:
+            stored["training"] = {**stored["training"], **changes}
             config_from_dict({k: v for k, v in stored.items() if k != "job"})
+        refuse_nothing_left(checkpoint, int(stored["training"].get("max_steps", 0) or 0), max_steps is not None)
         return self.start_run("train", stored, previous.model, previous.dataset_path,
                               resumed_from=previous.id, fingerprint=previous.dataset_fingerprint)
+
+    def resume_plan(self, target: str) -> dict[str, Any]:
+        """What a resume of ``target`` would start from, for a dialog: ``run_id``, ``checkpoint``,
+        ``step``, and the run's ``max_steps``, ``epochs`` and ``learning_rate`` (UserError as ``resume_point``)."""
+        checkpoint, run = self.resume_point(target)
+        training = run.config.get("training", {})
+        return {"run_id": run.id, "checkpoint": str(checkpoint), "step": checkpoint_step(checkpoint),
+                "max_steps": int(training.get("max_steps", 0) or 0), "epochs": training.get("epochs"),
+                "learning_rate": training.get("learning_rate")}
 
     def resume_point(self, target: str) -> tuple[Path, RunRecord]:
         """The checkpoint a ``resume_run(target)`` would continue from, and the run that wrote it.
@@ -293,6 +319,18 @@ class Engine:
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         """The run's per-step metrics (loss, lr, grad norm, tokens/s, eval loss), by step."""
         return self.store.metrics(self.get_run(run_id).id)
+
+    def samples(self, run_id: str) -> list[Generation]:
+        """The run's sample answers (with those of the runs it continues): base first, then by step."""
+        return run_info.samples(self.store, self.get_run(run_id))
+
+    def run_detail(self, run_id: str) -> RunDetail:
+        """A run's config, job, dataset versions and world size, for a detail view."""
+        return run_info.run_detail(self.store, self.get_run(run_id))
+
+    def exports(self, run_id: str) -> list[dict[str, Any]]:
+        """Where a training run's checkpoints were exported or merged to (see ``run_info.exports``)."""
+        return run_info.exports(self.store, self.get_run(run_id))
 
     def checkpoints(self, run_id: str) -> list[CheckpointRecord]:
         """The run's checkpoints still on disk, by step."""

@@ -50,6 +50,9 @@ class Step(Event):
     elapsed_s: float
     metrics: dict[str, float] = field(default_factory=dict)
     """The objective's own metrics (``engine.metrics.METRICS`` names them: reward accuracy...)."""
+    train_s: float = 0.0
+    """Seconds this worker spent in optimizer steps so far (no evaluation, samples or checkpoints):
+    the pace an ETA is taken from. 0 when unknown (events stored before it existed)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,33 @@ class Resumed(Event):
 
 
 @dataclass(frozen=True)
+class Stage(Event):
+    """The worker began a piece of work, or moved on in one (``engine.stages`` names and words them).
+
+    ``done`` of ``total`` counts its progress (records, batches, prompts...); both 0 when it has
+    no count. ``detail`` adds what it works on (a checkpoint's folder name).
+    """
+
+    type: ClassVar[str] = "stage"
+    name: str
+    done: int = 0
+    total: int = 0
+    detail: str = ""
+
+    def words(self) -> str:
+        """The stage in words: ``tokenizing 1,024/4,000 records of chat.jsonl`` (``engine.stages``)."""
+        from engine.stages import describe
+
+        return describe(self)
+
+    def share(self) -> float | None:
+        """How far a counted stage is (0..1), or None when it has no total."""
+        from engine.stages import fraction
+
+        return fraction(self)
+
+
+@dataclass(frozen=True)
 class Generation(Event):
     """A sample generation from the model being trained."""
 
@@ -141,6 +171,8 @@ class Generation(Event):
     step: int
     prompt: str
     text: str
+    base: bool = False
+    """The answer of the base model before training (the fine-tuned model's answers are compared to it)."""
 
 
 @dataclass(frozen=True)
@@ -161,8 +193,8 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (Started, Step, Eval, CheckpointSaved, Log, Resources, Runtime, Paused, Resumed, Generation,
-                Finished, Failed)
+    for cls in (Started, Step, Eval, CheckpointSaved, Log, Resources, Runtime, Paused, Resumed, Stage,
+                Generation, Finished, Failed)
 }
 
 

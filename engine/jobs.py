@@ -18,7 +18,7 @@ from engine.config import Config, config_from_dict
 from engine.data.dataset import Conversation, load_conversations, tokenize_all
 from engine.disk import writing
 from engine.errors import UserError
-from engine.events import Log
+from engine.events import Log, Stage
 from engine.store import RunRecord
 from engine.train import precision, qat
 from engine.train.evaluate import evaluate_loss, exact_match
@@ -65,12 +65,14 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     config, job = run_config(run)
     base = base_model_path(config, workspace)
     tokenizer = load_tokenizer(base, config.model.trust_remote_code)
-    prepared = prepare_run_data(config, job, tokenizer, workspace, run.id)
+    prepared = prepare_run_data(config, job, tokenizer, workspace, run.id, emit)
     data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer))
     resume = Path(job["resume_from"]) if job.get("resume_from") else None
     if resume is not None:
+        emit(Stage("loading_checkpoint", detail=resume.name))
         check_checkpoint(resume)  # one line naming a damaged file, before anything is written
     model_path = resume if (resume and not uses_adapter(config)) else base
+    emit(Stage("loading_model", detail=model_path.name))
     model = load_for_method(model_path, config)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
@@ -78,15 +80,19 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     base_probe = probe if resume is None else []
     metrics: dict[str, Any] = {"train_samples": len(data.train), "eval_samples": len(data.eval)}
     if base_probe and not base_kept_apart(config):
-        metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens).accuracy
+        metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens,
+                                                  emit=emit, detail="(base model)").accuracy
     output = Path(run.output_dir)
     board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard else None
     emit = with_tensorboard(emit, board) if board else emit
     recipe = FineTune(config, model, data, output / "checkpoints", emit,
                       meta={"run_id": run.id, "base_model": str(base), "config": run.config})
-    recipe.step_hooks.append(SampleGenerations(tokenizer, config.eval.sample_prompts, config.eval.sample_steps,
-                                               config.eval.max_new_tokens, emit))
+    samples = SampleGenerations(tokenizer, config.eval.sample_prompts, config.eval.sample_steps,
+                                config.eval.max_new_tokens, recipe.emit)
+    recipe.step_hooks.append(samples)
     recipe.setup(resume_from=resume)
+    if resume is None:
+        samples.base(recipe.model)
     trainable, total = trainable_parameters(recipe.model)
     emit(Log("info", f"{recipe.objective.summary()}, {method_summary(config)}: training {trainable:,} of "
                      f"{total:,} parameters on {len(data.train)} samples for {recipe.total_steps} steps"))
@@ -114,7 +120,8 @@ def base_kept_apart(config: Config) -> bool:
 def _base_exact_match(recipe: FineTune, tokenizer: Any, probe: list[Conversation]) -> float:
     """Exact match of the base: the trained adapter model with its adapter disabled."""
     with recipe.model.disable_adapter():
-        return exact_match(recipe.model, tokenizer, probe, recipe.config.eval.max_new_tokens).accuracy
+        return exact_match(recipe.model, tokenizer, probe, recipe.config.eval.max_new_tokens,
+                           emit=recipe.emit, detail="(base model)").accuracy
 
 
 def method_summary(config: Config) -> str:
@@ -132,6 +139,7 @@ def method_summary(config: Config) -> str:
 def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output: Path, reason: str) -> dict[str, Any]:
     """Save the final weights with the tokenizer and measure the trained model."""
     final = output / "final"
+    recipe.emit(Stage("saving_model", detail=str(final)))
     save_final(recipe, tokenizer, final)
     metrics: dict[str, Any] = {"stopped_reason": reason, "steps": recipe.progress.step,
                                "final_path": str(final)}
@@ -145,8 +153,8 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
         metrics["eval_loss"] = recipe.last_eval_loss
         metrics.update({f"eval_{name}": value for name, value in recipe.last_eval_metrics.items()})
     if probe and reason != "stopped":
-        metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe,
-                                             recipe.config.eval.max_new_tokens).accuracy
+        metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe, recipe.config.eval.max_new_tokens,
+                                             emit=recipe.emit).accuracy
     return metrics
 
 
@@ -175,7 +183,7 @@ def save_final(recipe: FineTune, tokenizer: Any, final: Path) -> None:
 def export_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, Any]:
     """Export a checkpoint as an adapter or a merged standalone model into the run's output folder."""
     config, job = run_config(run)
-    result = export_checkpoint(Path(job["target"]), Path(run.output_dir), bool(job.get("merge")), config)
+    result = export_checkpoint(Path(job["target"]), Path(run.output_dir), bool(job.get("merge")), config, emit)
     emit(Log("info", f"exported {result['kind']} to {result['output']}"))
     return result
 
@@ -188,18 +196,21 @@ def eval_job(run: RunRecord, workspace: Workspace, emit: Emit,
     """
     config, job = run_config(run)
     target = Path(job["target"])
+    emit(Stage("loading_model", detail=target.name))
     model, tokenizer = load_for_eval(target, config)
     config = precision.resolve(config, emit, next(model.parameters()).device)
     conversations = load_conversations(Path(job["data"]))
+    emit(Stage("tokenizing", 0, len(conversations), f"of {Path(job['data']).name}"))
     samples = tokenize_all(tokenizer, conversations, config.data.train_on, config.data.max_length)
+    emit(Stage("tokenizing", len(conversations), len(conversations), f"of {Path(job['data']).name}"))
     result = evaluate_loss(model, samples, config.eval.batch_size, tokenizer.pad_token_id,
-                           config.training.precision, should_stop=should_stop)
+                           config.training.precision, should_stop=should_stop, emit=emit)
     metrics: dict[str, Any] = {"eval_loss": result.loss, "perplexity": result.perplexity,
                                "tokens": result.tokens, "samples": len(samples)}
     probe = conversations[: config.eval.generate_samples]
     if probe:
         metrics["exact_match"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens,
-                                             should_stop=should_stop).accuracy
+                                             should_stop=should_stop, emit=emit).accuracy
     return metrics
 
 

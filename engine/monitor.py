@@ -85,17 +85,23 @@ def _visible_index() -> int:
 
 
 class Throughput:
-    """Tokens/s and the time left, from the latest Step events."""
+    """Tokens/s and the time left, from the latest Step events.
+
+    The pace is taken from the steps' own training time (``Step.train_s``) when they carry it, so
+    evaluations, sample generations and checkpoints between two steps neither slow the pace
+    down nor make the estimate jump; older events without it fall back to the wall clock.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 20) -> None:
         self.clock = clock
         self.steps: deque[tuple[float, int]] = deque(maxlen=window)
+        """(training seconds, else clock time; step) of the recent Step events."""
         self.total_steps = 0
         self.tokens_per_s: float | None = None
 
     def observe(self, event: Step) -> None:
         """Record one Step event."""
-        self.steps.append((self.clock(), event.step))
+        self.steps.append((event.train_s if event.train_s > 0 else self.clock(), event.step))
         self.total_steps = event.total_steps
         self.tokens_per_s = event.tokens_per_s
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.checkpoint_meta import PROGRESS_FILE, TMP_PREFIX, read_checkpoint_meta
+from engine.errors import UserError
 from engine.store import RunRecord, RunStore
 
 ADOPTED_MESSAGE = "recovered from its checkpoint folders (its history was lost)"
@@ -92,3 +93,27 @@ def adopt_workspace(store: RunStore, runs_dir: Path) -> list[str]:
             if run is not None:
                 adopted.append(run.id)
     return adopted
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a checkpoint was taken after."""
+    return int(read_checkpoint_meta(checkpoint)["progress"].get("step", 0))
+
+
+def refuse_nothing_left(checkpoint: Path, max_steps: int, raised: bool) -> None:
+    """UserError when resuming ``checkpoint`` would train no step: the run's total is already reached.
+
+    ``max_steps`` is the total the new run would train to (0: by epochs); ``raised`` says whether
+    the caller gave it. A run that trained by epochs and ended (its ``final`` checkpoint) has done
+    all its epochs, so it needs ``max_steps`` past its step.
+    """
+    meta = read_checkpoint_meta(checkpoint)
+    step = int(meta["progress"].get("step", 0))
+    hint = f"give more steps (max steps above {step:,}, e.g. --max-steps {2 * step:,}) to train on"
+    if max_steps > 0 and step >= max_steps:
+        said = "max steps" if raised else "the run's max steps"
+        raise UserError(f"{checkpoint.name} is at step {step:,} and {said} is {max_steps:,}: "
+                        f"no step is left to train; {hint}")
+    if max_steps <= 0 and meta.get("reason") == "final":
+        raise UserError(f"{checkpoint.name} is the final checkpoint of a run that trained all its epochs "
+                        f"(step {step:,}): no step is left to train; {hint}")

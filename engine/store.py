@@ -474,6 +474,14 @@ class RunStore:
                             event=event_from_row(row["type"], json.loads(row["payload"])))
                 for row in rows]
 
+    def events_of_type(self, run_id: str, event_type: str, limit: int = 10_000) -> list[StoredEvent]:
+        """The run's events of one type (``generation``, ``log``...), oldest first, at most ``limit``."""
+        rows = self._rows("SELECT * FROM events WHERE run_id = ? AND type = ? ORDER BY id LIMIT ?",
+                          [run_id, event_type, limit])
+        return [StoredEvent(id=row["id"], run_id=row["run_id"], time=row["time"],
+                            event=event_from_row(row["type"], json.loads(row["payload"])))
+                for row in rows]
+
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         """The run's metric rows by step, read from its Step and Eval events (kept once, there).
 
@@ -559,6 +567,11 @@ class RunStore:
         with self._transaction(write=True) as db:
             db.table("run_datasets").insert({"run_id": run_id, "fingerprint": fingerprint, "role": role},
                                             ignore=True)
+
+    def run_dataset_links(self, run_id: str) -> list[tuple[str, str]]:
+        """The dataset versions a run used: (fingerprint, role), train first."""
+        rows = self._rows("SELECT fingerprint, role FROM run_datasets WHERE run_id = ? ORDER BY role DESC", [run_id])
+        return [(row["fingerprint"], row["role"]) for row in rows]
 
     def dataset_versions(self, path: str | Path | None = None) -> list[dict[str, Any]]:
         """Dataset versions (of one path, if given), newest first, each with ``runs``: the run ids."""

@@ -24,7 +24,8 @@ from typing import Any
 from engine.control import CONTROL_POLL_S, HEARTBEAT_S, ControlState, TrainingControl, looks_dead
 from engine.disk import SpaceReserve, disk_full
 from engine.errors import UserError
-from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resources, Resumed, Runtime, Started
+from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resumed, Runtime, Stage, Started
+from engine.log_lines import EventLines
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
 from engine.store import RunStore
@@ -48,6 +49,9 @@ class Worker:
         self.threads = ThreadBudget(run_id, fixed=int(run.config.get("resources", {}).get("threads", 0) or 0))
         self.reserve = SpaceReserve(workspace.run_dir(run_id) / ".space-reserve")
         """Room set aside to record the run's end when the disk fills up (released at the end)."""
+        self.lines = EventLines()
+        """Words the run's events as worker.log lines (the console's log view words them the same)."""
+        self._lines_lock = threading.Lock()
         self._done = threading.Event()
 
     @property
@@ -58,8 +62,10 @@ class Worker:
     def emit(self, event: Any) -> None:
         """Store an event (and a checkpoint row for CheckpointSaved); log it in worker.log."""
         self.monitor.observe(event)
-        if not isinstance(event, Resources):
-            log_line(event)
+        with self._lines_lock:
+            line = self.lines.line(event, time.time())
+        if line is not None:
+            _say(line.stamped())
         self.store.add_event(self.run.id, event)
         if isinstance(event, Runtime):
             self.store.merge_runtime(self.run.id, event.values())
@@ -148,6 +154,7 @@ class Worker:
         if not after:
             return
         self.emit(Log("info", f"waiting for run {after} to build the base model"))
+        self.emit(Stage("waiting", detail=f"(run {after})"))
         while True:
             other = self.store.get_run(after)
             if other is None or other.status in ("failed", "stopped", "crashed", "finished"):
@@ -214,14 +221,6 @@ class Worker:
                 self._done.wait(CONTROL_POLL_S)
             store.close()
         threading.Thread(target=watch, name="watch", daemon=True).start()
-
-
-def log_line(event: Any) -> None:
-    """One plain line in worker.log (the worker's stdout) for an event a run reports."""
-    payload = " ".join(f"{k}={v}" for k, v in event.to_payload().items() if k != "metrics")
-    text = f"{event.message}" if isinstance(event, Log) else payload
-    level = event.level if isinstance(event, Log) else event.type
-    _say(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level}: {text}")
 
 
 def _say(text: str) -> None:

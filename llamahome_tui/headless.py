@@ -1,7 +1,10 @@
 """The headless renderer: follow a run's events and print them.
 
 On a terminal a rich progress bar shows step, loss, learning rate, tokens/s and ETA; when stdout
-is not a terminal (a log file, CI) it prints plain lines instead, with no carriage returns.
+is not a terminal (a log file, CI) it prints plain lines instead, with no carriage returns. Either
+way a line says each stage the worker enters (loading the model, tokenizing k/N records,
+evaluating k/N batches, saving a checkpoint...), with its progress every few seconds and when it
+completes. The ETA is taken from the steps' own training time, so evaluations do not swing it.
 Ctrl-C asks the run to checkpoint and stop; a second Ctrl-C detaches and leaves it running.
 """
 
@@ -14,17 +17,21 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from engine.api import Engine
 from engine.errors import UserError
-from engine.events import CheckpointSaved, Eval, Failed, Finished, Log, Paused, Resumed, Started, Step
+from engine.events import CheckpointSaved, Eval, Failed, Finished, Log, Paused, Resumed, Stage, Started, Step
+from engine.log_lines import EventLines
 from engine.metrics import eval_values, step_values
 from engine.metrics import line as metric_line
+from engine.monitor import Throughput
 from engine.store import LIVE_STATUSES, RunRecord
 
 STATUS_CODES = {"finished": 0, "stopped": 0, "failed": 1, "crashed": 1}
+STAGE_EVERY_S = 5.0
+"""A running stage's progress is printed at most this often (its start and end always), as in worker.log."""
 
 
 class RunPrinter:
@@ -38,11 +45,17 @@ class RunPrinter:
         self.task: Any = None
         self.last_line = 0.0
         self.run_id = "RUN_ID"
+        self.stages = EventLines(STAGE_EVERY_S)
+        self.trained = False
+        """Training has begun (its stage is said once, not again after each evaluation)."""
+        self.pace = Throughput()
 
     def show(self, event: Any) -> None:
         """Render one event."""
         if isinstance(event, Step):
             self._step(event)
+        elif isinstance(event, Stage):
+            self._stage(event)
         elif isinstance(event, Failed):
             self._close()
             self.console.print(f"[red]error:[/red] {event.error}", highlight=False)
@@ -70,11 +83,23 @@ class RunPrinter:
         """A line above the progress bar (or on its own when plain)."""
         (self.progress.console if self.progress else self.console).print(text, highlight=False)
 
+    def _stage(self, event: Stage) -> None:
+        """A line when a stage begins or completes, and its progress every ``STAGE_EVERY_S``."""
+        if self.quiet or (event.name == "training" and self.trained):
+            return
+        self.trained |= event.name == "training"
+        line = self.stages.line(event, time.monotonic())
+        if line is not None:
+            self._line(line.text)
+
     def _step(self, event: Step) -> None:
         """Advance the bar, or print a plain line at most every two seconds and at the end."""
         if self.quiet:
             return
-        fields = {"loss": event.loss, "lr": event.lr, "tps": event.tokens_per_s}
+        self.pace.observe(event)
+        eta = self.pace.eta_s()
+        fields = {"loss": event.loss, "lr": event.lr, "tps": event.tokens_per_s,
+                  "eta": format_duration(eta) if eta is not None else "-:--"}
         if self.live:
             if self.progress is None:
                 self.progress = _progress_bar(self.console)
@@ -85,7 +110,8 @@ class RunPrinter:
         now = time.monotonic()
         if now - self.last_line >= 2.0 or event.step == event.total_steps:
             self.last_line = now
-            self.console.print(f"step {event.step}/{event.total_steps}  {metric_line(step_values(event))}",
+            eta = f"  ETA {fields['eta']}" if eta is not None and event.step < event.total_steps else ""
+            self.console.print(f"step {event.step}/{event.total_steps}  {metric_line(step_values(event))}{eta}",
                                highlight=False)
 
     def _close(self) -> None:
@@ -96,11 +122,18 @@ class RunPrinter:
 
 
 def _progress_bar(console: Console) -> Progress:
-    """step, loss, lr, tokens/s and ETA."""
+    """step, loss, lr, tokens/s and ETA (from training-step time: see ``Throughput``)."""
     return Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
                     TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  "
                                "tok/s {task.fields[tps]:,.0f}"),
-                    TextColumn("ETA"), TimeRemainingColumn(), console=console)
+                    TextColumn("ETA {task.fields[eta]}"), console=console)
+
+
+def format_duration(seconds: float) -> str:
+    """``1:02:03`` / ``2:03``."""
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def follow(engine: Engine, run_id: str, quiet: bool = False) -> int:

@@ -16,6 +16,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from llamahome_tui.widgets.run_feed import RunFeed
+    from llamahome_tui.widgets.run_log import RunLog
 
 
 @dataclass
@@ -46,3 +47,14 @@ class TaskDone(Message):
     task: str
     result: Any = None
     error: str | None = None
+
+
+@dataclass
+class LogGrew(Message):
+    """A run's log view has new lines (``RunLog.take_new``); one notice stands for many events."""
+
+    log: RunLog
+
+    def can_replace(self, message: Message) -> bool:
+        """A newer notice supersedes an older one for the same log."""
+        return isinstance(message, LogGrew) and message.log is self.log

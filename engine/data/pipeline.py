@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from typing import Any
 from engine.config import Config
 from engine.data.dataset import fingerprint
 from engine.data.examples import Example
+from engine.data.formats import detect_format, is_gzip
 from engine.data.parallel import encoded_chunks, worker_count
 from engine.data.prefetch import Prefetcher
 from engine.data.render import render_examples
@@ -53,6 +55,7 @@ from engine.data.token_cache import TokenCache
 from engine.data.tokenized import Subset, TokenizedDataset
 from engine.data.validate import ValidationReport, char_length, new_report, valid_conversations
 from engine.errors import DataError
+from engine.stages import StageTicker
 
 PIPELINE_VERSION = 1
 """Bump when the cached layout or tokenization changes, so old entries are not reused."""
@@ -102,13 +105,15 @@ def cache_key(paths: Sequence[Path], tokenizer: Any, settings: dict[str, Any]) -
 
 
 def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenCache,
-            prefix_ids: Sequence[int] = (), store_version: bool = True, workers: int | None = None) -> Prepared:
+            prefix_ids: Sequence[int] = (), store_version: bool = True, workers: int | None = None,
+            emit: Callable[[Any], None] | None = None) -> Prepared:
     """Validated, tokenized samples of ``paths`` as a memory-mapped dataset, from the cache if there.
 
     ``prefix_ids`` are the ids of ``data.prepend_tokens`` (see ``template.add_control_tokens``).
     Raises DataError on the first invalid record when ``data.on_invalid = "fail"`` and when no
     sample is left. ``workers`` tokenizing processes (default ``data.num_workers``, 0 = one per
-    CPU core; see ``engine.data.parallel``) do not change the cached bytes.
+    CPU core; see ``engine.data.parallel``) do not change the cached bytes. ``emit`` gets the
+    "tokenizing k/N records" stage (N counted ahead for line formats, else the count so far).
     """
     paths = [Path(p) for p in paths]
     key = cache_key(paths, tokenizer, settings_of(config, prefix_ids))
@@ -119,7 +124,11 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     writer = cache.writer(key)
     try:
         workers = worker_count(config.data.num_workers if workers is None else workers)
-        _tokenize_into(writer, _examples(paths, reports, config), tokenizer, config, prefix_ids, workers)
+        ticker = StageTicker(emit, "tokenizing", record_estimate(paths, config.data.format or None),
+                             detail=f"of {paths[0].name}")
+        _tokenize_into(writer, _examples(paths, reports, config), tokenizer, config, prefix_ids, workers, ticker)
+        ticker.total = 0  # the estimate counted lines: the final figure is the records tokenized
+        ticker.end()
         if not len(writer):
             raise DataError(f"{paths[0]}: no sample left with a trained token within data.max_length")
         dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports)})
@@ -153,14 +162,36 @@ def _chunks(examples: Iterator[Example]) -> Iterator[list[Example]]:
         yield chunk
 
 
+def record_estimate(paths: Sequence[Path], fmt: str | None) -> int:
+    """The records of ``paths`` counted ahead (non-blank lines of JSON Lines and text files), or 0.
+
+    Other formats (and gzip files) are not counted ahead: their progress shows the count so far.
+    """
+    total = 0
+    for path in paths:
+        if is_gzip(path) or (fmt or detect_format(path)) not in ("jsonl", "text"):
+            return 0
+        with path.open("rb") as handle:
+            total += sum(1 for line in handle if line.strip())
+    return total
+
+
 def _tokenize_into(writer: Any, examples: Iterator[Example], tokenizer: Any, config: Config,
-                   prefix_ids: Sequence[int], workers: int) -> None:
+                   prefix_ids: Sequence[int], workers: int, ticker: StageTicker) -> None:
     """Read on a background thread, render here, tokenize in ``workers`` processes, append in order."""
     from engine.objectives import record_kind
 
     train_on, kind = config.data.train_on, record_kind(config.training.objective)
+    sizes: deque[int] = deque()
+    """Records in each chunk sent to the tokenizer, oldest first (chunks come back in order)."""
+
+    def rendered(chunks: Iterator[list[Example]]) -> Iterator[Any]:
+        for chunk in chunks:
+            sizes.append(len(chunk))
+            yield render_examples(tokenizer, chunk, kind, train_on)
+
     with Prefetcher(_chunks(examples), depth=4) as chunks:
-        rendered = (render_examples(tokenizer, chunk, kind, train_on) for chunk in chunks)
-        for ids, trained, lengths in encoded_chunks(tokenizer, rendered, config.data.max_length, prefix_ids,
-                                                    workers):
+        for ids, trained, lengths in encoded_chunks(tokenizer, rendered(chunks), config.data.max_length,
+                                                    prefix_ids, workers):
             writer.append_chunk(ids, trained, lengths)
+            ticker.add(sizes.popleft())

@@ -14,6 +14,7 @@ from engine.config import Config
 from engine.data.dataset import Conversation
 from engine.data.template import prompt_text
 from engine.objectives.base import Objective, pad_rows
+from engine.stages import StageTicker
 from engine.train.feed import as_dataset
 
 
@@ -58,12 +59,12 @@ class EvalStopped(KeyboardInterrupt):
 def evaluate_loss(model: Any, samples: Any, batch_size: int, pad_id: int,
                   precision: str = "fp32", max_batches: int = 0,
                   should_stop: Callable[[], bool] = lambda: False,
-                  objective: Objective | None = None) -> EvalResult:
+                  objective: Objective | None = None, emit: Callable[[Any], None] | None = None) -> EvalResult:
     """Mean loss and metrics over ``samples`` (all of them unless ``max_batches`` > 0).
 
     ``samples`` is a dataset (``raw(i)``) or a list of ``TokenizedSample``; ``objective`` (default:
     sft's) forms the batches and computes the loss. ``should_stop`` is asked before every batch;
-    when it says yes, ``EvalStopped`` is raised.
+    when it says yes, ``EvalStopped`` is raised. ``emit`` gets the "evaluating k/N batches" stage.
     """
     objective = objective or Objective(Config())
     dataset = as_dataset(samples)
@@ -71,6 +72,8 @@ def evaluate_loss(model: Any, samples: Any, batch_size: int, pad_id: int,
     model.eval()
     device = next(model.parameters()).device
     total, units, sums = 0.0, 0, dict[str, float]()
+    batches = -(-len(dataset) // batch_size)
+    ticker = StageTicker(emit, "evaluating", min(batches, max_batches) if max_batches else batches)
     for index, start in enumerate(range(0, len(dataset), batch_size)):
         if max_batches and index >= max_batches:
             break
@@ -86,6 +89,8 @@ def evaluate_loss(model: Any, samples: Any, batch_size: int, pad_id: int,
         units += count
         for name, value in out.metrics.items():
             sums[name] = sums.get(name, 0.0) + float(value) * count
+        ticker(index + 1)
+    ticker.end()
     model.train(was_training)
     mean = total / max(units, 1)
     return EvalResult(mean, math.exp(min(mean, 50.0)), units, {k: v / max(units, 1) for k, v in sums.items()})
@@ -94,12 +99,17 @@ def evaluate_loss(model: Any, samples: Any, batch_size: int, pad_id: int,
 @torch.no_grad()
 def exact_match(model: Any, tokenizer: Any, conversations: Sequence[Conversation],
                 max_new_tokens: int = 32, batch_size: int = 32,
-                should_stop: Callable[[], bool] = lambda: False) -> ExactMatch:
-    """Greedy answers to each conversation's last prompt, compared with its last assistant turn."""
+                should_stop: Callable[[], bool] = lambda: False,
+                emit: Callable[[Any], None] | None = None, detail: str = "") -> ExactMatch:
+    """Greedy answers to each conversation's last prompt, compared with its last assistant turn.
+
+    ``emit`` gets the "measuring exact match k/N answers" stage (``detail``: of which model).
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     hits, examples = 0, []
+    ticker = StageTicker(emit, "exact_match", len(conversations), detail)
     for start in range(0, len(conversations), batch_size):
         if should_stop():
             model.train(was_training)
@@ -110,6 +120,8 @@ def exact_match(model: Any, tokenizer: Any, conversations: Sequence[Conversation
             hits += answer.strip() == reference.strip()
             if len(examples) < 5:
                 examples.append((prompt, reference, answer))
+        ticker.add(len(pairs))
+    ticker.end()
     model.train(was_training)
     return ExactMatch(hits / max(len(conversations), 1), len(conversations), examples)
 

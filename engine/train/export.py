@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.checkpoint_meta import PROGRESS_FILE
 from engine.errors import UserError
+from engine.events import Stage
 
 TRAINER_FILES = ("trainer_state.pt", PROGRESS_FILE)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -70,8 +72,12 @@ def default_output(folder: Path, merge: bool) -> Path:
     return run_dir / "exports" / f"{folder.name}-{suffix}"
 
 
-def export_checkpoint(folder: Path, output: Path, merge: bool, config: Any) -> dict[str, Any]:
-    """Write ``folder`` to ``output`` as an adapter, a merged model or a copied model; returns a summary."""
+def export_checkpoint(folder: Path, output: Path, merge: bool, config: Any,
+                      emit: Callable[[Any], None] = lambda event: None) -> dict[str, Any]:
+    """Write ``folder`` to ``output`` as an adapter, a merged model or a copied model; returns a summary.
+
+    ``emit`` gets the stages: exporting, or loading the base and merging the adapter into it.
+    """
     source = inspect_source(folder)
     if output.exists() and any(output.iterdir()):
         raise UserError(f"{output}: already exists and is not empty; choose another --output")
@@ -79,9 +85,10 @@ def export_checkpoint(folder: Path, output: Path, merge: bool, config: Any) -> d
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if source.adapter and merge:
-        _merge(source, tmp, config)
+        _merge(source, tmp, config, emit)
         kind = "merged"
     else:
+        emit(Stage("exporting", detail=f"to {output}"))
         _copy_weights(source.folder, tmp)
         kind = "adapter" if source.adapter else "model"
     _copy_tokenizer(source.tokenizer_dir, tmp)
@@ -106,13 +113,16 @@ def _copy_tokenizer(folder: Path, out: Path) -> None:
     load_tokenizer(folder).save_pretrained(str(out))
 
 
-def _merge(source: ExportSource, out: Path, config: Any) -> None:
+def _merge(source: ExportSource, out: Path, config: Any, emit: Callable[[Any], None]) -> None:
     """Load the full-precision base, apply the adapter, fold it in and save safetensors."""
     from peft import PeftModel
 
     from engine.train.model import load_model
 
     assert source.base is not None
+    emit(Stage("loading_model", detail=source.base.name))
     model = PeftModel.from_pretrained(load_model(source.base, config), str(source.folder))
+    emit(Stage("merging"))
     merged = model.merge_and_unload()
+    emit(Stage("exporting", detail=f"to {out.parent / out.name.removeprefix('.tmp-')}"))
     merged.save_pretrained(str(out), safe_serialization=True)

@@ -1,6 +1,8 @@
 """Sample generations during training: answers to ``eval.sample_prompts`` every ``eval.sample_steps``.
 
-A step hook for the recipe; each answer leaves as a ``Generation`` event (the console shows them).
+A step hook for the recipe; each answer leaves as a ``Generation`` event (the console shows them,
+by step and prompt). Before a fresh run's first step, ``base`` answers the same prompts with the
+untrained model (``Generation.base``), so the console can show base and fine-tuned side by side.
 Generation is greedy and draws no random numbers, so it never changes a run's losses.
 """
 
@@ -12,7 +14,7 @@ from typing import Any
 import torch
 
 from engine.data.template import render
-from engine.events import Generation
+from engine.events import Generation, Stage
 from engine.train.evaluate import generate_greedy
 
 
@@ -31,16 +33,25 @@ class SampleGenerations:
     def __call__(self, recipe: Any) -> None:
         """Generate and emit answers when due."""
         step = recipe.progress.step
-        if not self.due(step):
-            return
+        if self.due(step):
+            self.generate(recipe.model, step, base=False)
+
+    def base(self, model: Any) -> None:
+        """Answer the prompts with the model before its first step (nothing when sampling is off)."""
+        if self.prompts and self.every > 0:
+            self.generate(model, 0, base=True, detail="(base model)")
+
+    def generate(self, model: Any, step: int, base: bool, detail: str = "") -> None:
+        """Answer every prompt with ``model`` and emit the answers as ``Generation`` events."""
+        self.emit(Stage("generating", 0, len(self.prompts), detail))
         rendered = [render(self.tokenizer, [{"role": "user", "content": p}], add_generation_prompt=True)
                     for p in self.prompts]
-        model = recipe.model
         was_training = model.training
         model.eval()
         with torch.no_grad():
             answers = generate_greedy(model, self.tokenizer, rendered, self.max_new_tokens,
                                       next(model.parameters()).device)
         model.train(was_training)
+        self.emit(Stage("generating", len(self.prompts), len(self.prompts), detail))
         for prompt, answer in zip(self.prompts, answers, strict=True):
-            self.emit(Generation(step=step, prompt=prompt, text=answer))
+            self.emit(Generation(step=step, prompt=prompt, text=answer, base=base))

@@ -20,7 +20,8 @@ import torch
 from engine.builtin import MARKER, SHIPPED_DIR, corpus_path, file_checksums, source_hash
 from engine.config import load_model_shape
 from engine.data.tokenizer import train_bpe_tokenizer
-from engine.events import Log, Step
+from engine.events import Log, Stage, Step
+from engine.stages import StageTicker
 from engine.train import precision
 from engine.train.evaluate import autocast
 from engine.train.model import device
@@ -37,12 +38,14 @@ def build_base(name: str, folder: Path, emit: Emit, should_stop: Callable[[], bo
     shape = shape or load_model_shape(name)
     lines = [line for line in corpus_path(shape).read_text(encoding="utf-8").splitlines() if line.strip()]
     emit(Log("info", f"training a {shape['tokenizer']['vocab_size']}-token tokenizer on {len(lines)} lines"))
+    emit(Stage("training_tokenizer"))
     tokenizer = train_bpe_tokenizer(lines, shape["tokenizer"]["vocab_size"],
                                     shape["tokenizer"].get("min_frequency", 2))
     model = _build_model(shape, tokenizer)
     emit(Log("info", f"pre-training {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"))
     stream = _token_stream(tokenizer, lines)
     final_loss = _pretrain(model, stream, shape["pretrain"], emit, should_stop)
+    emit(Stage("saving_model", detail=str(folder)))
     tmp = folder.parent / f".tmp-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     (model.to(save_dtype) if save_dtype is not None else model).save_pretrained(str(tmp), safe_serialization=True)
@@ -93,6 +96,7 @@ def _pretrain(model: Any, stream: torch.Tensor, settings: dict[str, Any], emit: 
     schedule = get_cosine_schedule_with_warmup(optimizer, settings.get("warmup_steps", 0), steps)
     generator = torch.Generator().manual_seed(settings.get("seed", 0))
     started, loss_value = time.perf_counter(), float("nan")
+    ticker = StageTicker(emit, "building_base", steps)
     for step in range(1, steps + 1):
         starts = torch.randint(0, len(stream) - seq - 1, (size,), generator=generator)
         batch = torch.stack([stream[s:s + seq] for s in starts]).to(run_on)
@@ -108,7 +112,8 @@ def _pretrain(model: Any, stream: torch.Tensor, settings: dict[str, Any], emit: 
             elapsed = time.perf_counter() - started
             emit(Step(step=step, total_steps=steps, epoch=0.0, loss=loss_value,
                       lr=schedule.get_last_lr()[0], grad_norm=float(grad_norm),
-                      tokens_per_s=step * size * seq / elapsed, elapsed_s=elapsed))
+                      tokens_per_s=step * size * seq / elapsed, elapsed_s=elapsed, train_s=elapsed))
+        ticker(step)
         if should_stop():
             raise KeyboardInterrupt
     return loss_value
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_event(event: Any) -> None:
-    """A Step or Log event as one line of ``make base`` output (others are left out)."""
+    """A Step or Log event as one line of ``make base`` output (others, stages too, are left out)."""
     if isinstance(event, Step):
         print(f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  tok/s {event.tokens_per_s:,.0f}",
               flush=True)

@@ -21,9 +21,9 @@ from engine.config import Config
 from engine.data.batching import Batch
 from engine.data.template import TokenizedSample
 from engine.errors import UserError
-from engine.events import CheckpointSaved, Eval, Log, Step
+from engine.events import CheckpointSaved, Eval, Log, Stage, Step
 from engine.objectives import make as make_objective
-from engine.train import auto_batch, precision
+from engine.train import auto_batch, precision, schedule
 from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
@@ -78,6 +78,20 @@ class FineTune:
     """Called with the recipe after every optimizer step (sample generations, QAT switch...)."""
     objective: Any = None
     """The training objective (``engine.objectives``); None: the one ``training.objective`` names."""
+    stage: str = ""
+    """The stage last reported through ``emit`` (the loop says "training" again after any other)."""
+    train_s: float = 0.0
+    """Seconds spent in optimizer steps by this process (the pace of the ETA; see ``Step.train_s``)."""
+
+    def __post_init__(self) -> None:
+        """Route ``emit`` through a watch on the stages it reports."""
+        outer = self.emit
+
+        def emit(event: Any) -> None:
+            if isinstance(event, Stage):
+                self.stage = event.name
+            outer(event)
+        self.emit = emit
 
     def setup(self, resume_from: Path | None = None) -> None:
         """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
@@ -142,6 +156,7 @@ class FineTune:
             return
         size = auto_batch.checkpoint_batch_size(resume_from) if resume_from is not None else None
         if size is None:
+            self.emit(Stage("sizing_batch"))
             length = auto_batch.probe_length(self.data.train, self.config)
             found = auto_batch.find_batch_size(self.model, self.config, length, self.objective)
             size = found.batch_size
@@ -161,6 +176,10 @@ class FineTune:
         state = ckpt.load_trainer_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        peak = self.config.training.learning_rate
+        old = schedule.rebase(self.scheduler, self.optimizer, peak)
+        if old is not None:
+            self.emit(Log("info", f"learning rate: peak {peak:.2e} from here on (was {old:.2e})"))
         ckpt.set_rng_state(state["rng"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
@@ -176,12 +195,16 @@ class FineTune:
         device = next(self.model.parameters()).device
         window_time, window_tokens = 0.0, 0
         while self.progress.step < self.total_steps:
+            if self.stage != "training":
+                self.emit(Stage("training"))
             started = time.perf_counter()
             stats = self._optimizer_step(device)
             self.progress.step += 1
             window_tokens += stats.tokens
             self.progress.tokens_seen += stats.tokens
-            window_time += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            window_time += spent
+            self.train_s += spent
             if self.progress.step % training.log_steps == 0 or self.progress.step == self.total_steps:
                 self._log_step(stats, window_tokens / max(window_time, 1e-9),
                                self.progress.elapsed_s + time.perf_counter() - started)
@@ -292,7 +315,8 @@ class FineTune:
         self.emit(Step(step=self.progress.step, total_steps=self.total_steps, epoch=epoch, loss=loss,
                        lr=self.scheduler.get_last_lr()[0], grad_norm=float(stats.grad_norm),
                        tokens_per_s=tokens_per_s, elapsed_s=elapsed_s,
-                       metrics={name: float(value) for name, value in stats.metrics.items()}))
+                       metrics={name: float(value) for name, value in stats.metrics.items()},
+                       train_s=self.train_s))
 
     def _eval_due(self) -> bool:
         """Whether this step ends with an evaluation."""
@@ -317,7 +341,7 @@ class FineTune:
         """Eval loss on the evaluation samples; emits an Eval event."""
         result = evaluate_loss(self.model, self.data.eval, self.config.eval.batch_size,
                                self.data.pad_id, self.config.training.precision,
-                               self.config.eval.max_batches, objective=self.objective)
+                               self.config.eval.max_batches, objective=self.objective, emit=self.emit)
         self.last_eval_loss, self.last_eval_step = result.loss, self.progress.step
         self.last_eval_metrics = result.metrics
         self.emit(Eval(step=self.progress.step, eval_loss=result.loss, perplexity=result.perplexity,
@@ -333,6 +357,7 @@ class FineTune:
         folder = self.checkpoint_dir / ckpt.checkpoint_name(self.progress.step)
         if self.saved_step == self.progress.step and folder.is_dir():
             return folder
+        self.emit(Stage("saving_checkpoint", detail=folder.name))
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "rng": ckpt.rng_state()}
         if self.scaler is not None:

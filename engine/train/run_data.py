@@ -7,6 +7,7 @@ versions a run used are recorded in the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,21 @@ class RunData:
 
 
 def prepare_run_data(config: Config, job: dict[str, Any], tokenizer: Any, workspace: Workspace,
-                     run_id: str) -> RunData:
-    """Prepare the run's files (cached), split when there is no eval file, link them to the run."""
+                     run_id: str, emit: Callable[[Any], None] | None = None) -> RunData:
+    """Prepare the run's files (cached), split when there is no eval file, link them to the run.
+
+    ``emit`` gets the tokenizing stages (a file found in the token cache has none).
+    """
     prefix = add_control_tokens(tokenizer, config.data.prepend_tokens)
     store = RunStore(workspace.db_path)
     try:
         cache = TokenCache.from_config(workspace.cache_dir, store, config.cache)
-        prepared = prepare([Path(job["data"])], tokenizer, config, cache, prefix)
+        prepared = prepare([Path(job["data"])], tokenizer, config, cache, prefix, emit=emit)
         store.link_run_dataset(run_id, prepared.fingerprint, "train")
         if not job.get("eval_data"):
             train, held = prepared.split(config.data.validation_split, config.training.seed)
             return RunData(train, held, [])
-        held_out = prepare([Path(job["eval_data"])], tokenizer, config, cache, prefix)
+        held_out = prepare([Path(job["eval_data"])], tokenizer, config, cache, prefix, emit=emit)
         store.link_run_dataset(run_id, held_out.fingerprint, "eval")
     finally:
         store.close()

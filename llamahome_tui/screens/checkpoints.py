@@ -1,6 +1,7 @@
 """The checkpoints screen: a run's checkpoints (step, eval loss, best, size); resume, evaluate, export.
 
-The top table lists training runs; the bottom one the highlighted run's checkpoints. Keys (on a
+The top table lists training runs; the next one the highlighted run's checkpoints, then where its
+checkpoints were exported or merged to (full paths: ``y`` copies the highlighted one). Keys (on a
 checkpoint): r resume from it (a new run, followed on the training screen), e evaluate it on a
 dataset (asked for; the result shows here and is stored as an eval run), x export it as an
 adapter and M merge it into its base (an ``export`` run, like ``train-export``; the output folder
@@ -21,13 +22,15 @@ from textual.widgets import Static
 
 from engine.config import Config, config_from_dict, load_config
 from engine.errors import UserError
-from engine.events import Log
+from engine.events import Log, Stage
 from engine.store import CheckpointRecord, RunRecord
 from engine.train.export import default_output
 from llamahome_tui.messages import TaskDone
+from llamahome_tui.paths import shown_path
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.datasets import human_size
 from llamahome_tui.screens.dialogs import ConfirmScreen, PromptScreen
+from llamahome_tui.screens.resume_dialog import ResumeChoice, ResumeScreen
 from llamahome_tui.screens.runs import status_text
 from llamahome_tui.widgets.filter_table import FilterTable
 
@@ -50,6 +53,7 @@ class CheckpointsScreen(ConsoleScreen):
         Binding("x", "export(False)", "Export"),
         Binding("M", "export(True)", "Merge"),
         Binding("d", "delete", "Delete"),
+        Binding("y", "copy_path", "Copy path", show=False),
         Binding("slash", "filter", "Filter"),
     ]
 
@@ -61,6 +65,9 @@ class CheckpointsScreen(ConsoleScreen):
         """Runs, their checkpoints and a status line."""
         yield FilterTable("run", "status", "dataset", id="ckpt-runs")
         yield FilterTable("step", "eval loss", "best", "size", "folder", id="ckpt-table")
+        exports = FilterTable("export", "from", "status", "path (y copies)", id="ckpt-exports")
+        exports.display = False
+        yield exports
         yield Static("", id="ckpt-status")
 
     def on_mount(self) -> None:
@@ -95,6 +102,23 @@ class CheckpointsScreen(ConsoleScreen):
         checkpoints = self.engine.checkpoints(run_id) if run_id else []
         self.paths = {c.path: c.path for c in checkpoints}
         self.query_one("#ckpt-table", FilterTable).set_rows([(c.path, checkpoint_cells(c)) for c in checkpoints])
+        exports = self.engine.exports(run_id) if run_id else []
+        table = self.query_one("#ckpt-exports", FilterTable)
+        table.set_rows([(e["path"], (e["kind"], e["source"], e["status"], shown_path(Path(e["path"]))))
+                        for e in exports])
+        table.display = bool(exports)
+
+    def action_copy_path(self) -> None:
+        """Copy the highlighted export's (or checkpoint's) full path to the clipboard."""
+        focused = self.focused
+        table = focused if isinstance(focused, FilterTable) and focused.id != "ckpt-runs" else \
+            self.query_one("#ckpt-table", FilterTable)
+        path = table.selected_key
+        if path is None:
+            self.notify("nothing highlighted to copy", severity="warning")
+            return
+        self.app.copy_to_clipboard(path)
+        self.notify(f"copied {path}")
 
     def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         """A new run highlighted: show its checkpoints."""
@@ -110,23 +134,44 @@ class CheckpointsScreen(ConsoleScreen):
         return Path(key) if key else None
 
     def action_resume(self) -> None:
-        """Start a run continuing from the highlighted checkpoint and follow it."""
-        path = self.selected
-        if path is not None:
-            self.run_task("resume", str(path))
-
-    def action_evaluate(self) -> None:
-        """Ask for a dataset, then evaluate the highlighted checkpoint on it."""
+        """Show what a resume from the highlighted checkpoint would do; start it as changed there."""
         path = self.selected
         if path is None:
             return
-        default = str(self.state.eval_data or self.state.dataset or "")
+        try:
+            plan = self.engine.resume_plan(str(path))
+        except UserError as exc:
+            self.status(f"[red]resume:[/red] {escape(str(exc))}")
+            return
+
+        def chosen(choice: ResumeChoice | None) -> None:
+            if choice is not None:
+                self.run_task("resume", str(path), options=choice)
+
+        self.app.push_screen(ResumeScreen(plan), chosen)
+
+    def action_evaluate(self) -> None:
+        """Ask for a dataset (the run's own eval file first), then evaluate the highlighted checkpoint on it."""
+        path = self.selected
+        if path is None:
+            return
+        default, whose = self.run_eval_file()
 
         def chosen(answer: str | None) -> None:
             if answer:
                 self.run_task("evaluate", str(path), answer)
 
-        self.app.push_screen(PromptScreen(f"Evaluate {path.name} on which data file?", default), chosen)
+        self.app.push_screen(PromptScreen(f"Evaluate {path.name} on which data file? ({whose})", default), chosen)
+
+    def run_eval_file(self) -> tuple[str, str]:
+        """The highlighted run's eval file (else its training file), and where that default comes from."""
+        run_id = self.query_one("#ckpt-runs", FilterTable).selected_key
+        job = self.engine.get_run(run_id).config.get("job", {}) if run_id else {}
+        if job.get("eval_data"):
+            return job["eval_data"], "the run's eval file"
+        if job.get("data"):
+            return job["data"], "the run's training file; it held out data.validation_split of it"
+        return str(self.state.eval_data or self.state.dataset or ""), "the chosen dataset"
 
     def action_export(self, merge: bool) -> None:
         """Ask where to, then export the highlighted checkpoint (as an adapter, or merged)."""
@@ -142,18 +187,20 @@ class CheckpointsScreen(ConsoleScreen):
         self.app.push_screen(PromptScreen(f"Export {path.name} as {what} into which folder?",
                                           str(default_output(path, merge))), chosen)
 
-    def run_task(self, task: str, target: str, data: str = "") -> None:
+    def run_task(self, task: str, target: str, data: str = "", options: ResumeChoice | None = None) -> None:
         """Start a resume, evaluation or export of ``target`` for the highlighted run."""
         self.status(f"{task}: starting…")
-        self.start_task(task, target, data, self.query_one("#ckpt-runs", FilterTable).selected_key)
+        self.start_task(task, target, data, self.query_one("#ckpt-runs", FilterTable).selected_key, options)
 
     @work(thread=True, group="checkpoint-task")
-    def start_task(self, task: str, target: str, data: str, run_id: str | None) -> None:
+    def start_task(self, task: str, target: str, data: str, run_id: str | None,
+                   options: ResumeChoice | None = None) -> None:
         """Start a resume, evaluation or export run off the UI thread (``data``: the file or output)."""
         try:
             config = config_of(self.engine.get_run(run_id).config if run_id else None)
             if task == "resume":
-                new_id = self.engine.resume_run(target)
+                choice = options or ResumeChoice(None, None)
+                new_id = self.engine.resume_run(target, choice.max_steps, choice.learning_rate)
             elif task in ("export", "merge"):
                 new_id = self.engine.export_checkpoint(Path(target), task == "merge", config,
                                                        Path(data).expanduser().resolve())
@@ -175,10 +222,13 @@ class CheckpointsScreen(ConsoleScreen):
             return
         if message.task in ("job-progress", "job-result"):
             self.status(escape(str(message.result)))
+            if message.task == "job-result":
+                self.refresh_checkpoints()  # an export is listed once it is written
             return
         run_id = str(message.result)
         self.state.watched.add(run_id)
         if message.task == "resume":
+            self.status(f"resumed as run {run_id} (3: Training follows it)")
             self.state.run_id = run_id
             self.console.action_mode("training")
         else:
@@ -188,10 +238,12 @@ class CheckpointsScreen(ConsoleScreen):
 
     @work(group="job-wait")
     async def follow_job(self, run_id: str, doing: str) -> None:
-        """Follow an evaluation or export run to its end: its log lines, then its result."""
+        """Follow an evaluation or export run to its end: its stages and log lines, then its result."""
         async for stored in self.engine.attach(run_id):
-            if isinstance(stored.event, Log):
-                self.post_message(TaskDone("job-progress", result=f"{doing} (run {run_id}): {stored.event.message}"))
+            event = stored.event
+            if isinstance(event, Log | Stage):
+                words = event.message if isinstance(event, Log) else event.words()
+                self.post_message(TaskDone("job-progress", result=f"{doing} (run {run_id}): {words}"))
         self.post_message(TaskDone("job-result", result=job_result(self.engine.get_run(run_id))))
 
     def action_delete(self) -> None:

@@ -24,6 +24,7 @@ from engine.config import load_config
 from engine.data.validate import Issue
 from engine.errors import ConfigError
 from llamahome_tui.messages import TaskDone
+from llamahome_tui.paths import shown_path
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import PromptScreen
 from llamahome_tui.screens.record import RecordScreen
@@ -38,7 +39,10 @@ SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
 
 
 def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
-    """``(path, shown name)`` of every data file under the roots (run outputs and caches skipped)."""
+    """``(path, shown name)`` of every data file under the roots (run outputs and caches skipped).
+
+    The shown name is a valid path (``shown_path``), so it can be typed into any path prompt.
+    """
     seen: set[Path] = set()
     for root in roots:
         if not root.is_dir():
@@ -49,7 +53,7 @@ def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
                 continue
             if path.suffix in DATA_SUFFIXES and path.is_file() and path.resolve() not in seen:
                 seen.add(path.resolve())
-                yield path, f"{root.name}/{path.relative_to(root).as_posix()}"
+                yield path, shown_path(path)
 
 
 def human_size(size: int) -> str:
@@ -112,7 +116,7 @@ class DatasetsScreen(ConsoleScreen):
         found = list(data_files(self.state.data_roots))
         for path in (extra, self.state.dataset, self.state.eval_data):
             if path is not None and path.resolve() not in {p.resolve() for p, _ in found}:
-                found.append((path, path.name))
+                found.append((path, shown_path(path)))
         self.paths = {name: path for path, name in found}
         rows = [(name, (name, human_size(path.stat().st_size), self.role_of(path))) for path, name in found]
         self.query_one("#data-files", FilterTable).set_rows(rows)

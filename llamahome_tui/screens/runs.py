@@ -20,8 +20,11 @@ from engine.errors import UserError
 from engine.store import LIVE_STATUSES, RunRecord
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
+from llamahome_tui.screens.log_view import RunLogScreen
+from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 from llamahome_tui.widgets.line_chart import LineChart, Series
+from llamahome_tui.widgets.run_detail import detail_text
 from llamahome_tui.widgets.run_feed import format_duration
 
 STATUS_STYLE = {"running": "bold green", "pending": "yellow", "paused": "yellow", "finished": "green",
@@ -63,7 +66,9 @@ class RunsScreen(ConsoleScreen):
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("d", "delete", "Delete"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("l", "log", "Log"),
+        Binding("S", "samples", "Samples history", show=False),
+        Binding("r", "refresh", "Refresh", show=False),  # it refreshes itself every 2 s
         Binding("slash", "filter", "Filter"),
     ]
 
@@ -76,6 +81,7 @@ class RunsScreen(ConsoleScreen):
         """The history table and the (hidden) comparison chart."""
         yield FilterTable("", "run", "kind", "status", "dataset", "method", "best eval", "time", id="runs-table",
                           enter="Attach")
+        yield Static(id="run-detail")
         with Vertical(id="compare"):
             yield Static(id="compare-legend")
             yield LineChart(id="compare-chart")
@@ -93,6 +99,9 @@ class RunsScreen(ConsoleScreen):
         """Palette entries for this screen."""
         yield SystemCommand("Compare marked runs", "loss curves of the two marked runs", self.action_compare)
         yield SystemCommand("Refresh runs", "read the run history again", self.action_refresh)
+        yield SystemCommand("Show the run's samples", "every sample answer, base and fine-tuned side by side",
+                            self.action_samples)
+        yield SystemCommand("Show the run's log", "the highlighted run's lines and warnings", self.action_log)
 
     def action_refresh(self) -> None:
         """Read the history again."""
@@ -103,6 +112,20 @@ class RunsScreen(ConsoleScreen):
             mark = "*" if run.id in self.marked else ""
             rows.append((run.id, (mark, *run_cells(run, best, now))))
         self.query_one(FilterTable).set_rows(rows)
+        self.draw_detail()
+
+    def on_data_table_row_highlighted(self) -> None:
+        """Another run highlighted: show its details."""
+        self.draw_detail()
+
+    def draw_detail(self) -> None:
+        """The highlighted run's details in the pane under the table."""
+        run_id = self.selected
+        try:
+            detail = self.engine.run_detail(run_id) if run_id else None
+        except UserError:
+            detail = None
+        self.query_one("#run-detail", Static).update(detail_text(detail, self.state.clock()))
 
     def best_of(self, run: RunRecord) -> float | None:
         """A run's best eval loss; read once for ended runs (the table refreshes every 2 s)."""
@@ -132,6 +155,18 @@ class RunsScreen(ConsoleScreen):
         self.state.run_id = run_id
         self.state.watched.add(run_id)
         self.console.action_mode("training")
+
+    def action_log(self) -> None:
+        """Open the log view of the highlighted run."""
+        run_id = self.selected
+        if run_id is not None:
+            self.app.push_screen(RunLogScreen(run_id, self.MODE))
+
+    def action_samples(self) -> None:
+        """Open the samples history of the highlighted run."""
+        run_id = self.selected
+        if run_id is not None:
+            self.app.push_screen(SamplesScreen(run_id, self.MODE))
 
     def action_mark(self) -> None:
         """Mark (or unmark) the selected run for comparison; two at most."""

@@ -28,9 +28,12 @@ from llamahome_tui.commands import resolve_config
 from llamahome_tui.messages import FeedChanged, RunEnded, TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
+from llamahome_tui.screens.log_view import RunLogScreen
+from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
-from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, RunFeed
+from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed
 from llamahome_tui.widgets.run_panels import gauges_text, numbers_text, progress_text, samples_text
+from llamahome_tui.widgets.stage_line import stage_text
 
 YIELD_EVERY = 100
 """Replaying history, give the event loop a turn every this many events."""
@@ -49,6 +52,8 @@ class TrainingScreen(ConsoleScreen):
         Binding("p", "pause", "Pause/resume"),
         Binding("s", "stop", "Stop"),
         Binding("c", "checkpoint", "Checkpoint"),
+        Binding("l", "log", "Log"),
+        Binding("S", "samples", "Samples history", show=False),
     ]
 
     def __init__(self) -> None:
@@ -63,11 +68,12 @@ class TrainingScreen(ConsoleScreen):
         """Redraws of changed parts."""
 
     def compose_body(self) -> ComposeResult:
-        """Head line, progress, numbers, chart and gauges, log tail and samples."""
+        """Head line, progress, stage, numbers, chart and gauges, log tail and samples."""
         yield Static(id="run-head")
         with Horizontal(id="run-progress"):
             yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="progress-bar")
             yield Static(id="progress-text")
+        yield Static(id="run-stage")
         yield Static(id="run-numbers")
         with Horizontal(id="charts"):
             yield LineChart(id="loss-chart")
@@ -93,6 +99,9 @@ class TrainingScreen(ConsoleScreen):
         yield SystemCommand("Stop the run", "checkpoint, then stop", self.action_stop)
         yield SystemCommand("Pause or resume the run", "checkpoint and free memory / continue", self.action_pause)
         yield SystemCommand("Checkpoint now", "write a checkpoint of the run", self.action_checkpoint)
+        yield SystemCommand("Show the run's samples", "every sample answer, base and fine-tuned side by side",
+                            self.action_samples)
+        yield SystemCommand("Show the run's log", "its lines and warnings, live, filterable", self.action_log)
 
     # following a run
 
@@ -153,6 +162,8 @@ class TrainingScreen(ConsoleScreen):
             self.query_one("#samples", Static).update(samples_text(self.feed))
         if PROGRESS in changes or NEWS in changes:
             self.draw_progress()
+        if STAGE in changes:
+            self.query_one("#run-stage", Static).update(stage_text(self.feed))
         if RESOURCES in changes:
             self.query_one("#gauges", Static).update(gauges_text(self.feed))
 
@@ -172,6 +183,7 @@ class TrainingScreen(ConsoleScreen):
             self.feed.take_changes()
         self.query_one("#run-head", Static).update(self.head_text())
         self.draw_progress()
+        self.query_one("#run-stage", Static).update(stage_text(self.feed))
         self.draw_log()
         self.query_one("#gauges", Static).update(gauges_text(self.feed))
         self.query_one("#samples", Static).update(samples_text(self.feed))
@@ -295,3 +307,19 @@ class TrainingScreen(ConsoleScreen):
             self.notify(str(exc), severity="error")
             return
         self.notify(f"run {run_id}: checkpoint requested")
+
+    def action_log(self) -> None:
+        """Open the log view of the run in view."""
+        run_id = self.feed.run_id if self.feed else self.state.run_id
+        if run_id is None:
+            self.notify("no run in view", severity="warning")
+            return
+        self.app.push_screen(RunLogScreen(run_id, self.MODE))
+
+    def action_samples(self) -> None:
+        """Open the samples history of the run in view."""
+        run_id = self.feed.run_id if self.feed else self.state.run_id
+        if run_id is None:
+            self.notify("no run in view", severity="warning")
+            return
+        self.app.push_screen(SamplesScreen(run_id, self.MODE))

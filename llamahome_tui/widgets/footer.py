@@ -42,6 +42,8 @@ class KeyFooter(Footer):
     async def _recompose_if_changed(self) -> None:
         """Rebuild the keys only if they differ from those drawn."""
         self._check_pending = False
+        if not self.is_attached:  # its screen was popped (a pushed view closed) before the check ran
+            return
         shown = self.shown_keys()
         if shown != self._shown:
             self._shown = shown

@@ -22,6 +22,7 @@ from engine.events import (
     Paused,
     Resources,
     Resumed,
+    Stage,
     Started,
     Step,
 )
@@ -30,8 +31,8 @@ from engine.metrics import line as metric_line
 
 LOG_LINES = 200
 """Log lines kept for the log tail."""
-PROGRESS, RESOURCES, NEWS = "progress", "resources", "news"
-"""The parts of the training screen a change touches: step numbers and chart, gauges, the rest."""
+PROGRESS, RESOURCES, STAGE, NEWS = "progress", "resources", "stage", "news"
+"""The parts of the training screen a change touches: step numbers and chart, gauges, the stage line, the rest."""
 
 
 @dataclass
@@ -50,6 +51,10 @@ class RunFeed:
     last_eval: Eval | None = None
     """The newest evaluation (its objective metrics show beside the loss)."""
     resources: Resources | None = None
+    stage: Stage | None = None
+    """What the worker is doing now (None before it says, and once the run has ended)."""
+    paused_at: int | None = None
+    """The step the run is paused at, while it is paused."""
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     generations: list[Generation] = field(default_factory=list)
     finished: dict[str, object] | None = None
@@ -94,6 +99,9 @@ class RunFeed:
             self.resources = event
             self.changes.add(RESOURCES)
             return
+        if isinstance(event, Stage):
+            self._stage(event)
+            return
         self.changes.add(NEWS)
         if isinstance(event, Started) and at is not None:
             self.started_at = at
@@ -104,6 +112,15 @@ class RunFeed:
             self._say(f"eval step {event.step}: {metric_line(eval_values(event))}")
         else:
             self._apply_other(event)
+
+    def _stage(self, event: Stage) -> None:
+        """A new stage (or progress in one); a stage's beginning goes into the log tail."""
+        previous, self.stage = self.stage, event
+        self.changes.add(STAGE)
+        if previous is None or (previous.name, previous.detail) != (event.name, event.detail):
+            if event.name != "training" or self.last_step is None:  # not again after each evaluation
+                self._say(f"… {event.words()}")
+                self.changes.add(NEWS)
 
     def _apply_other(self, event: Event) -> None:
         """Fold the less frequent events."""
@@ -117,15 +134,19 @@ class RunFeed:
         elif isinstance(event, Generation):
             self.generations.append(event)
         elif isinstance(event, Paused):
+            self.paused_at = event.step
+            self.changes.add(STAGE)
             self._say(f"paused at step {event.step} (checkpoint written)")
         elif isinstance(event, Resumed):
+            self.paused_at = None
+            self.changes.add(STAGE)
             self._say(f"resumed at step {event.step}")
         elif isinstance(event, Finished):
-            self.finished, self.ended = dict(event.metrics), True
+            self.finished, self.ended, self.stage = dict(event.metrics), True, None
             stopped = event.metrics.get("stopped_reason") == "stopped"
             self._say("stopped (checkpoint written)" if stopped else "finished")
         elif isinstance(event, Failed):
-            self.error, self.ended = event.error, True
+            self.error, self.ended, self.stage = event.error, True, None
             self._say(f"error: {event.error}")
 
     def announce(self) -> bool:
@@ -144,8 +165,8 @@ class RunFeed:
         """The run is over with ``status``; say so in the log when its events did not."""
         if not self.ended and status in ("stopped", "crashed", "failed"):
             self._say(f"{status}: {error}" if error else status)
-        self.ended = True
-        self.changes.add(NEWS)
+        self.ended, self.stage = True, None
+        self.changes.update((NEWS, STAGE))
 
     @property
     def best_eval(self) -> float | None:
@@ -155,16 +176,20 @@ class RunFeed:
     def eta_s(self) -> float | None:
         """Seconds left: the worker's estimate when it sent one, else this run's own pace.
 
-        The pace is taken between this run's first and newest steps, never as the whole
-        elapsed time over the global step: a resumed run starts at step k, and the part before
-        it ran in another process, at another speed (or, with no ``elapsed_s``, not at all).
+        The pace is training-step time (``Step.train_s``) where the steps carry it, so the time
+        spent evaluating, generating samples and saving checkpoints is left out. It is taken
+        between this run's first and newest steps, never as the whole elapsed time over the
+        global step: a resumed run starts at step k, and the part before it ran in another
+        process, at another speed (or, with no ``elapsed_s``, not at all).
         """
         if self.resources is not None and self.resources.eta_s is not None:
             return self.resources.eta_s
         first, last = self.first_step, self.last_step
         if first is None or last is None or last.step <= first.step or not last.total_steps:
             return None
-        if last.elapsed_s > 0 and first.elapsed_s > 0:
+        if last.train_s > 0 and first.train_s > 0:
+            spent = last.train_s - first.train_s
+        elif last.elapsed_s > 0 and first.elapsed_s > 0:
             spent = last.elapsed_s - first.elapsed_s
         elif self.first_step_at is not None and self.last_step_at is not None:
             spent = self.last_step_at - self.first_step_at

@@ -103,7 +103,7 @@ def numbers_text(feed: RunFeed) -> Text:
 
 def samples_text(feed: RunFeed | None) -> Text:
     """The newest sample generation (prompt and answer), or the final metrics when done."""
-    text = Text("Samples\n", style="bold")
+    text = Text("Samples", style="bold").append("  S: all\n", style="dim")
     if feed and feed.generations:
         last = feed.generations[-1]
         text.append(f"step {last.step}\n", style="dim")

@@ -75,8 +75,26 @@ def test_the_history_lists_exactly_the_checkpoints_on_disk(runs):
 def test_worker_log_holds_the_runs_lines(runs):
     log = (runs["workspace"].run_dir(runs["source"]) / "worker.log").read_text()
     assert "training" in log and "parameters" in log
-    assert "checkpoint:" in log and "step=6" in log and "finished:" in log
-    assert "%|" not in log, "no library progress bars"
+    assert "info: checkpoint step 6" in log and "step: step 6/6  loss" in log and "info: finished" in log
+    for stage in ("tokenizing 0/", "loading model", "training", "evaluating", "saving checkpoint step-000006",
+                  "saving the final model"):
+        assert f"stage: {stage}" in log, stage
+    assert "%|" not in log and "\r" not in log, "one line per event, no progress bars"
+
+
+def test_the_console_log_view_holds_the_lines_of_worker_log(runs):
+    """The log view words the stored events as the worker words them into worker.log, in the same order."""
+    from engine.log_lines import EventLines
+
+    engine, run_id = runs["engine"], runs["source"]
+    words, view = EventLines(), []
+    for stored in engine.store.events(run_id, limit=100_000):
+        line = words.line(stored.event, stored.time)
+        if line is not None:
+            view.append(f"{line.level}: {line.text}")
+    log = [row.split(" ", 2)[2] for row in
+           (runs["workspace"].run_dir(run_id) / "worker.log").read_text().splitlines() if row[:2] == "20"]
+    assert len(view) > 20 and view == [row for row in log if row in set(view)]
 
 
 def test_nothing_in_the_workspace_is_open_to_other_users(runs):

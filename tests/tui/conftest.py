@@ -25,6 +25,13 @@ def write_chat(path: Path, count: int) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def in_test_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each console test from its temporary folder: the console shows paths relative to the
+    current folder (so they can be typed back), and they must read the same on every machine."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     """An empty workspace."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import write_chat
 from history import fake_run
@@ -130,3 +131,16 @@ async def test_footer_lists_enter_and_fits_80_columns(make_app):
         assert "⏎ Train" in footer and "v Versions" in footer and footer.rstrip().endswith("q Quit")
         await pilot.press("question_mark")
         assert ("⏎", "Train") in app.screen.keys
+
+
+async def test_the_names_shown_are_paths_that_open_the_files(make_app, data_dir, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the data folder is not under the current one: absolute paths
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        names = app.screen.query_one("#data-files", FilterTable).keys
+        assert sorted(names) == [str(data_dir / "broken.jsonl"), str(data_dir / "chat.jsonl")]
+    monkeypatch.chdir(tmp_path)
+    assert [Path(name).is_file() for name in ("data/broken.jsonl", "data/chat.jsonl")] == [True, True]

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from engine.config import load_config
 from llamahome_tui.screens.dialogs import ConfirmScreen, PromptScreen
+from llamahome_tui.screens.resume_dialog import ResumeScreen
 from llamahome_tui.screens.training import TrainingScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 from llamahome_tui.widgets.line_chart import LineChart
@@ -81,6 +82,8 @@ async def test_checkpoints_evaluate_and_resume_real_runs(make_app, engine, tiny_
         await wait_for(pilot, lambda: "eval_loss" in str(status.render()), timeout=120)
         assert "finished" in str(status.render())
         await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen), timeout=10)
+        await pilot.press("enter")  # the dialog's settings unchanged: the run's own
         await wait_for(pilot, lambda: app.current_mode == "training", timeout=60)
         training = app.screen
         await wait_for(pilot, lambda: training.feed is not None and training.feed.ended, timeout=120)

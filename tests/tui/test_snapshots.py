@@ -11,16 +11,17 @@ import pytest
 from history import fake_run
 from textual.pilot import Pilot
 
-from llamahome_tui.widgets import run_panels
+from llamahome_tui.widgets import run_detail, run_panels
 
 SIZE = (80, 24)
 
 
 @pytest.fixture(autouse=True)
 def pinned_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Gauges scale by the machine's cores and RAM: pin both."""
+    """Gauges scale by the machine's cores and RAM: pin both; a live run's start date is the real now: pin it."""
     monkeypatch.setattr(run_panels, "_cores", lambda: 4)
     monkeypatch.setattr(run_panels, "total_memory_mb", lambda: 8192.0)
+    monkeypatch.setattr(run_detail, "start_date", lambda started_at: "2026-01-01 00:00")  # a live run's is now
 
 
 async def settle(pilot: Pilot) -> None:

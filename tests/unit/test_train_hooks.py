@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from engine.events import Eval, Generation, Step
+from engine.events import Eval, Generation, Stage, Step
 from engine.train.generation import SampleGenerations
 from engine.train.model import load_tokenizer
 from engine.train.tensorboard import TensorBoardLog, with_tensorboard
@@ -18,11 +18,17 @@ def test_sample_generations_every_n_steps(tiny_model_dir):
     events: list = []
     hook = SampleGenerations(load_tokenizer(tiny_model_dir), ["What is 2 + 3?", "Capital of Peru?"], every=3,
                              max_new_tokens=4, emit=events.append)
+    hook.base(model)
     for step in range(1, 7):
         hook(SimpleNamespace(model=model, progress=SimpleNamespace(step=step)))
-    assert [(e.step, e.prompt) for e in events] == [(3, "What is 2 + 3?"), (3, "Capital of Peru?"),
-                                                    (6, "What is 2 + 3?"), (6, "Capital of Peru?")]
-    assert all(isinstance(e, Generation) and isinstance(e.text, str) for e in events)
+    answers = [e for e in events if isinstance(e, Generation)]
+    assert [(e.step, e.prompt, e.base) for e in answers] == [
+        (0, "What is 2 + 3?", True), (0, "Capital of Peru?", True),
+        (3, "What is 2 + 3?", False), (3, "Capital of Peru?", False),
+        (6, "What is 2 + 3?", False), (6, "Capital of Peru?", False)]
+    assert all(isinstance(e.text, str) for e in answers)
+    stages = [(e.name, e.done, e.total) for e in events if isinstance(e, Stage)]
+    assert stages == [("generating", 0, 2), ("generating", 2, 2)] * 3, "each round says it generates, then done"
     assert model.training
 
 

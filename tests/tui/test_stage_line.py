@@ -1,0 +1,85 @@
+"""The stage line: the training screen says what the run is doing, live; evaluation jobs on the
+checkpoints screen say it too."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from history import live_run_in_stage
+from screen_text import line_with, screen_lines
+from textual.widgets import Static
+
+from engine.events import Paused, Stage, Started
+from llamahome_tui.screens.checkpoints import CheckpointsScreen
+from llamahome_tui.widgets.stage_line import mini_bar
+
+
+def stage_line(app) -> str:
+    return str(app.screen.query_one("#run-stage", Static).render())
+
+
+async def until(pilot, condition, timeout: float = 5.0) -> None:
+    """Let the app run until ``condition()`` holds (the attach polls every 0.2 s)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+
+
+async def test_the_training_screen_says_the_stage_and_follows_it_live(make_app, engine):
+    run_id = live_run_in_stage(engine, "20260101-000000-live", 30, Stage("evaluating", 3, 12))
+    app = make_app("training", run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "evaluating 3/12" in stage_line(app))
+        row = line_with(app, "evaluating 3/12 batches")
+        assert row.strip().startswith("▶ evaluating 3/12 batches") and row.rstrip().endswith("25%"), row
+        assert "ETA 0:05" in line_with(app, "step 30/40")
+        engine.store.add_event(run_id, Stage("evaluating", 12, 12))
+        engine.store.add_event(run_id, Stage("saving_checkpoint", detail="step-000040"))
+        await until(pilot, lambda: "saving" in stage_line(app))
+        assert stage_line(app) == "▶ saving checkpoint step-000040"
+        assert any("… saving checkpoint step-000040" in row for row in screen_lines(app)), "the log tail says it"
+        engine.store.add_event(run_id, Paused(40, "/x/step-000040"))
+        await until(pilot, lambda: "paused" in stage_line(app))
+        assert stage_line(app) == "⏸ paused at step 40  p resumes"
+
+
+async def test_before_any_step_the_stage_replaces_the_silence(make_app, engine):
+    run_id = live_run_in_stage(engine, "20260101-000000-tok", 0, Stage("tokenizing", 1536, 4096, "of chat.jsonl"))
+    app = make_app("training", run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "tokenizing" in stage_line(app))
+        assert stage_line(app).startswith("▶ tokenizing 1,536/4,096 records of chat.jsonl")
+        assert stage_line(app).endswith("38%")
+
+
+async def test_an_ended_run_has_no_stage_line(make_app, engine):
+    from history import fake_run
+
+    run_id = fake_run(engine, "20260101-000000-done", 20, 3.0)
+    app = make_app("training", run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        assert stage_line(app) == ""
+
+
+async def test_an_evaluation_job_on_the_checkpoints_screen_shows_its_stage(make_app, engine):
+    store, run_id = engine.store, "20260101-000000-eval"
+    store.create_run(run_id, "eval", {}, "/x/step-000040", "/x/held.jsonl")
+    now = time.time()
+    store.update_run(run_id, status="running", pid=os.getpid(), started_at=now, heartbeat_at=now)
+    store.add_event(run_id, Started(run_id, "eval", 0, "/x/step-000040", "/x/held.jsonl"))
+    store.add_event(run_id, Stage("evaluating", 5, 20))
+    app = make_app("checkpoints")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, CheckpointsScreen)
+        screen.follow_job(run_id, "evaluating")
+        await until(pilot, lambda: "batches" in str(screen.query_one("#ckpt-status", Static).render()))
+        status = str(screen.query_one("#ckpt-status", Static).render())
+        assert status == f"evaluating (run {run_id}): evaluating 5/20 batches", status
+
+
+def test_the_mini_bar_fills_in_eighths():
+    assert mini_bar(0.0, 4) == "    " and mini_bar(1.0, 4) == "████" and mini_bar(0.25 + 1 / 32, 4) == "█▏  "
