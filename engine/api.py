@@ -28,6 +28,7 @@ from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
+from engine.data.chat_template import model_template
 from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
@@ -98,9 +99,10 @@ class Engine:
         """
         data = Path(data).resolve()
         eval_path = Path(eval_data).resolve() if eval_data else None
+        template = model_template(config)
         for path in (data, eval_path) if eval_path else (data,):
             precheck(path, config.data.format or None, config.data.on_invalid,
-                     config.data.duplicates == "keep", config.training.objective)
+                     config.data.duplicates == "keep", config.training.objective, template=template)
         model_family(config)
         after = None if config.model.path else self._ensure_base(config)
         job = {"data": str(data), "eval_data": str(eval_path or ""), "after": after or ""}

@@ -48,16 +48,18 @@ from engine.data.parallel import encoded_chunks, worker_count
 from engine.data.prefetch import Prefetcher
 from engine.data.render import render_examples
 from engine.data.splits import split_indices
-from engine.data.template import CHATML_TEMPLATE
+from engine.data.template import template_source
 from engine.data.token_cache import TokenCache
 from engine.data.tokenized import Subset, TokenizedDataset
-from engine.data.validate import ValidationReport, char_length, new_report, valid_conversations
+from engine.data.validate import Issue, ValidationReport, char_length, new_report, valid_conversations
 from engine.errors import DataError
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 """Bump when the cached layout or tokenization changes, so old entries are not reused."""
 CHUNK = 512
 """Conversations tokenized per backend call."""
+Located = tuple[str, Example]
+"""An example and where it was read (``file:line``)."""
 
 
 @dataclass
@@ -76,11 +78,11 @@ class Prepared:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A hash of the tokenizer's vocabulary, merges, added tokens and chat template."""
+    """A hash of the tokenizer's vocabulary, merges, added tokens, chat template and EOS."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    template = getattr(tokenizer, "chat_template", None) or CHATML_TEMPLATE
-    return hashlib.sha256(f"{body}\0{template}".encode()).hexdigest()[:16]
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    return hashlib.sha256(f"{body}\0{template_source(tokenizer)}\0{eos}".encode()).hexdigest()[:16]
 
 
 def settings_of(config: Config, prefix_ids: Sequence[int]) -> dict[str, Any]:
@@ -119,7 +121,8 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     writer = cache.writer(key)
     try:
         workers = worker_count(config.data.num_workers if workers is None else workers)
-        _tokenize_into(writer, _examples(paths, reports, config), tokenizer, config, prefix_ids, workers)
+        _tokenize_into(writer, _examples(paths, reports, config), tokenizer, config, prefix_ids, workers,
+                       reports)
         if not len(writer):
             raise DataError(f"{paths[0]}: no sample left with a trained token within data.max_length")
         dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports)})
@@ -132,18 +135,18 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     return Prepared(dataset, key, reports, False)
 
 
-def _examples(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[Example]:
-    """Every valid example of every file, in order, of the kind ``training.objective`` trains on."""
+def _examples(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[Located]:
+    """``(where, example)`` of every valid example of every file, in order, of the kind
+    ``training.objective`` trains on."""
     for path, report in zip(paths, reports, strict=True):
-        for _, example in valid_conversations(path, report, char_length, config.data.format or None,
-                                              config.data.on_invalid, config.data.duplicates == "keep",
-                                              config.training.objective):
-            yield example
+        yield from valid_conversations(path, report, char_length, config.data.format or None,
+                                       config.data.on_invalid, config.data.duplicates == "keep",
+                                       config.training.objective)
 
 
-def _chunks(examples: Iterator[Example]) -> Iterator[list[Example]]:
-    """Examples in lists of ``CHUNK``."""
-    chunk: list[Example] = []
+def _chunks(examples: Iterator[Located]) -> Iterator[list[Located]]:
+    """Located examples in lists of ``CHUNK``."""
+    chunk: list[Located] = []
     for example in examples:
         chunk.append(example)
         if len(chunk) == CHUNK:
@@ -153,14 +156,39 @@ def _chunks(examples: Iterator[Example]) -> Iterator[list[Example]]:
         yield chunk
 
 
-def _tokenize_into(writer: Any, examples: Iterator[Example], tokenizer: Any, config: Config,
-                   prefix_ids: Sequence[int], workers: int) -> None:
+def render_located(tokenizer: Any, chunk: list[Located], kind: str, train_on: str, on_invalid: str,
+                   reports: Sequence[ValidationReport] = ()) -> Any:
+    """A chunk rendered (``render.render_examples``); a record the chat template cannot render is one
+    DataError naming its line (``on_invalid = "fail"``) or is left out and counted (``"skip"``)."""
+    try:
+        return render_examples(tokenizer, [example for _, example in chunk], kind, train_on)
+    except Exception:  # noqa: BLE001 - find the record, below
+        pass
+    kept = []
+    for where, example in chunk:
+        try:
+            render_examples(tokenizer, [example], kind, train_on)
+        except Exception as err:  # noqa: BLE001 - the template's refusal, or a loss it cannot place
+            reason = str(err) if isinstance(err, DataError) else f"the chat template cannot render this record: {err}"
+            if on_invalid == "fail":
+                raise DataError(f"{where}: {reason}") from None
+            for report in reports:
+                if where.startswith(report.path):
+                    report.issues.append(Issue(where, "", "template", reason))
+            continue
+        kept.append(example)
+    return render_examples(tokenizer, kept, kind, train_on)
+
+
+def _tokenize_into(writer: Any, examples: Iterator[Located], tokenizer: Any, config: Config,
+                   prefix_ids: Sequence[int], workers: int, reports: Sequence[ValidationReport] = ()) -> None:
     """Read on a background thread, render here, tokenize in ``workers`` processes, append in order."""
     from engine.objectives import record_kind
 
     train_on, kind = config.data.train_on, record_kind(config.training.objective)
     with Prefetcher(_chunks(examples), depth=4) as chunks:
-        rendered = (render_examples(tokenizer, chunk, kind, train_on) for chunk in chunks)
+        rendered = (render_located(tokenizer, chunk, kind, train_on, config.data.on_invalid, reports)
+                    for chunk in chunks)
         for ids, trained, lengths in encoded_chunks(tokenizer, rendered, config.data.max_length, prefix_ids,
                                                     workers):
             writer.append_chunk(ids, trained, lengths)

@@ -28,6 +28,7 @@ from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
 from engine.train.methods import load_for_method, prepare_for_method, uses_adapter
+from engine.train.model import fit_embeddings
 from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
 from engine.train.qat import FakeQuantSwitch
 
@@ -45,6 +46,8 @@ class RecipeData:
     eval: Sequence[TokenizedSample]
     pad_id: int
     vocab_size: int = 0
+    new_tokens: tuple[int, ...] = ()
+    """Tokens the run added to the tokenizer (chat markers): an adapter trains their rows too."""
 
 
 @dataclass
@@ -85,7 +88,7 @@ class FineTune:
         # every precision, not only "auto": an explicit bf16 on a CPU without it gets its warning here
         self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
         self._set_objective()
-        self.model = prepare_for_method(self.model, self.config)
+        self.model = prepare_for_method(self.model, self.config, self.data.new_tokens)
         _no_kv_cache(self.model)
         if resume_from is not None and uses_adapter(self.config):
             _load_adapter(self.model, resume_from)
@@ -133,7 +136,9 @@ class FineTune:
         def load_base() -> Any:
             if not base:
                 raise UserError("resuming: the reference model needs the run's base model (meta base_model)")
-            return prepare_for_method(load_for_method(Path(base), self.config), self.config)
+            reference = load_for_method(Path(base), self.config)
+            fit_embeddings(reference, self.data.vocab_size, self.config.training.seed)
+            return prepare_for_method(reference, self.config, self.data.new_tokens)
         return load_base
 
     def _resolve_batch_size(self, resume_from: Path | None) -> None:

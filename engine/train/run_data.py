@@ -7,7 +7,7 @@ versions a run used are recorded in the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class RunData:
     train: Any
     eval: Any
     probe: list[Conversation]
+    control_ids: list[int] = field(default_factory=list)
+    """Ids of ``data.prepend_tokens`` (added to the tokenizer; an adapter trains their rows)."""
 
 
 def prepare_run_data(config: Config, job: dict[str, Any], tokenizer: Any, workspace: Workspace,
@@ -41,12 +43,12 @@ def prepare_run_data(config: Config, job: dict[str, Any], tokenizer: Any, worksp
         store.link_run_dataset(run_id, prepared.fingerprint, "train")
         if not job.get("eval_data"):
             train, held = prepared.split(config.data.validation_split, config.training.seed)
-            return RunData(train, held, [])
+            return RunData(train, held, [], prefix)
         held_out = prepare([Path(job["eval_data"])], tokenizer, config, cache, prefix)
         store.link_run_dataset(run_id, held_out.fingerprint, "eval")
     finally:
         store.close()
-    return RunData(prepared.dataset, held_out.dataset, _probe(Path(job["eval_data"]), config))
+    return RunData(prepared.dataset, held_out.dataset, _probe(Path(job["eval_data"]), config), prefix)
 
 
 def _probe(path: Path, config: Config) -> list[Conversation]:
