@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.builtin import base_dir, is_built
-from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint
+from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint, read_checkpoint_meta
 from engine.config import Config, config_from_dict
 from engine.data.dataset import Conversation, load_conversations, tokenize_all
+from engine.data.mixing import Mixture, samples_seen
 from engine.disk import writing
 from engine.errors import UserError
 from engine.events import Log
@@ -76,7 +77,8 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
                          f"(ids {added}, rows trained) and <|im_end|> as EOS"))
     prepared = prepare_run_data(config, job, tokenizer, workspace, run.id)
     new_tokens = tuple(sorted(set(added) | set(prepared.control_ids)))
-    data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer), new_tokens)
+    data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer), new_tokens,
+                      prepared.eval_sets)
     resume = Path(job["resume_from"]) if job.get("resume_from") else None
     if resume is not None:
         check_checkpoint(resume)  # one line naming a damaged file, before anything is written
@@ -92,8 +94,9 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     output = Path(run.output_dir)
     board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard else None
     emit = with_tensorboard(emit, board) if board else emit
+    mixture = check_mixture(data.train, resume)
     recipe = FineTune(config, model, data, output / "checkpoints", emit,
-                      meta={"run_id": run.id, "base_model": str(base), "config": run.config})
+                      meta={"run_id": run.id, "base_model": str(base), "config": run.config, **mixture})
     recipe.step_hooks.append(SampleGenerations(tokenizer, config.eval.sample_prompts, config.eval.sample_steps,
                                                config.eval.max_new_tokens, emit))
     recipe.setup(resume_from=resume)
@@ -110,6 +113,19 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
         if board:
             board.close()
     return metrics
+
+
+def check_mixture(train: Any, resume: Path | None) -> dict[str, Any]:
+    """``{"mixture": signature}`` of mixed sources for the checkpoints ({} for one file); a resumed run
+    whose sources changed since its checkpoint (sizes, weights) is refused, as it could not continue exactly."""
+    if not isinstance(train, Mixture):
+        return {}
+    signature = train.signature()
+    saved = read_checkpoint_meta(resume).get("mixture") if resume is not None else None
+    if saved is not None and saved != signature:
+        raise UserError(f"{resume}: the data sources changed since this checkpoint (mixture then {saved}, now "
+                        f"{signature}); the run cannot continue exactly, start a new one")
+    return {"mixture": signature}
 
 
 def base_kept_apart(config: Config) -> bool:
@@ -154,6 +170,7 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
             recipe.evaluate()
         metrics["eval_loss"] = recipe.last_eval_loss
         metrics.update({f"eval_{name}": value for name, value in recipe.last_eval_metrics.items()})
+    metrics.update(samples_seen(recipe.data.train, recipe.feed.batches.plan, recipe.progress.data_state))
     if probe and reason != "stopped":
         metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe,
                                              recipe.config.eval.max_new_tokens).accuracy

@@ -19,6 +19,7 @@ import torch
 from engine.checkpoint_meta import DAMAGED
 from engine.config import Config
 from engine.data.batching import Batch
+from engine.data.mixing import samples_seen
 from engine.data.template import TokenizedSample
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Step
@@ -48,6 +49,8 @@ class RecipeData:
     vocab_size: int = 0
     new_tokens: tuple[int, ...] = ()
     """Tokens the run added to the tokenizer (chat markers): an adapter trains their rows too."""
+    eval_sets: dict[str, Any] = field(default_factory=dict)
+    """Held-out samples of each mixed source by name: evaluated alone too (``loss_<name>``)."""
 
 
 @dataclass
@@ -319,14 +322,16 @@ class FineTune:
         return False
 
     def evaluate(self) -> float:
-        """Eval loss on the evaluation samples; emits an Eval event."""
-        result = evaluate_loss(self.model, self.data.eval, self.config.eval.batch_size,
-                               self.data.pad_id, self.config.training.precision,
-                               self.config.eval.max_batches, objective=self.objective)
-        self.last_eval_loss, self.last_eval_step = result.loss, self.progress.step
-        self.last_eval_metrics = result.metrics
+        """Eval loss on the evaluation samples (and each mixed source's: ``loss_<name>``); emits an Eval event."""
+        def on(samples: Any) -> Any:
+            return evaluate_loss(self.model, samples, self.config.eval.batch_size, self.data.pad_id,
+                                 self.config.training.precision, self.config.eval.max_batches, objective=self.objective)
+        result = on(self.data.eval)
+        metrics = {**result.metrics, **{f"loss_{name}": on(part).loss for name, part in self.data.eval_sets.items()}}
+        self.last_eval_loss, self.last_eval_step, self.last_eval_metrics = result.loss, self.progress.step, metrics
+        seen = samples_seen(self.data.train, self.feed.batches.plan, self.progress.data_state)
         self.emit(Eval(step=self.progress.step, eval_loss=result.loss, perplexity=result.perplexity,
-                       metrics=result.metrics))
+                       metrics={**metrics, **seen}))
         return result.loss
 
     def save(self, reason: str) -> Path:
