@@ -40,6 +40,10 @@ class ModelTemplate:
     """The file it was read from (for messages)."""
     tokens: dict[str, str] = field(default_factory=dict)
     """``bos_token``, ``eos_token``... as the tokenizer names them."""
+    check_turns: bool = True
+    """Whether a check also places every assistant turn (``template.assistant_turns``: two renders
+    a turn) or only renders each conversation once (the check before a run: the worker names a
+    record whose turns it cannot place anyway)."""
 
     def render(self, messages: list[Message], add_generation_prompt: bool = False) -> str:
         """The conversation as the template renders it (a leading system turn folded when refused)."""

@@ -19,7 +19,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +232,10 @@ def template_problem(template: ModelTemplate, example: Example) -> str:
         return ""
     for messages in sequences(example):
         try:
-            assistant_turns(template.render, messages)
+            if template.check_turns:
+                assistant_turns(template.render, messages)
+            else:
+                template.render(messages)
         except DataError as err:
             return f"{err} ({template.origin})"
         except Exception as err:  # noqa: BLE001 - the template's own refusal (raise_exception) or failure
@@ -304,8 +307,9 @@ def precheck(path: Path, fmt: str | None = None, on_invalid: str = "fail", keep_
     """
     report = new_report(path, fmt, "characters", max_length)
     report.objective = objective
+    once = replace(template, check_turns=False) if template is not None else None  # one render a record
     for _ in valid_conversations(path, report, char_length, fmt, on_invalid, keep_duplicates, objective, notes=True,
-                                 template=template):
+                                 template=once):
         pass
     if not report.valid:
         first = f"; first: {report.issues[0].line()}" if report.issues else ""
