@@ -120,6 +120,8 @@ def _source_entry(entry: Any, where: str) -> DataSource:
     """One ``[[data.sources]]`` table, checked."""
     if isinstance(entry, DataSource):
         entry = dataclasses.asdict(entry)
+    elif isinstance(entry, str):  # --set data.sources=a.jsonl,b.jsonl: equal weights
+        entry = {"path": entry}
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} = {show(entry)}: expected a table with path, weight and format")
     for key in entry:
@@ -721,6 +723,8 @@ def set_value(doc_path: Path, key_path: str, value: Any) -> None:
     if isinstance(value, str):
         value = parse_text(section, key, value)
     value = _check_sections({section: {key: value}}, prefix)[section][key]
+    if isinstance(value, list) and value and isinstance(value[0], DataSource):
+        value = [dataclasses.asdict(source) for source in value]  # written as inline tables
     path = Path(doc_path)
     doc = _read_toml(path, str(path)) if path.exists() else tomlkit.document()
     table: Any = doc
