@@ -5,8 +5,10 @@ of Qwen2, Phi-3, Gemma-2 and Llama-3; none for Mistral's base model and GPT-2). 
 the worker's own job (``engine.jobs.train_job``) on conversations with a system turn and two
 answers; then the final checkpoint is exported (adapter, merged or model) and a client renders a
 conversation with ``apply_chat_template``: the token after the answer is one the exported
-``generation_config.json`` stops at, and the run trained on it. Qwen2 and GPT-2 (a template,
-and none with tied Conv1D weights) run in the fast set; the full matrix is slow.
+``generation_config.json`` stops at, and the run trained on it. The fast set runs Mistral with
+LoRA (no template: markers added, their embedding and untied head rows trained in the adapter),
+Phi-3 with LoRA (a template that is not prefix-consistent) and GPT-2 in full (no template, tied
+Conv1D model); the whole matrix is marked slow.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from engine.train.export import export_checkpoint
 from engine.workspace import Workspace
 
 QUESTION, ANSWER = "What is the capital of Peru?", "The capital of Peru is Lima."
-FAST = {("qwen2", "lora"), ("gpt2", "lora")}
+FAST = {("mistral", "lora"), ("phi3", "lora"), ("gpt2", "full")}
 CASES = [pytest.param(name, method, marks=() if (name, method) in FAST else pytest.mark.slow)
          for name in FAMILIES for method in ("lora", "full")]
 
