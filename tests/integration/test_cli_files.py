@@ -85,3 +85,26 @@ def test_two_sources_mix_from_a_config_file(tiny_model_dir: Path, tmp_path: Path
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = last_run(tmp_path / "ws")["final_metrics"]
     assert (metrics["samples_sums"], metrics["samples_more"]) == (12, 4)  # one epoch: 4 batches of 4
+
+
+@pytest.mark.parametrize("kind", ["save_to_disk", "jsonl.gz", "folder"])
+def test_the_worker_trains_a_folder_or_a_gzip_file(tiny_model_dir: Path, tmp_path: Path, kind: str) -> None:
+    """The fast version of the CLI runs above: the worker's own job, in this process."""
+    from test_families import train
+
+    records = chat_records(12, seed=4)
+    data = tmp_path / "data"
+    if kind == "save_to_disk":
+        import datasets
+
+        datasets.Dataset.from_list(records).save_to_disk(str(data), num_shards=2)
+    elif kind == "folder":
+        data.mkdir()
+        write_jsonl(data / "part-1.jsonl", records[:5])
+        write_jsonl(data / "part-2.jsonl", records[5:])
+    else:
+        data = tmp_path / "chat.jsonl.gz"
+        with gzip.open(data, "wt") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in records)
+    run_dir, events = train(tiny_model_dir, "lora", data, tmp_path)
+    assert (run_dir / "final" / "adapter_model.safetensors").is_file()
