@@ -58,7 +58,7 @@ def fit_embeddings(model: Any, size: int, seed: int) -> None:
     """
     if size <= model.get_input_embeddings().weight.shape[0]:
         return
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         torch.manual_seed(seed)
         model.resize_token_embeddings(size)
 
