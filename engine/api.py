@@ -16,6 +16,7 @@ saying so; ``refresh_statuses`` finds those from the pid and the heartbeat's age
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
+from engine.data.chat_template import model_template
 from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
@@ -98,28 +100,35 @@ class Engine:
         log.close()
         return run_id
 
-    def start_training(self, data: Path, config: Config, eval_data: Path | None = None,
+    def start_training(self, data: Path | None, config: Config, eval_data: Path | None = None,
                        output: Path | None = None) -> str:
         """Check the data and model, start a fine-tuning run; returns its id.
 
-        Bad data or a bad model folder raise ``UserError`` (``file:line`` or key path) before
-        anything is recorded. When the run needs the built-in base and it is not built yet, a
+        The data is the file ``data`` or, when it is None, the ``[[data.sources]]`` of the config
+        (mixed by weight; their paths are resolved here, relative to the current folder). Bad data
+        or a bad model folder raise ``UserError`` (``file:line`` or key path) before anything is
+        recorded; every record is rendered with the model's own chat template, if it has one.
+        When the run needs the built-in base and it is not built yet, a
         ``build-base`` run is started first (or a live one is reused) and the returned training
         run stays ``pending`` until that one finishes, then trains on its own (it fails if the
         build does not finish). ``waits_for(run_id)`` names that build run, so a caller can
         follow it first: attach to ``waits_for(id)`` if it is not None, then to ``id``.
         """
-        data = Path(data).resolve()
+        config, files = training_files(data, config)
         eval_path = Path(eval_data).resolve() if eval_data else None
-        for path in (data, eval_path) if eval_path else (data,):
-            precheck(path, config.data.format or None, config.data.on_invalid,
-                     config.data.duplicates == "keep", config.training.objective)
+        template = model_template(config)
+        checks = files + ([(eval_path, config.data.format)] if eval_path else [])
+        for path, fmt in checks:
+            precheck(path, fmt or None, config.data.on_invalid, config.data.duplicates == "keep",
+                     config.training.objective, template=template)
         model_family(config)
         after = None if config.model.path else self._ensure_base(config)
-        job = {"data": str(data), "eval_data": str(eval_path or ""), "after": after or ""}
+        first = files[0][0]
+        job = {"data": str(first) if data is not None else "", "eval_data": str(eval_path or ""),
+               "after": after or ""}
         return self.start_run("train", {**config_to_dict(config), "job": job},
-                              config.model.path or config.model.builtin, str(data),
-                              str(Path(output).resolve()) if output else "", fingerprint=fingerprint(data))
+                              config.model.path or config.model.builtin, " + ".join(str(p) for p, _ in files),
+                              str(Path(output).resolve()) if output else "", fingerprint=fingerprint(first))
 
     def _ensure_base(self, config: Config) -> str | None:
         """The build-base run the built-in base waits on (a live one or a new one); None if built.
@@ -402,6 +411,22 @@ class Engine:
         shutil.rmtree(folder)
         self.store.remove_checkpoint(str(folder))
         self.store.remove_checkpoint(str(path))
+
+
+def training_files(data: Path | None, config: Config) -> tuple[Config, list[tuple[Path, str]]]:
+    """The config (source paths made absolute) and the files a run trains on, each with its format:
+    ``data``, or the ``[[data.sources]]``; UserError when there are both or neither."""
+    sources = config.data.sources
+    if data is not None and sources:
+        raise UserError(f"{data}: the config also names data.sources; give the data file or "
+                        "[[data.sources]], not both")
+    if data is None and not sources:
+        raise UserError("no training data: give a data file, or [[data.sources]] tables in the config")
+    if data is not None:
+        return config, [(Path(data).resolve(), config.data.format)]
+    absolute = [dataclasses.replace(s, path=str(Path(s.path).expanduser().resolve())) for s in sources]
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, sources=absolute))
+    return config, [(Path(s.path), s.format or config.data.format) for s in absolute]
 
 
 def _pythonpath() -> str:

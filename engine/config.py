@@ -75,9 +75,75 @@ class ModelConfig(_Section):
     """Attention kernel; "auto" = SDPA where the model family supports it, else eager (both pack)."""
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """One file of a weighted mixture (a ``[[data.sources]]`` table)."""
+    path: str
+    """The data file (or folder)."""
+    weight: float = 1.0
+    """Its share of the mixture, relative to the other sources' weights."""
+    format: str = ""
+    """Its format; "" = ``data.format`` (or detected)."""
+    name: str = ""
+    """What the run history calls it (per-source sample counts and eval losses); "" = the file's name."""
+
+
+SOURCE_KEYS = ("path", "weight", "format", "name")
+
+
+def check_sources(value: Any, key_path: str) -> list[DataSource]:
+    """``[[data.sources]]`` tables as ``DataSource`` objects, each key checked, names made unique."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{key_path} = {show(value)}: expected [[data.sources]] tables (path, weight, format)")
+    sources = [_source_entry(entry, f"{key_path}[{number}]") for number, entry in enumerate(value, 1)]
+    named = [replace_name(s) for s in sources]
+    seen: set[str] = set()
+    for number, source in enumerate(named, 1):
+        if source.name in seen:
+            raise ConfigError(f"{key_path}[{number}].name = {source.name!r}: another source has this name; "
+                              "give each source its own name")
+        seen.add(source.name)
+    return named
+
+
+def replace_name(source: DataSource) -> DataSource:
+    """The source named after its file when it has no name."""
+    if source.name:
+        return source
+    name = Path(source.path).name
+    for suffix in (".gz", ".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet", ".arrow"):
+        name = name.removesuffix(suffix)
+    return dataclasses.replace(source, name=name or "source")
+
+
+def _source_entry(entry: Any, where: str) -> DataSource:
+    """One ``[[data.sources]]`` table, checked."""
+    if isinstance(entry, DataSource):
+        entry = dataclasses.asdict(entry)
+    elif isinstance(entry, str):  # --set data.sources=a.jsonl,b.jsonl: equal weights
+        entry = {"path": entry}
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} = {show(entry)}: expected a table with path, weight and format")
+    for key in entry:
+        if key not in SOURCE_KEYS:
+            raise ConfigError(f"unknown key '{where}.{key}' (known keys: {', '.join(SOURCE_KEYS)})")
+    path, weight = entry.get("path"), entry.get("weight", 1.0)
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(f"{where}.path = {show(path)}: expected the path of a data file")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+        raise ConfigError(f"{where}.weight = {show(weight)}: must be a number > 0")
+    for key in ("format", "name"):
+        if not isinstance(entry.get(key, ""), str):
+            raise ConfigError(f"{where}.{key} = {show(entry[key])}: expected a string")
+    return DataSource(path, float(weight), entry.get("format", "").strip(), entry.get("name", "").strip())
+
+
 @dataclass
 class DataConfig(_Section):
     """How the training data is split, tokenized and fed."""
+    sources: list[DataSource] = field(default_factory=list)
+    """Files mixed by weight while streaming (``[[data.sources]]``: path, weight, optional format and
+    name); empty = the one file given to ``train``."""
     max_length: int = field(default=512, metadata=_ABOVE_0)
     """Longest example in tokens; longer ones are truncated."""
     validation_split: float = field(default=0.05, metadata=_rule(lambda v: 0 <= v <= 0.5,
@@ -413,6 +479,8 @@ def _coerce(hint: Any, value: Any) -> tuple[Any, str | None]:
 
 def check_value(cls: type, key: str, value: Any, key_path: str) -> Any:
     """``value`` checked (and normalised) for field ``key`` of section ``cls``; raises ConfigError."""
+    if _hints(cls)[key] == list[DataSource]:
+        return check_sources(value, key_path)
     checked, problem = _coerce(_hints(cls)[key], value)
     if problem is None and (rule := _fields(cls)[key].metadata.get("rule")):
         problem = rule(checked)
@@ -664,6 +732,8 @@ def set_value(doc_path: Path, key_path: str, value: Any) -> None:
     if isinstance(value, str):
         value = parse_text(section, key, value)
     value = _check_sections({section: {key: value}}, prefix)[section][key]
+    if isinstance(value, list) and value and isinstance(value[0], DataSource):
+        value = [dataclasses.asdict(source) for source in value]  # written as inline tables
     path = Path(doc_path)
     doc = _read_toml(path, str(path)) if path.exists() else tomlkit.document()
     table: Any = doc

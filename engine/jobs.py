@@ -6,26 +6,33 @@ metrics. The worker process (``engine.worker``) wraps them with status, signals 
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.builtin import base_dir, is_built
-from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint
+from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint, read_checkpoint_meta
 from engine.config import Config, config_from_dict
 from engine.data.dataset import Conversation, load_conversations, tokenize_all
+from engine.data.mixing import Mixture, samples_seen
 from engine.disk import writing
 from engine.errors import UserError
 from engine.events import Log, Stage
 from engine.store import RunRecord
 from engine.train import precision, qat
 from engine.train.evaluate import evaluate_loss, exact_match
-from engine.train.export import export_checkpoint
+from engine.train.export import export_checkpoint, export_tokenizer, inspect_source, save_generation_config, stop_at
 from engine.train.generation import SampleGenerations
 from engine.train.methods import load_for_method, uses_adapter
-from engine.train.model import device, load_model, load_tokenizer, trainable_parameters
+from engine.train.model import (
+    device,
+    fit_embeddings,
+    load_model,
+    load_run_tokenizer,
+    save_options,
+    trainable_parameters,
+)
 from engine.train.pretrain import build_base
 from engine.train.quant import describe
 from engine.train.recipe import FineTune, RecipeData
@@ -64,9 +71,14 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     """Fine-tune: load data and model, train, save the final weights, measure before/after."""
     config, job = run_config(run)
     base = base_model_path(config, workspace)
-    tokenizer = load_tokenizer(base, config.model.trust_remote_code)
+    tokenizer, added = load_run_tokenizer(base, config)
+    if added:
+        emit(Log("info", f"{base}: no chat template; training with ChatML, its markers added as special tokens "
+                         f"(ids {added}, rows trained) and <|im_end|> as EOS"))
     prepared = prepare_run_data(config, job, tokenizer, workspace, run.id, emit)
-    data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer))
+    new_tokens = tuple(sorted(set(added) | set(prepared.control_ids)))
+    data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer), new_tokens,
+                      prepared.eval_sets)
     resume = Path(job["resume_from"]) if job.get("resume_from") else None
     if resume is not None:
         emit(Stage("loading_checkpoint", detail=resume.name))
@@ -74,8 +86,8 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     model_path = resume if (resume and not uses_adapter(config)) else base
     emit(Stage("loading_model", detail=model_path.name))
     model = load_for_method(model_path, config)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
+    fit_embeddings(model, len(tokenizer), config.training.seed)
+    stop_at(model, tokenizer)
     probe = prepared.probe
     base_probe = probe if resume is None else []
     metrics: dict[str, Any] = {"train_samples": len(data.train), "eval_samples": len(data.eval)}
@@ -85,8 +97,9 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
     output = Path(run.output_dir)
     board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard else None
     emit = with_tensorboard(emit, board) if board else emit
+    mixture = check_mixture(data.train, resume)
     recipe = FineTune(config, model, data, output / "checkpoints", emit,
-                      meta={"run_id": run.id, "base_model": str(base), "config": run.config})
+                      meta={"run_id": run.id, "base_model": str(base), "config": run.config, **mixture})
     samples = SampleGenerations(tokenizer, config.eval.sample_prompts, config.eval.sample_steps,
                                 config.eval.max_new_tokens, recipe.emit)
     recipe.step_hooks.append(samples)
@@ -106,6 +119,19 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
         if board:
             board.close()
     return metrics
+
+
+def check_mixture(train: Any, resume: Path | None) -> dict[str, Any]:
+    """``{"mixture": signature}`` of mixed sources for the checkpoints ({} for one file); a resumed run
+    whose sources changed since its checkpoint (sizes, weights) is refused, as it could not continue exactly."""
+    if not isinstance(train, Mixture):
+        return {}
+    signature = train.signature()
+    saved = read_checkpoint_meta(resume).get("mixture") if resume is not None else None
+    if saved is not None and saved != signature:
+        raise UserError(f"{resume}: the data sources changed since this checkpoint (mixture then {saved}, now "
+                        f"{signature}); the run cannot continue exactly, start a new one")
+    return {"mixture": signature}
 
 
 def base_kept_apart(config: Config) -> bool:
@@ -152,6 +178,7 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
             recipe.evaluate()
         metrics["eval_loss"] = recipe.last_eval_loss
         metrics.update({f"eval_{name}": value for name, value in recipe.last_eval_metrics.items()})
+    metrics.update(samples_seen(recipe.data.train, recipe.feed.batches.plan, recipe.progress.data_state))
     if probe and reason != "stopped":
         metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe, recipe.config.eval.max_new_tokens,
                                              emit=recipe.emit).accuracy
@@ -171,8 +198,9 @@ def save_final(recipe: FineTune, tokenizer: Any, final: Path) -> None:
                 recipe.model = qat.convert(recipe.model, recipe.config.qat)
                 qat.save_quantized(recipe.model, tmp, recipe.config.qat)
             else:
-                recipe.model.save_pretrained(str(tmp), safe_serialization=True)
+                recipe.model.save_pretrained(str(tmp), safe_serialization=True, **save_options(recipe.model))
             tokenizer.save_pretrained(str(tmp))
+            save_generation_config(recipe.model, tmp, tokenizer)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -220,11 +248,13 @@ def load_for_eval(target: Path, config: Config) -> tuple[Any, Any]:
         raise UserError(f"{target}: no such model or checkpoint folder")
     adapter = target / "adapter_config.json"
     if not adapter.is_file():
-        return load_model(target, config).to(device()), load_tokenizer(target)
+        return load_model(target, config).to(device()), export_tokenizer(inspect_source(target))
     from peft import PeftModel
 
-    base = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
-    has_tokenizer = (target / "tokenizer.json").is_file() or (target / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(target if has_tokenizer else base)
-    model = PeftModel.from_pretrained(load_model(base, config), str(target))
+    source = inspect_source(target)
+    tokenizer = export_tokenizer(source)
+    assert source.base is not None
+    base = load_model(source.base, config)
+    fit_embeddings(base, len(tokenizer), config.training.seed)
+    model = PeftModel.from_pretrained(base, str(target))
     return model.to(device()), tokenizer

@@ -19,7 +19,8 @@ from llamahome_tui.headless import follow, follow_training, print_runs, print_su
 def register(commands: Any) -> None:
     """Add train, train-resume, train-eval and runs to the command line."""
     train_cmd = commands.add_parser("train", help="fine-tune a model on a dataset")
-    train_cmd.add_argument("data", help="training data (.jsonl or .json)")
+    train_cmd.add_argument("data", nargs="?", help="training data (a file or folder of any supported format); "
+                                                   "leave it out to train on the config's [[data.sources]]")
     train_cmd.add_argument("--model", help="local model folder (save_pretrained); default: the built-in base")
     train_cmd.add_argument("--eval-data", help="evaluation data; default: data.validation_split of DATA")
     train_cmd.add_argument("--output", help="folder for checkpoints and the final model; default: the run's folder")
@@ -83,7 +84,7 @@ def train(engine: Engine, args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         overrides.append(f"training.max_steps={args.max_steps}")
     config = resolve_config(args.config, overrides)
-    run_id = engine.start_training(Path(args.data), config,
+    run_id = engine.start_training(Path(args.data) if args.data else None, config,
                                    Path(args.eval_data) if args.eval_data else None,
                                    Path(args.output) if args.output else None)
     if args.detach:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import load_config
+from engine.data.chat_template import read_model_template
 from engine.data.stats import CHARS_PER_TOKEN, compute_stats, histogram_text, load_light_tokenizer, token_measure
 from engine.data.validate import WARNING_CODES, ValidationReport, char_length, check_file, unsupported_lines
 from engine.errors import DataError, UserError
@@ -32,7 +33,8 @@ def register(commands: Any) -> None:
     for sub in (validate, stats):
         sub.add_argument("file")
         sub.add_argument("--format", help="force the format (jsonl, json, csv, tsv, text, text-blocks, parquet)")
-        sub.add_argument("--model", help="model folder whose tokenizer counts tokens")
+        sub.add_argument("--model", help="model folder whose tokenizer counts tokens (validate: and whose "
+                                         "chat template renders every record)")
         sub.add_argument("--json", action="store_true", help="print the report as JSON")
         sub.add_argument("--objective", help="read records as this training.objective reads them "
                                              "(default: from the file's first record: sft, dpo or kto)")
@@ -76,7 +78,9 @@ def validate_command(args: argparse.Namespace) -> int:
     tokenizer = _tokenizer(args.model)
     objective = _objective(args)
     if tokenizer is not None:
-        report = check_file(Path(args.file), token_measure(tokenizer), limit, "tokens", args.format, objective)
+        template = read_model_template(Path(args.model))
+        report = check_file(Path(args.file), token_measure(tokenizer, template), limit, "tokens", args.format,
+                            objective, template)
     else:
         report = check_file(Path(args.file), char_length, limit * CHARS_PER_TOKEN,
                             "characters", args.format, objective)

@@ -118,8 +118,14 @@ class Batches:
                 self._plans.popitem(last=False)
             return plan
 
+    def data(self, epoch: int) -> Any:
+        """The samples of epoch ``epoch``: the dataset, or its epoch's view when it changes by epoch
+        (a ``engine.data.mixing.Mixture``)."""
+        view = getattr(self.dataset, "epoch", None)
+        return view(epoch) if callable(view) else self.dataset
+
     def _make_plan(self, epoch: int) -> Plan:
-        s, lengths = self.settings, self.dataset.lengths
+        s, lengths = self.settings, self.data(epoch).lengths
         if s.sort_by_length:
             order = np.argsort(lengths, kind="stable")
         else:
@@ -145,14 +151,15 @@ class Batches:
         """Batch ``index`` of epoch ``epoch``."""
         rows = self.plan(epoch)[index]
         if self.collate is not None:
-            inputs = self.collate([self.dataset.raw(i) for row in rows for i in row], self.pad_id)
+            data = self.data(epoch)
+            inputs = self.collate([data.raw(i) for row in rows for i in row], self.pad_id)
             return Batch(inputs, sequence_tokens(inputs), sum(len(row) for row in rows))
         arrays = [[self._sample(epoch, i) for i in row] for row in rows]
         return self._packed(arrays) if self.settings.packing else self._padded(arrays)
 
     def _sample(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(input ids, labels, positions)`` of one sample, augmented when set."""
-        ids, trained = self.dataset.arrays(index)
+        ids, trained = self.data(epoch).arrays(index)
         if self.settings.packing:
             ids, trained = ids[: self.settings.pack_length], trained[: self.settings.pack_length]
         labels = np.where(trained, ids, IGNORE_INDEX).astype(np.int64)

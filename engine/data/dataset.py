@@ -48,11 +48,17 @@ def load_examples(path: Path, objective: str = "sft") -> list[tuple[str, Example
 
 
 def fingerprint(path: Path) -> str:
-    """A short content hash of a data file (changes when any byte does)."""
+    """A short content hash of a data file, or of a folder's data files and their names (changes when
+    any byte does)."""
+    from engine.data.formats import folder_files
+
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for file in folder_files(path) if path.is_dir() else [path]:
+        if path.is_dir():
+            digest.update(f"{file.relative_to(path)}\0".encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]
 
 

@@ -8,8 +8,14 @@ report can go on past it. Problems with the whole file raise ``DataError``.
 Built-in formats: ``jsonl``, ``json``, ``csv``, ``tsv``, ``text`` (a sample per line),
 ``text-blocks`` (a sample per blank-line separated block), ``parquet`` and ``arrow`` (Arrow IPC,
 as ``datasets`` writes; both streamed by record batch with pyarrow); any text format may be
-gzip-compressed (``data.jsonl.gz``), read as a stream. More come from the entry-point group
-``llamahome.formats`` (see docs/formats.md) or from ``register_format``.
+gzip-compressed (``data.jsonl.gz``), read as a stream, or zstd-compressed (``.zst``) when the
+``zstandard`` package is installed. More come from the entry-point group ``llamahome.formats``
+(see docs/formats.md) or from ``register_format``.
+
+A folder is read as the files it holds, one after the other (``folder_files``): the Arrow files
+of a ``datasets`` ``save_to_disk`` folder in the order its ``state.json`` lists them (what
+``datasets.load_from_disk`` reads; of a ``DatasetDict``, its ``train`` split), else every data
+file of the folder in name order, each in its own format (``data.format`` forces one for all).
 """
 
 from __future__ import annotations
@@ -84,14 +90,61 @@ def formats() -> dict[str, Format]:
     return dict(_REGISTRY)
 
 
+COMPRESSED = (".gz", ".zst")
+"""Suffixes of compressed files, read through in their inner format."""
+
+
 def is_gzip(path: Path) -> bool:
-    """Whether ``path`` is named as gzip-compressed (``.gz``)."""
-    return path.suffix.lower() == ".gz"
+    """Whether ``path`` is named as compressed (``.gz``, or ``.zst``)."""
+    return path.suffix.lower() in COMPRESSED
 
 
 def open_binary(path: Path) -> IO[bytes]:
-    """``path`` opened for reading bytes, decompressed on the fly when it is a ``.gz`` file."""
-    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+    """``path`` opened for reading bytes, decompressed on the fly when it is a ``.gz`` / ``.zst`` file."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rb")
+    if suffix == ".zst":
+        try:
+            import zstandard  # type: ignore[import-not-found]
+        except ImportError:
+            raise DataError(f"{path}: zstd-compressed, and the zstandard package is not installed; "
+                            f"decompress it first (zstd -d {path.name}) or pip install zstandard") from None
+        return zstandard.open(path, "rb")  # type: ignore[no-any-return]
+    return path.open("rb")
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The data files a folder holds, in reading order (see the module docstring); DataError if none."""
+    splits = _json_file(folder / "dataset_dict.json").get("splits")
+    if isinstance(splits, list):
+        if "train" not in splits:
+            raise DataError(f"{folder}: a datasets DatasetDict without a train split (splits: "
+                            f"{', '.join(map(str, splits))}); give the split's folder, e.g. {folder / str(splits[0])}")
+        return folder_files(folder / "train")
+    listed = _json_file(folder / "state.json").get("_data_files")
+    if isinstance(listed, list):
+        files = [folder / str(entry.get("filename", "")) for entry in listed if isinstance(entry, dict)]
+        missing = [f for f in files if not f.is_file()]
+        if missing or not files:
+            raise DataError(f"{folder}: a datasets save_to_disk folder whose Arrow file "
+                            f"{missing[0].name if missing else '(none listed)'} is missing")
+        return files
+    known = {ext for fmt in formats().values() for ext in fmt.extensions}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and (p.with_suffix("") if is_gzip(p) else p).suffix.lower() in known)
+    if not files:
+        raise DataError(f"{folder}: no data files in this folder (looked for {', '.join(sorted(known))})")
+    return files
+
+
+def _json_file(path: Path) -> dict[str, Any]:
+    """A small JSON object file ({} when missing or not one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _head(path: Path, size: int = 65536) -> bytes:
@@ -102,6 +155,8 @@ def _head(path: Path, size: int = 65536) -> bytes:
 
 def detect_format(path: Path) -> str:
     """The format of ``path``: by extension (the one before ``.gz``), else by its first bytes."""
+    if path.is_dir():
+        return detect_format(folder_files(path)[0])
     known = formats()
     suffix = (path.with_suffix("") if is_gzip(path) else path).suffix.lower()
     for fmt in known.values():
@@ -148,13 +203,13 @@ def _has_blocks(path: Path) -> bool:
 
 
 def check_file(path: Path) -> None:
-    """DataError unless ``path`` is a readable, non-empty file."""
+    """DataError unless ``path`` is a readable, non-empty file (or a folder of them)."""
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
-        arrow = sorted(p.name for p in path.glob("*.arrow"))
-        hint = f" (a datasets save_to_disk folder? give its Arrow file: {path / arrow[0]})" if arrow else ""
-        raise DataError(f"{path}: is a folder, expected a data file{hint}")
+        for file in folder_files(path):
+            check_file(file)
+        return
     try:
         size = path.stat().st_size
         with path.open("rb"):
@@ -166,8 +221,11 @@ def check_file(path: Path) -> None:
 
 
 def read_items(path: Path, fmt: str | None = None) -> Iterator[Item]:
-    """Stream ``(where, record or BadRecord)`` from ``path`` in format ``fmt`` (detected if None)."""
+    """Stream ``(where, record or BadRecord)`` from ``path`` (a file or a folder of them) in format ``fmt``
+    (detected if None)."""
     check_file(path)
+    if path.is_dir():
+        return (item for file in folder_files(path) for item in read_items(file, fmt))
     name = fmt or detect_format(path)
     known = formats()
     if name not in known:
@@ -177,11 +235,16 @@ def read_items(path: Path, fmt: str | None = None) -> Iterator[Item]:
 
 
 def _gzip_errors(path: Path, items: Iterator[Item]) -> Iterator[Item]:
-    """``items``, with a damaged or truncated gzip stream turned into one DataError line."""
+    """``items``, with a damaged or truncated compressed stream turned into one DataError line."""
+    kind = "gzip" if path.suffix.lower() == ".gz" else "zstd"
     try:
         yield from items
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: damaged gzip file ({exc or 'it ends too early'})") from None
+        raise DataError(f"{path}: damaged {kind} file ({exc or 'it ends too early'})") from None
+    except Exception as exc:  # noqa: BLE001 - zstandard's ZstdError, when that package reads it
+        if type(exc).__name__ != "ZstdError":
+            raise
+        raise DataError(f"{path}: damaged {kind} file ({exc})") from None
 
 
 # --- the built-in readers ----------------------------------------------------------------------

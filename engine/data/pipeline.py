@@ -50,17 +50,19 @@ from engine.data.parallel import encoded_chunks, worker_count
 from engine.data.prefetch import Prefetcher
 from engine.data.render import render_examples
 from engine.data.splits import split_indices
-from engine.data.template import CHATML_TEMPLATE
+from engine.data.template import template_source
 from engine.data.token_cache import TokenCache
 from engine.data.tokenized import Subset, TokenizedDataset
-from engine.data.validate import ValidationReport, char_length, new_report, valid_conversations
+from engine.data.validate import Issue, ValidationReport, char_length, new_report, valid_conversations
 from engine.errors import DataError
 from engine.stages import StageTicker
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 """Bump when the cached layout or tokenization changes, so old entries are not reused."""
 CHUNK = 512
 """Conversations tokenized per backend call."""
+Located = tuple[str, Example]
+"""An example and where it was read (``file:line``)."""
 
 
 @dataclass
@@ -79,11 +81,11 @@ class Prepared:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A hash of the tokenizer's vocabulary, merges, added tokens and chat template."""
+    """A hash of the tokenizer's vocabulary, merges, added tokens, chat template and EOS."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    template = getattr(tokenizer, "chat_template", None) or CHATML_TEMPLATE
-    return hashlib.sha256(f"{body}\0{template}".encode()).hexdigest()[:16]
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    return hashlib.sha256(f"{body}\0{template_source(tokenizer)}\0{eos}".encode()).hexdigest()[:16]
 
 
 def settings_of(config: Config, prefix_ids: Sequence[int]) -> dict[str, Any]:
@@ -126,7 +128,8 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
         workers = worker_count(config.data.num_workers if workers is None else workers)
         ticker = StageTicker(emit, "tokenizing", record_estimate(paths, config.data.format or None),
                              detail=f"of {paths[0].name}")
-        _tokenize_into(writer, _examples(paths, reports, config), tokenizer, config, prefix_ids, workers, ticker)
+        _tokenize_into(writer, _examples(paths, reports, config), tokenizer, config, prefix_ids, workers, ticker,
+                       reports)
         ticker.total = 0  # the estimate counted lines: the final figure is the records tokenized
         ticker.end()
         if not len(writer):
@@ -141,18 +144,18 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     return Prepared(dataset, key, reports, False)
 
 
-def _examples(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[Example]:
-    """Every valid example of every file, in order, of the kind ``training.objective`` trains on."""
+def _examples(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[Located]:
+    """``(where, example)`` of every valid example of every file, in order, of the kind
+    ``training.objective`` trains on."""
     for path, report in zip(paths, reports, strict=True):
-        for _, example in valid_conversations(path, report, char_length, config.data.format or None,
-                                              config.data.on_invalid, config.data.duplicates == "keep",
-                                              config.training.objective):
-            yield example
+        yield from valid_conversations(path, report, char_length, config.data.format or None,
+                                       config.data.on_invalid, config.data.duplicates == "keep",
+                                       config.training.objective)
 
 
-def _chunks(examples: Iterator[Example]) -> Iterator[list[Example]]:
-    """Examples in lists of ``CHUNK``."""
-    chunk: list[Example] = []
+def _chunks(examples: Iterator[Located]) -> Iterator[list[Located]]:
+    """Located examples in lists of ``CHUNK``."""
+    chunk: list[Located] = []
     for example in examples:
         chunk.append(example)
         if len(chunk) == CHUNK:
@@ -165,19 +168,44 @@ def _chunks(examples: Iterator[Example]) -> Iterator[list[Example]]:
 def record_estimate(paths: Sequence[Path], fmt: str | None) -> int:
     """The records of ``paths`` counted ahead (non-blank lines of JSON Lines and text files), or 0.
 
-    Other formats (and gzip files) are not counted ahead: their progress shows the count so far.
+    Other formats (gzip files and folders too) are not counted ahead: their progress shows the count so far.
     """
     total = 0
     for path in paths:
-        if is_gzip(path) or (fmt or detect_format(path)) not in ("jsonl", "text"):
+        if path.is_dir() or is_gzip(path) or (fmt or detect_format(path)) not in ("jsonl", "text"):
             return 0
         with path.open("rb") as handle:
             total += sum(1 for line in handle if line.strip())
     return total
 
 
-def _tokenize_into(writer: Any, examples: Iterator[Example], tokenizer: Any, config: Config,
-                   prefix_ids: Sequence[int], workers: int, ticker: StageTicker) -> None:
+def render_located(tokenizer: Any, chunk: list[Located], kind: str, train_on: str, on_invalid: str,
+                   reports: Sequence[ValidationReport] = ()) -> Any:
+    """A chunk rendered (``render.render_examples``); a record the chat template cannot render is one
+    DataError naming its line (``on_invalid = "fail"``) or is left out and counted (``"skip"``)."""
+    try:
+        return render_examples(tokenizer, [example for _, example in chunk], kind, train_on)
+    except Exception:  # noqa: BLE001 - find the record, below
+        pass
+    kept = []
+    for where, example in chunk:
+        try:
+            render_examples(tokenizer, [example], kind, train_on)
+        except Exception as err:  # noqa: BLE001 - the template's refusal, or a loss it cannot place
+            reason = str(err) if isinstance(err, DataError) else f"the chat template cannot render this record: {err}"
+            if on_invalid == "fail":
+                raise DataError(f"{where}: {reason}") from None
+            for report in reports:
+                if where.startswith(report.path):
+                    report.issues.append(Issue(where, "", "template", reason))
+            continue
+        kept.append(example)
+    return render_examples(tokenizer, kept, kind, train_on)
+
+
+def _tokenize_into(writer: Any, examples: Iterator[Located], tokenizer: Any, config: Config,
+                   prefix_ids: Sequence[int], workers: int, ticker: StageTicker,
+                   reports: Sequence[ValidationReport] = ()) -> None:
     """Read on a background thread, render here, tokenize in ``workers`` processes, append in order."""
     from engine.objectives import record_kind
 
@@ -185,10 +213,10 @@ def _tokenize_into(writer: Any, examples: Iterator[Example], tokenizer: Any, con
     sizes: deque[int] = deque()
     """Records in each chunk sent to the tokenizer, oldest first (chunks come back in order)."""
 
-    def rendered(chunks: Iterator[list[Example]]) -> Iterator[Any]:
+    def rendered(chunks: Iterator[list[Located]]) -> Iterator[Any]:
         for chunk in chunks:
             sizes.append(len(chunk))
-            yield render_examples(tokenizer, chunk, kind, train_on)
+            yield render_located(tokenizer, chunk, kind, train_on, config.data.on_invalid, reports)
 
     with Prefetcher(_chunks(examples), depth=4) as chunks:
         for ids, trained, lengths in encoded_chunks(tokenizer, rendered(chunks), config.data.max_length,

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.chat_template import ModelTemplate
 from engine.data.examples import Pair, sequences
 from engine.data.shapes import Message
 from engine.data.template import chatml_spans
@@ -38,12 +39,23 @@ def load_light_tokenizer(folder: Path) -> Any:
     return Tokenizer.from_file(str(path))
 
 
-def token_measure(tokenizer: Any) -> Measure:
-    """Tokens of a conversation's ChatML rendering, with a ``tokenizers.Tokenizer``."""
+def token_measure(tokenizer: Any, template: ModelTemplate | None = None) -> Measure:
+    """Tokens of a conversation rendered with ``template`` (ChatML without one), with a ``tokenizers.Tokenizer``.
+
+    A conversation the template cannot render is measured in its ChatML rendering (the
+    validation names it).
+    """
     def measure(messages: list[Message]) -> int:
         if messages and messages[0]["role"] == "text":  # raw text: no template
             return len(tokenizer.encode(messages[0]["content"], add_special_tokens=False).ids)
-        return len(tokenizer.encode(chatml_spans(messages, "all")[0], add_special_tokens=False).ids)
+        text = ""
+        if template is not None:
+            try:
+                text = template.render(messages)
+            except Exception:  # noqa: BLE001 - counted below; the template check reports the record
+                text = ""
+        text = text or chatml_spans(messages, "all")[0]
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
     return measure
 
 

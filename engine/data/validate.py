@@ -5,7 +5,9 @@ the same check as a stream, used by the pipeline: it yields each valid conversat
 every problem to the report it is given, so ``data.on_invalid = "skip"`` still reports. Reasons
 (``Issue.code``): bad_json, too_deep, not_utf8, not_object, ragged_row, unknown_shape, missing_role_or_content,
 roles_out_of_order, empty_content, invalid_value, too_long, duplicate, wrong_objective (a record of
-another kind than ``training.objective`` trains on: preference data under sft, chat data under dpo).
+another kind than ``training.objective`` trains on: preference data under sft, chat data under dpo),
+template (the model's own chat template cannot render the record, or renders it so that the loss
+cannot be placed; checked only when a template is given, ``engine.data.chat_template``).
 Records are read as examples of the objective's kind (``engine.data.examples``); a length is that
 of an example's longest sequence (the longer side of a pair).
 """
@@ -17,13 +19,15 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.data.chat_template import ModelTemplate
 from engine.data.examples import Example, detect_shape, sequences, to_example
 from engine.data.formats import BadRecord, detect_format, read_items
 from engine.data.shapes import Message
+from engine.data.template import assistant_turns
 from engine.errors import DataError
 
 Measure = Callable[[list[Message]], int]
@@ -195,8 +199,11 @@ def example_length(example: Example, measure: Measure) -> int:
 
 
 def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] | None, measure: Measure,
-                 max_length: int, objective: str = "sft") -> Example | Issue:
-    """A record's example when valid, else the Issue that rejects it; ``seen`` tracks duplicates (None: not)."""
+                 max_length: int, objective: str = "sft", template: ModelTemplate | None = None) -> Example | Issue:
+    """A record's example when valid, else the Issue that rejects it; ``seen`` tracks duplicates (None: not).
+
+    With a ``template`` (the model's own chat template) a record it cannot render is an issue too.
+    """
     if isinstance(item, BadRecord):
         return Issue(where, "", item.code, item.reason)
     try:
@@ -204,6 +211,9 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] 
     except DataError as err:
         code, fld, reason = classify(str(err).removeprefix(f"{where}: "))
         return Issue(where, fld, code, reason)
+    problem = template_problem(template, messages) if template is not None else ""
+    if problem:
+        return Issue(where, "", "template", problem)
     length = example_length(messages, measure)
     if length > max_length:
         return Issue(where, "", "too_long", f"{length} over the length limit of {max_length}")
@@ -216,9 +226,27 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] 
     return messages
 
 
+def template_problem(template: ModelTemplate, example: Example) -> str:
+    """Why the model's chat template cannot train on an example ("" when it can)."""
+    if isinstance(example, str):  # raw text (pretrain) is trained without a template
+        return ""
+    for messages in sequences(example):
+        try:
+            if template.check_turns:
+                assistant_turns(template.render, messages)
+            else:
+                template.render(messages)
+        except DataError as err:
+            return f"{err} ({template.origin})"
+        except Exception as err:  # noqa: BLE001 - the template's own refusal (raise_exception) or failure
+            return f"the chat template ({template.origin}) cannot render this record: {err}"
+    return ""
+
+
 def valid_conversations(path: Path, report: ValidationReport, measure: Measure = char_length,
                         fmt: str | None = None, on_invalid: str = "skip", keep_duplicates: bool = False,
-                        objective: str = "sft", notes: bool = False) -> Iterator[tuple[str, Example]]:
+                        objective: str = "sft", notes: bool = False,
+                        template: ModelTemplate | None = None) -> Iterator[tuple[str, Example]]:
     """Stream ``(where, example)`` of the valid records; issues go to ``report``.
 
     Examples are of the kind ``objective`` trains on (for ``sft``: a conversation's messages).
@@ -228,12 +256,14 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
     report and ``data stats`` count them). With ``notes`` the report also gets the file-level
     notes (mixed shapes, multimodal / tool-calling records, placeholders): the check before a run
     and ``data validate`` take them; the worker's pipeline, which runs after that check, does not.
+    With a ``template`` every record is rendered with the model's own chat template (the worker's
+    pipeline renders them anyway, and names the record it cannot render itself).
     """
     seen: set[bytes] | None = None if keep_duplicates else set()
     for where, item in read_items(path, fmt):
         if notes and isinstance(item, dict):
             report.note_shape(where, item)
-        result = check_record(where, item, seen, measure, report.max_length, objective)
+        result = check_record(where, item, seen, measure, report.max_length, objective, template)
         if isinstance(result, Issue):
             report.issues.append(result)
             if on_invalid == "fail" and result.code not in WARNING_CODES:
@@ -246,11 +276,13 @@ def valid_conversations(path: Path, report: ValidationReport, measure: Measure =
 
 
 def check_file(path: Path, measure: Measure = char_length, max_length: int = 2048,
-               length_unit: str = "characters", fmt: str | None = None, objective: str = "sft") -> ValidationReport:
-    """Read the whole file and report every valid and invalid record (as ``objective`` reads them)."""
+               length_unit: str = "characters", fmt: str | None = None, objective: str = "sft",
+               template: ModelTemplate | None = None) -> ValidationReport:
+    """Read the whole file and report every valid and invalid record (as ``objective`` reads them,
+    rendered with ``template`` when given)."""
     report = new_report(path, fmt, length_unit, max_length)
     report.objective = objective
-    for _ in valid_conversations(path, report, measure, fmt, objective=objective, notes=True):
+    for _ in valid_conversations(path, report, measure, fmt, objective=objective, notes=True, template=template):
         pass
     return report
 
@@ -264,16 +296,20 @@ def new_report(path: Path, fmt: str | None, length_unit: str, max_length: int) -
 
 
 def precheck(path: Path, fmt: str | None = None, on_invalid: str = "fail", keep_duplicates: bool = False,
-             objective: str = "sft", max_length: int = 1 << 62) -> ValidationReport:
+             objective: str = "sft", max_length: int = 1 << 62,
+             template: ModelTemplate | None = None) -> ValidationReport:
     """The check a run makes before it starts, streamed as the worker reads the file.
 
     It honours ``data.format`` and ``data.on_invalid`` exactly as the pipeline does: with
     ``"fail"`` the first bad record raises DataError (its line), with ``"skip"`` bad records are
     only counted. A file with no usable record raises DataError. Nothing is kept but the counts.
+    With the model's own chat ``template`` a record it cannot render is a bad record too.
     """
     report = new_report(path, fmt, "characters", max_length)
     report.objective = objective
-    for _ in valid_conversations(path, report, char_length, fmt, on_invalid, keep_duplicates, objective, notes=True):
+    once = replace(template, check_turns=False) if template is not None else None  # one render a record
+    for _ in valid_conversations(path, report, char_length, fmt, on_invalid, keep_duplicates, objective, notes=True,
+                                 template=once):
         pass
     if not report.valid:
         first = f"; first: {report.issues[0].line()}" if report.issues else ""

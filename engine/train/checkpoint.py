@@ -23,6 +23,7 @@ import torch
 from engine.checkpoint_meta import DAMAGED, PROGRESS_FILE, STATE_FILE, TMP_PREFIX, read_checkpoint_meta
 from engine.disk import writing
 from engine.errors import UserError
+from engine.train.model import save_options
 
 
 @dataclass
@@ -84,7 +85,7 @@ def save_checkpoint(folder: Path, model: Any, trainer_state: dict[str, Any],
     try:
         with writing(tmp):
             tmp.mkdir(parents=True)
-            model.save_pretrained(str(tmp), safe_serialization=True)
+            model.save_pretrained(str(tmp), safe_serialization=True, **save_options(model))
             torch.save(trainer_state, tmp / STATE_FILE)
             payload = {"progress": asdict(progress), **meta}
             (tmp / PROGRESS_FILE).write_text(json.dumps(payload, indent=2))

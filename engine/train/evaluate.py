@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from engine.config import Config
+from engine.data.chat_tokens import stop_token_ids
 from engine.data.dataset import Conversation
 from engine.data.template import prompt_text
 from engine.objectives.base import Objective, pad_rows
@@ -134,6 +135,6 @@ def generate_greedy(model: Any, tokenizer: Any, prompts: list[str], max_new_toke
     output = model.generate(input_ids=batch["input_ids"].to(device),
                             attention_mask=batch["attention_mask"].to(device),
                             max_new_tokens=max_new_tokens, do_sample=False,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                            eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
     new = output[:, batch["input_ids"].shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True)

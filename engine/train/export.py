@@ -4,7 +4,13 @@ The source is a checkpoint folder (``runs/<id>/checkpoints/step-N``), a run's ``
 any adapter or model folder. An adapter is copied as it is (``peft.PeftModel.from_pretrained``
 loads it over its base) or, with ``merge``, folded into its base with peft's ``merge_and_unload``
 and saved as safetensors that ``AutoModelForCausalLM.from_pretrained`` loads without peft. A
-full-model checkpoint is already standalone and is copied. The tokenizer always goes along. The
+full-model checkpoint is already standalone and is copied. The tokenizer always goes along, with
+the chat template the run trained with: a checkpoint keeps no tokenizer of its own, so the base's
+is changed as the run changed it (``engine.train.model.load_run_tokenizer``: ChatML markers for a
+base without a template; ``data.prepend_tokens``). ``generation_config.json`` lists the tokens an
+answer ends with (``engine.data.chat_tokens.stop_token_ids``), so a client's ``generate`` stops.
+A run that added tokens to the tokenizer has them in its adapter; to load such an adapter over
+its base, resize the base's embeddings to ``len(tokenizer)`` first (peft's documented way). The
 result is written to a hidden folder first and renamed, and an existing output is never replaced.
 
 Inspecting a folder is light (JSON only); torch, transformers and peft load only to merge.
@@ -35,6 +41,8 @@ class ExportSource:
     adapter: bool
     base: Path | None
     tokenizer_dir: Path
+    run_config: dict[str, Any] | None = None
+    """The config of the run that wrote the checkpoint (from its ``progress.json``), if any."""
 
 
 def _has_tokenizer(folder: Path) -> bool:
@@ -62,7 +70,7 @@ def inspect_source(folder: Path) -> ExportSource:
     tokenizer_dir = next((c for c in candidates if _has_tokenizer(c)), None)
     if tokenizer_dir is None:
         raise UserError(f"{folder}: no tokenizer here or in its base model")
-    return ExportSource(folder, adapter_file.is_file(), base, tokenizer_dir)
+    return ExportSource(folder, adapter_file.is_file(), base, tokenizer_dir, meta.get("config"))
 
 
 def default_output(folder: Path, merge: bool) -> Path:
@@ -84,14 +92,17 @@ def export_checkpoint(folder: Path, output: Path, merge: bool, config: Any,
     tmp = output.parent / f".tmp-{output.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    tokenizer = export_tokenizer(source)
     if source.adapter and merge:
-        _merge(source, tmp, config, emit)
+        _merge(source, tmp, config, tokenizer, emit)
         kind = "merged"
     else:
         emit(Stage("exporting", detail=f"to {output}"))
         _copy_weights(source.folder, tmp)
         kind = "adapter" if source.adapter else "model"
-    _copy_tokenizer(source.tokenizer_dir, tmp)
+    tokenizer.save_pretrained(str(tmp))
+    if kind != "merged":
+        save_generation_config(None, tmp, tokenizer, source.folder if kind == "model" else source.base)
     if output.exists():
         output.rmdir()
     tmp.rename(output)
@@ -106,23 +117,60 @@ def _copy_weights(folder: Path, out: Path) -> None:
             shutil.copy2(path, out / path.name)
 
 
-def _copy_tokenizer(folder: Path, out: Path) -> None:
-    """The tokenizer, saved the standard way (copied files would miss nothing, but may be partial)."""
-    from engine.train.model import load_tokenizer
+def export_tokenizer(source: ExportSource) -> Any:
+    """The tokenizer an export carries: the folder's own, else its base's as the run changed it."""
+    from engine.config import config_from_dict
+    from engine.data.template import add_control_tokens
+    from engine.train.model import load_run_tokenizer, load_tokenizer
 
-    load_tokenizer(folder).save_pretrained(str(out))
+    if source.tokenizer_dir == source.folder or source.run_config is None:
+        return load_tokenizer(source.tokenizer_dir)
+    run_config = config_from_dict({k: v for k, v in source.run_config.items() if k != "job"})
+    tokenizer, _ = load_run_tokenizer(source.tokenizer_dir, run_config)
+    add_control_tokens(tokenizer, run_config.data.prepend_tokens)
+    return tokenizer
 
 
-def _merge(source: ExportSource, out: Path, config: Any, emit: Callable[[Any], None]) -> None:
-    """Load the full-precision base, apply the adapter, fold it in and save safetensors."""
+def stop_at(model: Any, tokenizer: Any) -> None:
+    """Make the model's generation config stop at the tokens an answer ends with."""
+    from engine.data.chat_tokens import stop_token_ids, with_stop_tokens
+
+    if getattr(model, "generation_config", None) is not None:
+        with_stop_tokens(model.generation_config, stop_token_ids(tokenizer))
+
+
+def save_generation_config(model: Any, folder: Path, tokenizer: Any, like: Path | None = None) -> None:
+    """Write ``generation_config.json``: the model's (or the one in ``like``), stopping at the answer's end."""
+    import copy
+
+    from transformers import GenerationConfig
+
+    from engine.data.chat_tokens import stop_token_ids, with_stop_tokens
+
+    config = copy.deepcopy(getattr(model, "generation_config", None)) if model is not None else None
+    if config is None and like is not None and (like / "generation_config.json").is_file():
+        config = GenerationConfig.from_pretrained(str(like))
+    config = config or GenerationConfig()
+    with_stop_tokens(config, stop_token_ids(tokenizer))
+    if config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        config.pad_token_id = tokenizer.pad_token_id
+    config.save_pretrained(str(folder))
+
+
+def _merge(source: ExportSource, out: Path, config: Any, tokenizer: Any, emit: Callable[[Any], None]) -> None:
+    """Load the full-precision base (its embeddings grown to the run's tokenizer), apply the adapter,
+    fold it in and save safetensors."""
     from peft import PeftModel
 
-    from engine.train.model import load_model
+    from engine.train.model import fit_embeddings, load_model
 
     assert source.base is not None
     emit(Stage("loading_model", detail=source.base.name))
-    model = PeftModel.from_pretrained(load_model(source.base, config), str(source.folder))
+    base = load_model(source.base, config)
+    fit_embeddings(base, len(tokenizer), 0)  # the rows the run added come from the adapter
+    model = PeftModel.from_pretrained(base, str(source.folder))
     emit(Stage("merging"))
     merged = model.merge_and_unload()
+    stop_at(merged, tokenizer)
     emit(Stage("exporting", detail=f"to {out.parent / out.name.removeprefix('.tmp-')}"))
     merged.save_pretrained(str(out), safe_serialization=True)

@@ -6,6 +6,7 @@ qlora) and ``prepare_for_method`` adds fake quantization, adapters and gradient 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,11 @@ def load_for_method(path: Path, config: Config) -> Any:
     return load_model(path, config, quantization_config=quant.bnb_config(config.quant))
 
 
-def prepare_for_method(model: Any, config: Config) -> Any:
-    """Fake quantization, k-bit preparation, LoRA and gradient checkpointing as the config asks."""
+def prepare_for_method(model: Any, config: Config, new_tokens: Sequence[int] = ()) -> Any:
+    """Fake quantization, k-bit preparation, LoRA and gradient checkpointing as the config asks.
+
+    ``new_tokens``: tokens the run added to the tokenizer, whose rows an adapter trains too.
+    """
     method, checkpointing = config.training.method, config.training.gradient_checkpointing
     if method == "qlora":
         model = quant.prepare_kbit(model, config)
@@ -47,7 +51,7 @@ def prepare_for_method(model: Any, config: Config) -> Any:
     if method == "qat":
         model = qat_mod.prepare(model, config.qat)
     if uses_adapter(config):
-        model = apply_lora(model, config.lora)
+        model = apply_lora(model, config.lora, new_tokens)
     if config.training.compile:
         model.compile()
     return model

@@ -6,6 +6,7 @@ Only local folders saved with ``save_pretrained`` are read: nothing is fetched f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,35 @@ def load_tokenizer(path: Path, trust_remote_code: bool = False) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def load_run_tokenizer(path: Path, config: Config) -> tuple[Any, list[int]]:
+    """The tokenizer a run trains with, and the ids of the tokens it added to the saved one.
+
+    For objectives that render chats, a tokenizer without a chat template gets the built-in
+    ChatML one with its markers as special tokens (``engine.data.chat_tokens``); raw-text
+    training (``pretrain``) keeps the tokenizer as saved. The same rule rebuilds a run's
+    tokenizer from its base when a checkpoint is exported or evaluated.
+    """
+    from engine.data.chat_tokens import ensure_chat_template
+    from engine.objectives import record_kind
+
+    tokenizer = load_tokenizer(path, config.model.trust_remote_code)
+    added = ensure_chat_template(tokenizer) if record_kind(config.training.objective) != "text" else []
+    return tokenizer, added
+
+
+def fit_embeddings(model: Any, size: int, seed: int) -> None:
+    """Grow the model's token embeddings (and output head) to ``size`` rows when the tokenizer grew.
+
+    New rows start near the mean of the others (transformers' default), drawn with ``seed`` so a
+    run is reproducible.
+    """
+    if size <= model.get_input_embeddings().weight.shape[0]:
+        return
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        torch.manual_seed(seed)
+        model.resize_token_embeddings(size)
 
 
 def load_model(path: Path, config: Config, quantization_config: Any = None) -> Any:
@@ -92,8 +122,13 @@ def _has_flash_attn() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def apply_lora(model: Any, lora: LoraConfig) -> Any:
-    """Wrap a model with a peft LoRA adapter; only the adapter's weights stay trainable."""
+def apply_lora(model: Any, lora: LoraConfig, new_tokens: Sequence[int] = ()) -> Any:
+    """Wrap a model with a peft LoRA adapter; only the adapter's weights stay trainable.
+
+    ``new_tokens`` (tokens the run added, e.g. chat markers) have their embedding rows, and their
+    output-head rows when the head is not tied to the embeddings, trained and saved with the
+    adapter (peft's ``trainable_token_indices``).
+    """
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -110,8 +145,30 @@ def apply_lora(model: Any, lora: LoraConfig) -> Any:
             raise ConfigError(f"lora.target_modules: {missing} not found in the model "
                               f"(linear and Conv1D layers it has: {sorted(projection_names(model))})")
     peft_config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                 target_modules=targets, bias=lora.bias, task_type="CAUSAL_LM")
+                                 target_modules=targets, bias=lora.bias, task_type="CAUSAL_LM",
+                                 trainable_token_indices=token_rows(model, new_tokens))
     return get_peft_model(model, peft_config)
+
+
+def save_options(model: Any) -> dict[str, Any]:
+    """``save_pretrained`` options: an adapter whose added tokens are trainable rows saves those rows only,
+    not the whole resized embedding matrix (peft would, seeing the vocabulary grown)."""
+    peft_config = getattr(model, "peft_config", None)
+    config = peft_config.get("default") if isinstance(peft_config, dict) else None
+    return {"save_embedding_layers": False} if getattr(config, "trainable_token_indices", None) else {}
+
+
+def token_rows(model: Any, tokens: Sequence[int]) -> list[int] | dict[str, list[int]] | None:
+    """peft's ``trainable_token_indices`` for ``tokens``: the embedding's rows, and the output head's
+    when it is a matrix of its own (a tied head follows the embedding)."""
+    if not tokens:
+        return None
+    rows = sorted({int(t) for t in tokens})
+    embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if head is None or head.weight is embedding.weight:
+        return rows
+    names = {module: name for name, module in model.named_modules()}
+    return {names[embedding]: rows, names[head]: rows}
 
 
 def _module_names(model: Any) -> set[str]:

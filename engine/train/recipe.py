@@ -19,6 +19,7 @@ import torch
 from engine.checkpoint_meta import DAMAGED
 from engine.config import Config
 from engine.data.batching import Batch
+from engine.data.mixing import samples_seen
 from engine.data.template import TokenizedSample
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Log, Stage, Step
@@ -28,6 +29,7 @@ from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
 from engine.train.methods import load_for_method, prepare_for_method, uses_adapter
+from engine.train.model import fit_embeddings
 from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
 from engine.train.qat import FakeQuantSwitch
 
@@ -45,6 +47,10 @@ class RecipeData:
     eval: Sequence[TokenizedSample]
     pad_id: int
     vocab_size: int = 0
+    new_tokens: tuple[int, ...] = ()
+    """Tokens the run added to the tokenizer (chat markers): an adapter trains their rows too."""
+    eval_sets: dict[str, Any] = field(default_factory=dict)
+    """Held-out samples of each mixed source by name: evaluated alone too (``loss_<name>``)."""
 
 
 @dataclass
@@ -99,7 +105,7 @@ class FineTune:
         # every precision, not only "auto": an explicit bf16 on a CPU without it gets its warning here
         self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
         self._set_objective()
-        self.model = prepare_for_method(self.model, self.config)
+        self.model = prepare_for_method(self.model, self.config, self.data.new_tokens)
         _no_kv_cache(self.model)
         if resume_from is not None and uses_adapter(self.config):
             _load_adapter(self.model, resume_from)
@@ -147,7 +153,9 @@ class FineTune:
         def load_base() -> Any:
             if not base:
                 raise UserError("resuming: the reference model needs the run's base model (meta base_model)")
-            return prepare_for_method(load_for_method(Path(base), self.config), self.config)
+            reference = load_for_method(Path(base), self.config)
+            fit_embeddings(reference, self.data.vocab_size, self.config.training.seed)
+            return prepare_for_method(reference, self.config, self.data.new_tokens)
         return load_base
 
     def _resolve_batch_size(self, resume_from: Path | None) -> None:
@@ -338,14 +346,17 @@ class FineTune:
         return False
 
     def evaluate(self) -> float:
-        """Eval loss on the evaluation samples; emits an Eval event."""
-        result = evaluate_loss(self.model, self.data.eval, self.config.eval.batch_size,
-                               self.data.pad_id, self.config.training.precision,
-                               self.config.eval.max_batches, objective=self.objective, emit=self.emit)
-        self.last_eval_loss, self.last_eval_step = result.loss, self.progress.step
-        self.last_eval_metrics = result.metrics
+        """Eval loss on the evaluation samples (and each mixed source's: ``loss_<name>``); emits an Eval event."""
+        def on(samples: Any, emit: Any = None) -> Any:
+            return evaluate_loss(self.model, samples, self.config.eval.batch_size, self.data.pad_id,
+                                 self.config.training.precision, self.config.eval.max_batches,
+                                 objective=self.objective, emit=emit)
+        result = on(self.data.eval, self.emit)
+        metrics = {**result.metrics, **{f"loss_{name}": on(part).loss for name, part in self.data.eval_sets.items()}}
+        self.last_eval_loss, self.last_eval_step, self.last_eval_metrics = result.loss, self.progress.step, metrics
+        seen = samples_seen(self.data.train, self.feed.batches.plan, self.progress.data_state)
         self.emit(Eval(step=self.progress.step, eval_loss=result.loss, perplexity=result.perplexity,
-                       metrics=result.metrics))
+                       metrics={**metrics, **seen}))
         return result.loss
 
     def save(self, reason: str) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.data.formats import read_items
 from engine.data.validate import check_file
 from engine.errors import DataError
 
@@ -106,8 +107,49 @@ def test_an_arrow_file_written_by_datasets_is_read_as_rows(tmp_path: Path) -> No
     arrow = sorted(folder.glob("*.arrow"))[0]
     report = check_file(arrow)
     assert (report.format, report.valid, report.issues) == ("arrow", 3, [])
-    with pytest.raises(DataError, match="save_to_disk folder\\? give its Arrow file"):
-        check_file(folder)
+    saved = check_file(folder)  # the folder itself, as datasets.load_from_disk reads it
+    assert (saved.format, saved.valid, saved.issues) == ("arrow", 3, [])
+
+
+def test_save_to_disk_folders_dataset_dicts_and_folders_of_files(tmp_path: Path) -> None:
+    import datasets
+
+    from engine.data.dataset import fingerprint
+
+    rows = [{"messages": json.loads(chat(n))} for n in range(5)]
+    big = datasets.Dataset.from_list(rows * 40)
+    big.save_to_disk(str(tmp_path / "shards"), num_shards=3)
+    wheres = [where for where, _ in read_items(tmp_path / "shards")]
+    assert len(wheres) == 200 and wheres[0].endswith("data-00000-of-00003.arrow: row 1")
+    loaded = datasets.load_from_disk(str(tmp_path / "shards"))
+    assert [record for _, record in read_items(tmp_path / "shards")] == loaded.to_list()
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[:3]),
+                          "test": datasets.Dataset.from_list(rows[3:])}).save_to_disk(str(tmp_path / "dict"))
+    assert check_file(tmp_path / "dict").valid == 3  # its train split
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[2:]))
+    _gzip(files / "a.jsonl.gz", "".join(json.dumps(r) + "\n" for r in rows[:2]))
+    (files / "README.doc").write_text("not data")
+    report = check_file(files)
+    assert report.valid == 5 and [i.where for i in report.issues] == []
+    assert [w for w, _ in read_items(files)][0] == f"{files / 'a.jsonl.gz'}:1"
+    before = fingerprint(files)
+    (files / "b.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    assert fingerprint(files) != before
+
+
+def test_a_zstd_file_without_zstandard_is_one_line(tmp_path: Path) -> None:
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        path = tmp_path / "d.jsonl.zst"
+        path.write_bytes(b"\x28\xb5\x2f\xfd")
+        with pytest.raises(DataError, match=r"d\.jsonl\.zst: zstd-compressed, and the zstandard package is not "
+                                            r"installed; decompress it first"):
+            check_file(path)
+        return
+    pytest.skip("zstandard is installed: .zst files are read")
 
 
 def test_multimodal_and_tool_calling_records_are_counted_and_refused_by_a_run(tmp_path: Path) -> None:

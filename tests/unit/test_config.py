@@ -299,3 +299,39 @@ def test_set_value_creates_a_file(tmp_path: Path) -> None:
     path = tmp_path / "new.toml"
     set_value(path, "model.trust_remote_code", True)
     assert load_config(path, env={}).model.trust_remote_code is True
+
+
+# --- [[data.sources]] ------------------------------------------------------------------------------
+
+def test_data_sources_tables_are_read_named_and_written_back(tmp_path: Path) -> None:
+    from engine.config import DataSource, set_value
+
+    path = _write(tmp_path, '[[data.sources]]\npath = "chat/train.jsonl"\nweight = 3\n\n'
+                            '[[data.sources]]\npath = "more.csv"\nformat = "csv"\nname = "extra"\n')
+    sources = load_config(path, env={}).data.sources
+    assert sources == [DataSource("chat/train.jsonl", 3.0, "", "train"), DataSource("more.csv", 1.0, "csv", "extra")]
+    assert load_config(env={}).data.sources == []
+    out = tmp_path / "out.toml"
+    set_value(out, "data.sources", '[{path = "a.jsonl", weight = 2}]')
+    assert load_config(out, env={}).data.sources == [DataSource("a.jsonl", 2.0, "", "a")]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[{path = "a.jsonl", weight = 0}]', "data.sources[1].weight = 0: must be a number > 0"),
+    ('[{path = "a.jsonl"}, {weight = 1}]', "data.sources[2].path = None: expected the path of a data file"),
+    ('[{path = "a.jsonl", wieght = 1}]', "unknown key 'data.sources[1].wieght' (known keys: path, weight, format, "
+                                         "name)"),
+    ('[{path = "x/a.jsonl"}, {path = "y/a.jsonl"}]', "data.sources[2].name = 'a': another source has this name"),
+    ('[{path = "a.jsonl"}, 3]', "data.sources[2] = 3: expected a table with path, weight and format"),
+])
+def test_a_bad_source_is_one_line_naming_its_key_path(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides=[f"data.sources={text}"], env={})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sources_given_as_paths_on_the_command_line_weigh_the_same(tmp_path: Path) -> None:
+    sources = load_config(overrides=["data.sources=a.jsonl, b.jsonl"], env={}).data.sources
+    assert [(s.path, s.weight, s.name) for s in sources] == [("a.jsonl", 1.0, "a"), ("b.jsonl", 1.0, "b")]
+    with pytest.raises(ConfigError, match=r"data.sources = 3: expected \[\[data.sources\]\] tables"):
+        load_config(_write(tmp_path, "[data]\nsources = 3\n"), env={})

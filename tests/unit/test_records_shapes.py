@@ -248,8 +248,9 @@ def test_empty_file(tmp_path: Path) -> None:
     assert read_error(path) == f"{path}: file is empty"
 
 
-def test_folder_instead_of_file(tmp_path: Path) -> None:
-    assert read_error(tmp_path).startswith(f"{tmp_path}: is a folder")
+def test_folder_without_data_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.doc").write_text("x")
+    assert read_error(tmp_path).startswith(f"{tmp_path}: no data files in this folder")
 
 
 def test_file_of_blank_lines_has_no_records(tmp_path: Path) -> None:
