@@ -69,11 +69,22 @@ def say(text: str) -> None:
 
 
 def ready_line(event: dict[str, Any]) -> str:
-    """What was loaded, in one line: ``step-000020: adapter over tiny (109,632 parameters, cpu)``."""
-    name = str(event.get("model", "")).rstrip("/").rsplit("/", 1)[-1]
-    base = str(event.get("base") or "").rstrip("/").rsplit("/", 1)[-1]
-    what = f"adapter over {base}" if event.get("kind") == "adapter" else "model"
-    return f"{name}: {what} ({event.get('parameters', 0):,} parameters, {event.get('device', '?')})"
+    """What was loaded, in one line: ``step-000020: adapter over tiny, 109.6 k params, cpu``."""
+    return f"{Path(str(event.get('model', ''))).name}: {loaded_line(event)}"
+
+
+def loaded_line(event: dict[str, Any]) -> str:
+    """What a ``ready`` event says was loaded: ``adapter over tiny, 109.6 k params, cpu``."""
+    what = f"adapter over {Path(str(event.get('base') or '')).name}" if event.get("kind") == "adapter" else "model"
+    return f"{what}, {_count(int(event.get('parameters', 0)))} params, {event.get('device', '?')}"
+
+
+def _count(number: int) -> str:
+    """``109.6 k``, ``1.2 M``, ``7.0 B``: a parameter count in a few characters."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if number >= size:
+            return f"{number / size:.1f} {unit}"
+    return str(number)
 
 
 def done_line(event: dict[str, Any]) -> str:

@@ -46,3 +46,8 @@ class TaskDone(Message):
     task: str
     result: Any = None
     error: str | None = None
+
+
+@dataclass
+class ChatArrived(Message):
+    """The chat process said something (events wait in the Try it screen's inbox); one notice a batch."""
