@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
@@ -132,7 +133,7 @@ class ChatScreen(ConsoleScreen):
         """Ask which model, then load it."""
         def chosen(answer: str | None) -> None:
             if answer:
-                self.status(f"checking {answer}…")
+                self.status(f"checking {escape(answer)}…")
                 self.resolve(answer)
 
         self.app.push_screen(ModelPickScreen(self.engine.chat_models(), self.engine.workspace.root), chosen)
@@ -177,7 +178,7 @@ class ChatScreen(ConsoleScreen):
             self.status(f"[yellow]{NO_MODEL}[/yellow]")
             return
         if self.load_request is not None:
-            self.status(f"[yellow]wait: {Path(self.model).name} is still loading[/yellow]")
+            self.status(f"[yellow]wait: {self.model_name()} is still loading[/yellow]")
             return
         if self.request is not None:
             self.status("[yellow]an answer is being generated: esc stops it[/yellow]")
@@ -203,10 +204,10 @@ class ChatScreen(ConsoleScreen):
         if kind == "resolved":
             self.load(event["model"])
         elif kind == "loading" and request == self.load_request:
-            self.status(f"loading {self.model_name()}: {event.get('stage', '')}…")
+            self.status(f"loading {self.model_name()}: {escape(str(event.get('stage', '')))}…")
         elif kind == "ready" and request == self.load_request:
             self.load_request = None
-            self.status(f"[green]ready[/green] · [b]{self.model_name()}[/b]{self.run_note()} · {loaded_line(event)}")
+            self.status(f"[green]ready[/green] · [b]{self.model_name()}[/b]{self.run_note()} · {escape(loaded_line(event))}")
         elif kind == "token" and request == self.request:
             self.reply.append(str(event.get("text", "")))
             self.update_reply(streaming=True)
@@ -244,7 +245,7 @@ class ChatScreen(ConsoleScreen):
             return
         if request is not None and request == self.load_request:
             self.load_request, self.model = None, None
-        self.status(f"[red]error:[/red] {message}")
+        self.status(f"[red]error:[/red] {escape(message)}")
 
     def chat_ended(self) -> None:
         """The chat process ended unasked: say so; the next pick starts a new one."""
@@ -252,7 +253,7 @@ class ChatScreen(ConsoleScreen):
             self.end_reply("error: the chat process ended")
         self.model, self.load_request = None, None
         log = self.chat.log_path if self.chat is not None else "chat.log"
-        self.status(f"[red]the chat process ended[/red] (its output: {log}); ctrl+o loads a model again")
+        self.status(f"[red]the chat process ended[/red] (its output: {escape(str(log))}); ctrl+o loads a model again")
 
     # Drawing
 
@@ -290,12 +291,12 @@ class ChatScreen(ConsoleScreen):
         return f"{self.settings.describe()}   [dim](ctrl+g changes)[/dim]"
 
     def model_name(self) -> str:
-        """The loaded model's folder name."""
-        return Path(self.model).name if self.model else "?"
+        """The loaded model's folder name (markup-safe)."""
+        return escape(Path(self.model).name) if self.model else "?"
 
     def run_note(self) -> str:
         """`` (run …)`` when the model is inside a run's folder of the workspace."""
         if not self.model:
             return ""
         parts = Path(shown_path(self.model, self.engine.workspace.root)).parts
-        return f" (run {parts[1]})" if len(parts) > 2 and parts[0] == "runs" else ""
+        return f" (run {escape(parts[1])})" if len(parts) > 2 and parts[0] == "runs" else ""
