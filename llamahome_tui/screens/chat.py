@@ -29,7 +29,7 @@ from textual.widgets import Input, Static
 
 from engine.api import ChatProcess, GenerationSettings
 from engine.errors import UserError
-from llamahome_tui.chat_commands import done_line, loaded_line
+from llamahome_tui.chat_lines import done_line, loaded_line
 from llamahome_tui.messages import ChatArrived
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.chat_dialogs import ChatSettingsScreen, ModelPickScreen, shown_path
@@ -194,12 +194,19 @@ class ChatScreen(ConsoleScreen):
     # What the chat process says
 
     def on_chat_arrived(self, message: ChatArrived) -> None:
-        """Apply every event waiting, in order."""
+        """Apply every event waiting, in order; the tokens among them are drawn once."""
+        streamed = False
         for event in self.inbox.take():
-            self.apply(event)
+            if event.get("event") == "token" and event.get("id") == self.request:
+                self.reply.append(str(event.get("text", "")))
+                streamed = True
+            else:
+                self.apply(event)
+        if streamed and self.request is not None:
+            self.update_reply(streaming=True)
 
     def apply(self, event: dict[str, Any]) -> None:
-        """One event: a model resolved, a loading stage, ready, a token, an answer's end, an error."""
+        """One event: a model resolved, a loading stage, ready, an answer's end, an error."""
         kind, request = event.get("event"), event.get("id")
         if kind == "resolved":
             self.load(event["model"])
@@ -207,10 +214,8 @@ class ChatScreen(ConsoleScreen):
             self.status(f"loading {self.model_name()}: {escape(str(event.get('stage', '')))}…")
         elif kind == "ready" and request == self.load_request:
             self.load_request = None
-            self.status(f"[green]ready[/green] · [b]{self.model_name()}[/b]{self.run_note()} · {escape(loaded_line(event))}")
-        elif kind == "token" and request == self.request:
-            self.reply.append(str(event.get("text", "")))
-            self.update_reply(streaming=True)
+            loaded = escape(loaded_line(event))
+            self.status(f"[green]ready[/green] · [b]{self.model_name()}[/b]{self.run_note()} · {loaded}")
         elif kind == "done" and request == self.request:
             self.end_reply(done_line(event))
         elif kind == "error":
@@ -253,7 +258,7 @@ class ChatScreen(ConsoleScreen):
             self.end_reply("error: the chat process ended")
         self.model, self.load_request = None, None
         log = self.chat.log_path if self.chat is not None else "chat.log"
-        self.status(f"[red]the chat process ended[/red] (its output: {escape(str(log))}); ctrl+o loads a model again")
+        self.status(f"[red]the chat process ended[/red] (its output: {escape(str(log))}); ctrl+o loads a model")
 
     # Drawing
 
