@@ -20,6 +20,12 @@ as it; a pipe ends the process with its client (no heartbeat, no orphan), carrie
 moment it exists (the bus is polled), and a chat has nothing the run history should keep.
 Library output is moved off stdout (to stderr, the workspace's ``chat.log``) so that only
 events travel there.
+
+As in a training worker (``engine.unused_libs``), the quantization libraries a model does not
+need (bitsandbytes, torchao) are hidden before transformers is first imported: peft and
+transformers import them whenever installed, which costs seconds. A later model that needs one
+(a pre-quantized folder, such as a qat run's final model) makes the process start afresh in
+place (``exec``: same pid, same pipes) and load it there.
 """
 
 from __future__ import annotations
@@ -38,19 +44,26 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.chat_client import GenerationSettings
+from engine.chat_models import chat_source
 from engine.errors import UserError
 from engine.quiet import quiet_libraries
+from engine.unused_libs import NEEDED_BY, hide, is_prequantized
 from engine.workspace import Workspace
 
 Write = Callable[[dict[str, Any]], None]
+Restart = Callable[[Path, int], None]
+"""Start the process afresh to load a folder (for request id): never returns."""
 
 
 class ChatServer:
     """Runs a chat process's requests in order on one thread; ``stop`` acts at once."""
 
-    def __init__(self, workspace: Workspace, write: Write) -> None:
+    def __init__(self, workspace: Workspace, write: Write, restart: Restart | None = None) -> None:
         self.workspace = workspace
         self._write = write
+        self._restart = restart
+        self._hidden: list[str] = []
+        """Quantization libraries hidden from this process."""
         self._jobs: queue.Queue[dict[str, Any]] = queue.Queue()
         self._highest = 0
         self._stop_below = 0
@@ -101,6 +114,7 @@ class ChatServer:
         """Load a model (dropping the one loaded before) and say when it is ready."""
         self._loaded = None
         gc.collect()
+        self._quantizers_for(request_id, folder)
         self.emit("loading", request_id, stage="starting torch and transformers")
         from engine.train.chat_model import load_chat_model
 
@@ -108,6 +122,19 @@ class ChatServer:
                                  lambda stage: self.emit("loading", request_id, stage=stage))
         self._loaded = loaded
         self.emit("ready", request_id, model=str(folder), **loaded.description)
+
+    def _quantizers_for(self, request_id: int, folder: Path) -> None:
+        """Hide the quantization libraries the first model does not need; restart for one that needs them."""
+        source = chat_source(folder, self.workspace.models_dir)  # UserError naming a bad folder
+        quantized = any(is_prequantized(f) for f in (source.folder, source.base) if f is not None)
+        if quantized and self._hidden:
+            if self._restart is None:
+                raise UserError(f"{folder}: a pre-quantized model needs {' and '.join(self._hidden)}, "
+                                "hidden in this chat process; load it in a new one")
+            self.emit("loading", request_id, stage="restarting the chat process with its quantization libraries")
+            self._restart(folder, request_id)
+        if not quantized and "transformers" not in sys.modules:
+            self._hidden = hide(NEEDED_BY)
 
     def _generate(self, request_id: int, request: dict[str, Any]) -> None:
         """Stream the answer to a conversation as ``token`` events, then ``done``."""
@@ -161,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     """Serve requests from stdin until it ends."""
     parser = argparse.ArgumentParser(prog="python -m engine.chat")
     parser.add_argument("--workspace", required=True, help="the workspace (its built-in base, its runs)")
+    parser.add_argument("--load", help="load this folder first (a restart does)")
+    parser.add_argument("--load-id", type=int, default=0, help="the request id the first load answers")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = _event_channel()
@@ -175,7 +204,17 @@ def main(argv: list[str] | None = None) -> int:
             except (BrokenPipeError, OSError, ValueError):
                 os._exit(0)  # the client is gone
 
-    server = ChatServer(Workspace(Path(args.workspace)), write)
+    def restart(folder: Path, request_id: int) -> None:
+        with lock:
+            channel.flush()
+            sys.stderr.flush()
+            os.dup2(channel.fileno(), 1)  # the events' pipe is stdout again for the new program
+            os.execv(sys.executable, [sys.executable, "-m", "engine.chat", "--workspace", args.workspace,
+                                      "--load", str(folder), "--load-id", str(request_id)])
+
+    server = ChatServer(Workspace(Path(args.workspace)), write, restart)
+    if args.load:
+        server.handle(json.dumps({"op": "load", "id": args.load_id, "model": args.load}))
     for line in sys.stdin:
         if line.strip():
             server.handle(line)

@@ -94,6 +94,7 @@ class ChatProcess:
                 return
             env = {**os.environ, "PYTHONPATH": _pythonpath(), "HF_HUB_DISABLE_PROGRESS_BARS": "1",
                    "TQDM_DISABLE": "1"}
+            self.workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
             with os.fdopen(os.open(self.log_path, flags, 0o600), "ab") as log:
                 self._process = subprocess.Popen(

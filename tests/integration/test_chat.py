@@ -133,3 +133,28 @@ def test_headless_chat_with_a_bad_model_is_one_line_and_exit_2(tmp_path: Path):
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nope'}: no such model folder, checkpoint or run id (see: llamahome-tui --no-ui runs)"]
     assert result.stdout == ""
+
+
+@pytest.mark.slow
+def test_a_pre_quantized_model_after_a_lora_one_restarts_the_process_in_place(checkpoint, tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    quantized = tmp_path / "tiny-8bit"
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), device_map={"": "cpu"},
+                                                 quantization_config=BitsAndBytesConfig(load_in_8bit=True))
+    model.save_pretrained(str(quantized))
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(quantized))
+    process = ChatProcess(tmp_path / "ws")
+    process.start()
+    try:
+        assert until(process, process.load(checkpoint), "ready")[-1]["event"] == "ready"
+        pid = process._process.pid
+        events = until(process, process.load(quantized), "ready")
+        stages = [e.get("stage") for e in events]
+        assert "restarting the chat process with its quantization libraries" in stages, events
+        assert events[-1]["event"] == "ready" and events[-1]["kind"] == "model"
+        assert process._process.pid == pid and process.alive(), "restarted in place: same process, same pipes"
+        done = until(process, process.generate(QUESTION, GenerationSettings(max_new_tokens=3)), "done")[-1]
+        assert done["event"] == "done" and done["tokens"] == 3
+    finally:
+        process.close()
