@@ -111,9 +111,11 @@ class ChatProcess:
         return self._send({"op": "generate", "messages": messages, "settings": settings.as_dict()})
 
     def stop(self) -> None:
-        """Stop the answer being generated (and any asked for before now)."""
-        if self.alive():
+        """Stop the answer being generated (and any asked for before now); nothing when not running."""
+        try:
             self._send({"op": "stop"})
+        except UserError:
+            pass
 
     def read(self) -> dict[str, Any] | None:
         """The next event from the process; None when it has ended."""

@@ -183,12 +183,16 @@ class ChatScreen(ConsoleScreen):
         if self.request is not None:
             self.status("[yellow]an answer is being generated: esc stops it[/yellow]")
             return
+        try:
+            self.request = self.chat.generate([*self.messages, {"role": "user", "content": text}], self.settings)
+        except UserError as exc:  # the process ended just now; its reader says so too
+            self.status(f"[red]error:[/red] {escape(str(exc))}")
+            return
         event.input.value = ""
         self.messages.append({"role": "user", "content": text})
         self.add_turn(turn_text("user", text))
         self.reply = []
         self.add_turn(turn_text("assistant", "", streaming=True), reply=True)
-        self.request = self.chat.generate(self.messages, self.settings)
         self.refresh_bindings()
 
     # What the chat process says
@@ -232,7 +236,10 @@ class ChatScreen(ConsoleScreen):
             self.read_events(self.chat)
         self.model = folder
         self.status(f"loading {self.model_name()}…")
-        self.load_request = self.chat.load(Path(folder))
+        try:
+            self.load_request = self.chat.load(Path(folder))
+        except UserError as exc:
+            self.error(None, str(exc))
 
     @work(thread=True, group="chat-reader")
     def read_events(self, chat: ChatProcess) -> None:

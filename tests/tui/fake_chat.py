@@ -24,7 +24,7 @@ class FakeChat:
         self.hold = hold
         self.events: queue.Queue[Any] = queue.Queue()
         self.requests: list[tuple[Any, ...]] = []
-        self.started = self.closed = False
+        self.started = self.closed = self.dead = False
         self.log_path = Path("chat.log")
         self._id = 0
         self._answering: int | None = None
@@ -32,10 +32,15 @@ class FakeChat:
         self._sent = 0
 
     def start(self) -> None:
-        self.started = True
+        self.started, self.dead = True, False
 
     def alive(self) -> bool:
-        return self.started and not self.closed
+        return self.started and not self.closed and not self.dead
+
+    def die(self) -> None:
+        """End as a crashed process would: the reader sees the end of its output."""
+        self.dead = True
+        self.events.put(END)
 
     def load(self, folder: Path) -> int:
         self._id += 1

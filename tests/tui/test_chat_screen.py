@@ -166,3 +166,19 @@ async def test_a_bad_path_is_one_line_naming_it_and_nothing_starts(make_app, fak
         assert text_of(app, "#chat-status") == (f"error: {tmp_path / 'nope'}: no such model folder, checkpoint "
                                                 "or run id (see: llamahome-tui --no-ui runs)")
         assert not fake.started and fake.requests == []
+
+
+async def test_a_chat_process_that_dies_is_said_and_the_next_pick_starts_another(make_app, fake):
+    app = make_app("chat")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pick_first(pilot)
+        await send(pilot, QUESTION)
+        fake.die()
+        await wait_until(pilot, lambda: "ended" in text_of(app, "#chat-status"), "the death is said")
+        assert text_of(app, "#chat-status").startswith("the chat process ended (its output: chat.log)")
+        assert conversation(app)[-1] == "model   (error: the chat process ended)"
+        assert app.screen.messages == [], "the unanswered question left the conversation"
+        await send(pilot, "hello?")
+        assert text_of(app, "#chat-status") == NO_MODEL
+        await pick_first(pilot)
+        assert [r[0] for r in fake.requests] == ["load", "generate", "load"]
