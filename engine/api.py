@@ -27,6 +27,8 @@ from typing import Any
 
 from engine import run_info
 from engine.builtin import base_dir, install_shipped, is_built
+from engine.chat_client import ChatProcess, GenerationSettings
+from engine.chat_models import ChatModel, chat_source, list_chat_models, resolve_chat_target
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
@@ -49,9 +51,10 @@ from engine.run_info import RunDetail
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
 
-__all__ = ["CRASHED_MESSAGE", "LIVE_STATUSES", "Engine", "EventLines", "LogLine", "RunDetail", "UserError",
-           "latest_checkpoint_dir"]
-"""What the console may take from here besides ``Engine``: the statuses, the log lines' words, the error."""
+__all__ = ["CRASHED_MESSAGE", "LIVE_STATUSES", "ChatModel", "ChatProcess", "Engine", "EventLines",
+           "GenerationSettings", "LogLine", "RunDetail", "UserError", "latest_checkpoint_dir"]
+"""What the console may take from here besides ``Engine``: the statuses, the log lines' words, the error,
+the chat process and its settings."""
 
 NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
 """A worker's output is worker.log: the run's lines, not library progress bars."""
@@ -411,6 +414,22 @@ class Engine:
         shutil.rmtree(folder)
         self.store.remove_checkpoint(str(folder))
         self.store.remove_checkpoint(str(path))
+
+    # Trying a model (a chat in a process of its own)
+
+    def chat_models(self) -> list[ChatModel]:
+        """The run finals, exports and checkpoints on disk that a chat can load, newest run first."""
+        return list_chat_models(self.store, self.workspace, self.list_runs())
+
+    def chat_target(self, name: str) -> Path:
+        """The folder a chat loads for ``name`` (a folder, or a run id), checked loadable; UserError names it."""
+        folder = resolve_chat_target(name, self.store, self.workspace)
+        chat_source(folder, self.workspace.models_dir)
+        return folder
+
+    def open_chat(self) -> ChatProcess:
+        """A chat process for this workspace: ``start`` it, ``load`` a ``chat_target``, ``close`` it."""
+        return ChatProcess(self.workspace.root)
 
 
 def training_files(data: Path | None, config: Config) -> tuple[Config, list[tuple[Path, str]]]:

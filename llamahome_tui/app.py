@@ -1,7 +1,7 @@
 """``LlamaHomeApp``: the keyboard-driven console over the same ``Engine`` the headless mode uses.
 
-Five modes, each with its own screen stack (datasets, config, training, checkpoints, runs); the
-number keys 1-5 or the command palette (``:`` / ctrl+p) jump between them, ``?`` lists the keys of
+Six modes, each with its own screen stack (datasets, config, training, checkpoints, runs, try it);
+the number keys 1-6 or the command palette (``:`` / ctrl+p) jump between them, ``?`` lists the keys of
 the screen in view, ``/`` filters its table and Esc goes back. Screens hold their own handlers;
 this module only wires them together and guards quitting: a run is its own process and outlives
 the console, so quitting with a live run asks whether to leave it running or stop it, and
@@ -30,6 +30,7 @@ from engine.errors import UserError
 from engine.store import LIVE_STATUSES
 from engine.workspace import Workspace
 from llamahome_tui.screens.base import ConsoleScreen, ConsoleState
+from llamahome_tui.screens.chat import ChatScreen
 from llamahome_tui.screens.checkpoints import CheckpointsScreen
 from llamahome_tui.screens.config import ConfigScreen
 from llamahome_tui.screens.datasets import DatasetsScreen
@@ -44,13 +45,13 @@ COMMAND_MODES = {None: "datasets", "train": "training", "train-resume": "checkpo
 
 
 class LlamaHomeApp(App[int]):
-    """The console: five main screens over one Engine and a shared ``ConsoleState``."""
+    """The console: six main screens over one Engine and a shared ``ConsoleState``."""
 
     TITLE = "LlamaHome"
     CSS_PATH = "app.tcss"
     MODES: ClassVar[dict[str, type[Screen]]] = {  # type: ignore[assignment]
         "datasets": DatasetsScreen, "config": ConfigScreen, "training": TrainingScreen,
-        "checkpoints": CheckpointsScreen, "runs": RunsScreen,
+        "checkpoints": CheckpointsScreen, "runs": RunsScreen, "chat": ChatScreen,
     }
     BINDINGS = [
         *(Binding(str(n), f"mode('{mode}')", title, show=False)
@@ -128,7 +129,7 @@ class LlamaHomeApp(App[int]):
         shown += [b for b in getattr(screen, "BINDINGS", ())  # the screen's keys the footer leaves out
                   if isinstance(b, Binding) and b.description and b.key not in listed]
         keys = [(b.key_display or self.get_key_display(b), b.description) for b in shown]
-        keys += [("1-5", "switch screen: " + ", ".join(MODE_TITLES.values())),
+        keys += [(f"1-{len(MODE_TITLES)}", "switch screen: " + ", ".join(MODE_TITLES.values())),
                  (":  ctrl+p", "command palette"), ("/", "filter the table"), ("esc", "back")]
         title = MODE_TITLES.get(self.current_mode, "")
         self.push_screen(HelpScreen(title, keys, getattr(screen, "HELP", "")))

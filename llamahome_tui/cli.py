@@ -18,7 +18,7 @@ EXIT_USAGE = 2
 # Each module adds its sub-commands with ``register(subparsers)`` and sets ``handler``, a
 # function ``(args) -> exit code``. They must stay light to import: no torch.
 COMMAND_MODULES = ("llamahome_tui.commands", "llamahome_tui.data_commands", "llamahome_tui.run_commands",
-                   "llamahome_tui.train_commands")
+                   "llamahome_tui.train_commands", "llamahome_tui.chat_commands")
 # Without --no-ui these open the console (on the screen they concern); others run headless.
 CONSOLE_COMMANDS = (None, "train", "train-resume", "runs")
 

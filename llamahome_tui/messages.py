@@ -58,3 +58,7 @@ class LogGrew(Message):
     def can_replace(self, message: Message) -> bool:
         """A newer notice supersedes an older one for the same log."""
         return isinstance(message, LogGrew) and message.log is self.log
+
+
+class ChatArrived(Message):
+    """The chat process said something (events wait in the Try it screen's inbox); one notice a batch."""

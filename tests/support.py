@@ -86,3 +86,42 @@ def fake_checkpoint(folder: Path, run_id: str, step: int = 2, config: dict | Non
     meta = {"run_id": run_id, "progress": {"step": step}, "config": config or {}}
     (folder / "progress.json").write_text(json.dumps(meta))
     return folder
+
+
+TAUGHT = ("What is the capital of Peru?", "The capital of Peru is Lima.")
+"""The question ``finetuned_checkpoint`` teaches the tiny model, and its answer."""
+
+
+def finetuned_checkpoint(model_dir: Path, out: Path, steps: int = 20, lr: float = 1e-2) -> Path:
+    """A LoRA checkpoint of the tiny model that answers ``TAUGHT`` (20 steps: about a second; imports torch).
+
+    Its ``progress.json`` names the base, as a run's checkpoint does.
+    """
+    from dataclasses import replace
+
+    from engine.config import Config
+    from engine.data.dataset import load_conversations, tokenize_all
+    from engine.events import CheckpointSaved
+    from engine.train.methods import load_for_method
+    from engine.train.model import load_tokenizer
+    from engine.train.recipe import FineTune, RecipeData
+
+    config = Config()
+    config = replace(
+        config, training=replace(config.training, method="lora", max_steps=steps, batch_size=8, log_steps=1,
+                                 learning_rate=lr, warmup_steps=1, seed=3, precision="fp32"),
+        lora=replace(config.lora, r=8, alpha=16, dropout=0.0),
+        checkpoint=replace(config.checkpoint, save_steps=1000, keep_last_n=0),
+        eval=replace(config.eval, steps=0, generate_samples=0, sample_prompts=[]))
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"messages": [{"role": "user", "content": TAUGHT[0]}, {"role": "assistant", "content": TAUGHT[1]}]}
+    tokenizer = load_tokenizer(model_dir)
+    samples = tokenize_all(tokenizer, load_conversations(write_jsonl(out / "taught.jsonl", [record] * 16)),
+                           "assistant", 96)
+    events: list = []
+    data = RecipeData(samples, samples[:2], tokenizer.pad_token_id)
+    recipe = FineTune(config, load_for_method(model_dir, config), data, out / "checkpoints", events.append,
+                      meta={"run_id": "chat-test", "base_model": str(model_dir)})
+    recipe.setup()
+    recipe.train()
+    return Path([e for e in events if isinstance(e, CheckpointSaved)][-1].path)

@@ -49,8 +49,12 @@ def _has_tokenizer(folder: Path) -> bool:
     return any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
-def inspect_source(folder: Path) -> ExportSource:
-    """Describe an export source; UserError when it is not a checkpoint, adapter or model folder."""
+def inspect_source(folder: Path, fallback_base: Path | None = None) -> ExportSource:
+    """Describe an export source; UserError when it is not a checkpoint, adapter or model folder.
+
+    ``fallback_base`` is the base to use when an adapter's recorded base is no longer a local
+    model folder (a workspace moved: its built-in base is found again where it lives now).
+    """
     if not folder.is_dir():
         raise UserError(f"{folder}: no such checkpoint folder")
     meta_file = folder / PROGRESS_FILE
@@ -59,6 +63,8 @@ def inspect_source(folder: Path) -> ExportSource:
     if adapter_file.is_file():
         base_name = json.loads(adapter_file.read_text()).get("base_model_name_or_path") or meta.get("base_model")
         base = Path(base_name) if base_name else None
+        if (base is None or not (base / "config.json").is_file()) and fallback_base is not None:
+            base = fallback_base
         if base is None or not (base / "config.json").is_file():
             raise UserError(f"{folder}: the adapter's base model {base_name!r} is not a local model folder")
     elif (folder / "config.json").is_file():

@@ -11,8 +11,9 @@ MODE_TITLES: dict[str, str] = {
     "training": "Training",
     "checkpoints": "Checkpoints",
     "runs": "Runs",
+    "chat": "Try it",
 }
-"""Mode name -> title, in key order (1..5)."""
+"""Mode name -> title, in key order (1..6)."""
 
 
 def mode_bar_text(current: str, status: str = "") -> Text:

@@ -70,3 +70,41 @@ def test_quit_dialog_with_a_live_run(snap_compare, make_app, engine):
 
     run_id = fake_live_run(engine)
     assert snap_compare(make_app("runs", watched={run_id}), terminal_size=SIZE, press=["q"])
+
+
+
+def _chat_app(make_app, engine, monkeypatch, tmp_path):
+    """The Try it screen over a fake chat process, with a run whose checkpoints are adapters."""
+    from fake_chat import FakeChat
+    from test_chat_screen import adapter_run
+
+    chat = FakeChat(hold=True)
+    monkeypatch.setattr(engine, "open_chat", lambda: chat)
+    adapter_run(engine, tmp_path / "tiny")
+    return make_app("chat"), chat
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_chat_screen_streaming_an_answer(snap_compare, make_app, engine, monkeypatch, tmp_path, size):
+    from test_chat_screen import QUESTION, pick_first, send, wait_until
+
+    app, chat = _chat_app(make_app, engine, monkeypatch, tmp_path)
+
+    async def one_answer_then_one_streaming(pilot: Pilot) -> None:
+        await pick_first(pilot)
+        await send(pilot, QUESTION)
+        chat.stream(6)
+        chat.finish()
+        await wait_until(pilot, lambda: app.screen.request is None, "the first answer")
+        await send(pilot, "And the capital of Spain?")
+        chat.stream(3)
+        await wait_until(pilot, lambda: "of▌" in str(app.screen.query(".chat-turn").last().render()), "3 words")
+        app.screen.query_one("#chat-input").cursor_blink = False  # a blinking cursor is drawn or not by the clock
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=one_answer_then_one_streaming)
+
+
+def test_chat_model_picker(snap_compare, make_app, engine, monkeypatch, tmp_path):
+    app, _ = _chat_app(make_app, engine, monkeypatch, tmp_path)
+    assert snap_compare(app, terminal_size=SIZE, press=["ctrl+o"])

@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT_MODULES = ("llamahome_tui.cli", "llamahome_tui.commands", "llamahome_tui.run_commands",
-                 "llamahome_tui.headless", "engine.api", "engine.control", "engine.monitor", "engine.worker")
+                 "llamahome_tui.headless", "engine.api", "engine.control", "engine.monitor", "engine.worker",
+                 "engine.chat", "llamahome_tui.chat_commands")
 HEAVY = ("torch", "transformers", "peft")
 FORBIDDEN_IN_ENGINE = ("llamahome_tui", "textual", "rich")
 
