@@ -19,19 +19,19 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
-from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
+from engine.config import PROJECT_ROOT, Config, check_distributed, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
 from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
 from engine.events import Failed, Finished
+from engine.launch.command import GroupShape, worker_command
 from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
@@ -77,8 +77,11 @@ class Engine:
                               output_dir or str(run_dir), resumed_from)
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask is now
         log = os.fdopen(os.open(run_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
-        command = [sys.executable, "-m", "engine.worker", run_id, "--workspace", str(self.workspace.root)]
+        shape = GroupShape.from_config(config.get("distributed", {})) if kind == "train" else GroupShape()
+        command = worker_command(run_id, str(self.workspace.root), shape)
         env = {**os.environ, "PYTHONPATH": _pythonpath(), **NO_PROGRESS_BARS}
+        if shape.world_size > 1:
+            env.setdefault("OMP_NUM_THREADS", "1")  # each rank sets its own share; torchrun warns without it
         self._children[run_id] = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(PROJECT_ROOT), env=env)
@@ -129,10 +132,13 @@ class Engine:
         """The id of the run that ``run_id`` waits for before it starts (a base build), or None."""
         return self.get_run(run_id).config.get("job", {}).get("after") or None
 
-    def resume_run(self, target: str, max_steps: int | None = None) -> str:
+    def resume_run(self, target: str, max_steps: int | None = None,
+                   distributed: dict[str, Any] | None = None) -> str:
         """Start a new run that continues a checkpoint folder or a run's latest checkpoint.
 
-        ``max_steps`` changes the total optimizer steps (e.g. to extend a run). The new run
+        ``max_steps`` changes the total optimizer steps (e.g. to extend a run); ``distributed``
+        changes ``[distributed]`` keys (e.g. ``{"nproc_per_node": 1}``: continue a group's run in
+        one process, on the same global batches; ConfigError naming a bad key). The new run
         records ``resumed_from`` and writes into a folder of its own (``runs/<new id>/``), so the
         source run's files are never touched. UserError when a live run already continues it.
         """
@@ -141,7 +147,10 @@ class Engine:
         stored["job"] = {**stored.get("job", {}), "resume_from": str(checkpoint), "after": ""}
         if max_steps is not None:
             stored["training"] = {**stored["training"], "max_steps": max_steps}
-            config_from_dict({k: v for k, v in stored.items() if k != "job"})
+        if distributed:
+            stored["distributed"] = {**stored.get("distributed", {}), **distributed}
+        if max_steps is not None or distributed:
+            check_distributed(config_from_dict({k: v for k, v in stored.items() if k != "job"}))
         return self.start_run("train", stored, previous.model, previous.dataset_path,
                               resumed_from=previous.id, fingerprint=previous.dataset_fingerprint)
 

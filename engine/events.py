@@ -110,6 +110,12 @@ class Runtime(Event):
     cpu: str | None = None
     threads: int | None = None
     threads_reason: str | None = None
+    world_size: int | None = None
+    """Ranks of a torchrun group (absent: one process)."""
+    strategy: str | None = None
+    """The group's strategy: ddp or fsdp."""
+    backend: str | None = None
+    """The group's collective backend: gloo or nccl."""
 
     def values(self) -> dict[str, Any]:
         """The fields that are set."""

@@ -27,9 +27,11 @@ from engine.train import auto_batch, precision
 from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
+from engine.train.group_step import group_step
 from engine.train.methods import load_for_method, prepare_for_method, uses_adapter
 from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
 from engine.train.qat import FakeQuantSwitch
+from engine.train.shards import pieces, plan_config
 
 Emit = Callable[[Any], None]
 
@@ -78,6 +80,8 @@ class FineTune:
     """Called with the recipe after every optimizer step (sample generations, QAT switch...)."""
     objective: Any = None
     """The training objective (``engine.objectives``); None: the one ``training.objective`` names."""
+    group: Any = None
+    """This rank's torchrun group (``engine.train.distributed.Group``); None: one process."""
 
     def setup(self, resume_from: Path | None = None) -> None:
         """Wrap the model for the method, build optimizer and schedule, restore a checkpoint."""
@@ -92,11 +96,12 @@ class FineTune:
         self.objective.attach(self.model, self._reference_loader(resume_from))
         self.model.train()
         self._resolve_batch_size(resume_from)
+        self.trained = self.model if self.group is None else self.group.wrap(self.model)
+        """The module training forwards go through (DDP around the model, or the model sharded)."""
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.optimizer = _optimizer(self.model, self.config)
-        self.feed = BatchFeed(self.data.train, self.config, self.data.pad_id, self.data.vocab_size,
-                              collate=self.objective.batch_form())
+        self._make_feed(resume_from)
         self.total_steps = self._total_steps(self.feed.batches_per_epoch())
         from transformers import get_cosine_schedule_with_warmup
 
@@ -108,6 +113,20 @@ class FineTune:
         if self.config.training.method == "qat":
             self.step_hooks.insert(0, FakeQuantSwitch(self.config.qat))
             self.step_hooks[0](self)
+
+    def _make_feed(self, resume_from: Path | None) -> None:
+        """The batch stream: the global plan of the world size the run started with, this rank's slices."""
+        saved = ckpt.read_meta(resume_from)["progress"] if resume_from is not None else {}
+        world = self.group.world if self.group is not None else 1
+        self.progress.data_ranks = int(saved.get("data_ranks", 1)) if resume_from is not None else world
+        shard = (self.group.rank, world) if self.group is not None else None
+        self.feed = BatchFeed(self.data.train, plan_config(self.config, self.progress.data_ranks), self.data.pad_id,
+                              self.data.vocab_size, collate=self.objective.batch_form(), shard=shard)
+
+    @property
+    def lead(self) -> bool:
+        """Whether this process writes the run's files and events (one process, or rank 0)."""
+        return self.group is None or self.group.lead
 
     def _set_objective(self) -> None:
         """Make the objective; batches are packed as it says (``pretrain`` packs by default)."""
@@ -146,6 +165,8 @@ class FineTune:
             found = auto_batch.find_batch_size(self.model, self.config, length, self.objective)
             size = found.batch_size
             self.emit(Log("info", found.describe()))
+            if self.group is not None:
+                size = self.group.all_min(size)  # every rank trains the same shape
         self.config = replace(self.config, training=replace(self.config.training, batch_size=size))
         self.meta["batch_size"] = size
 
@@ -159,9 +180,14 @@ class FineTune:
     def _restore(self, folder: Path) -> None:
         """Optimizer, scheduler, RNG and progress from a checkpoint."""
         state = ckpt.load_trainer_state(folder)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.group is None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        else:
+            self.group.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
+        ranks = state.get("rank_rng") or []
+        same_world = self.group is not None and len(ranks) == self.group.world
+        ckpt.set_rng_state(ranks[self.group.rank] if same_world else state["rng"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         saved = dict(ckpt.read_meta(folder)["progress"])
@@ -211,6 +237,8 @@ class FineTune:
 
     def _optimizer_step(self, device: torch.device) -> StepStats:
         """One optimizer step; when it runs out of memory, again with micro-batches split in two."""
+        if self.group is not None:
+            return group_step(self, device)  # no out-of-memory back-off: the ranks would part ways
         position = (dict(self.progress.data_state), ckpt.rng_state())
         while True:
             try:
@@ -243,7 +271,7 @@ class FineTune:
         for _ in range(accumulation):
             micro = self._next_batch()
             batch = {k: v.to(device, non_blocking=True) for k, v in micro.inputs.items()}
-            loss, values = forward_backward(self.objective, self.model, batch, self.progress.micro_batch_splits,
+            loss, values = forward_backward(self.objective, self.model, batch, self._splits(batch),
                                             1 / accumulation, self._backward,
                                             lambda: autocast(training.precision, device))
             losses.append(loss)
@@ -251,6 +279,13 @@ class FineTune:
             tokens += micro.real_tokens
         means = {name: torch.stack([m[name] for m in metrics]).mean() for name in metrics[0]}
         return self._apply_gradients(torch.stack(losses).mean(), tokens, means)
+
+    def _splits(self, batch: dict[str, torch.Tensor]) -> int:
+        """Pieces a micro-batch runs in: the back-off's, or more for a bigger group's global batch."""
+        if self.progress.data_ranks <= 1:
+            return self.progress.micro_batch_splits
+        rows = pieces(self.objective.rows(batch), int(self.config.training.batch_size))
+        return max(self.progress.micro_batch_splits, rows)
 
     def _backward(self, loss: torch.Tensor) -> None:
         """Backward pass, through the fp16 gradient scaler when there is one."""
@@ -331,24 +366,36 @@ class FineTune:
         final one), so the second returns the folder already written.
         """
         folder = self.checkpoint_dir / ckpt.checkpoint_name(self.progress.step)
-        if self.saved_step == self.progress.step and folder.is_dir():
-            return folder
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "rng": ckpt.rng_state()}
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
+        if self.saved_step == self.progress.step and (self.group is not None or folder.is_dir()):
+            return folder  # (every rank decides alike: a rank on another machine may not see the folder)
+        state = self._trainer_state()
+        model = self.model if self.group is None else self.group.savable(self.model, uses_adapter(self.config))
         eval_loss = getattr(self, "last_eval_loss", None) if self._eval_due() else None
         is_best = eval_loss is not None and eval_loss == self.progress.best_eval_loss
         if is_best and self.config.checkpoint.save_best:
             self.best_checkpoint = folder
             self.progress.best_checkpoint = str(folder)
-        ckpt.save_checkpoint(folder, self.model, state, self.progress, {**self.meta, "reason": reason})
         self.saved_step = self.progress.step
+        if not self.lead:
+            return folder
+        ckpt.save_checkpoint(folder, model, state, self.progress, {**self.meta, "reason": reason})
         existing = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir()]
         ckpt.prune(existing, self.config.checkpoint.keep_last_n, self.best_checkpoint)
         self.emit(CheckpointSaved(step=self.progress.step, path=str(folder), eval_loss=eval_loss,
                                   is_best=is_best))  # after pruning: the store forgets what went
         return folder
+
+
+    def _trainer_state(self) -> dict[str, Any]:
+        """Optimizer, scheduler, RNG (and scaler) states as a checkpoint keeps them; every rank's RNG in a group."""
+        optimizer = (self.optimizer.state_dict() if self.group is None
+                     else self.group.optimizer_state(self.model, self.optimizer))
+        state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "rng": ckpt.rng_state()}
+        if self.group is not None:
+            state["rank_rng"] = self.group.gather(state["rng"])
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
 
 FUSED_DEVICES = ("cpu", "cuda")
