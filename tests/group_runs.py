@@ -84,6 +84,15 @@ def rank_pid(engine: Engine, run_id: str, rank: int) -> int:
 def reference(workspace: Workspace, config: Config, data: Path, eval_data: Path,
               stop_after: int = 0) -> list[Any]:
     """The run's events as one process: the worker's train job, in this process."""
+    return reference_run(workspace, config, data, eval_data, stop_after)[1]
+
+
+def reference_run(workspace: Workspace, config: Config, data: Path, eval_data: Path,
+                  stop_after: int = 0) -> tuple[str, list[Any]]:
+    """``(run id, events)`` of the worker's train job run in this process (stopped after ``stop_after``).
+
+    The run is recorded ``stopped`` or ``finished`` afterwards, as its worker would have.
+    """
     from engine import jobs
 
     engine = Engine(workspace)
@@ -98,8 +107,10 @@ def reference(workspace: Workspace, config: Config, data: Path, eval_data: Path,
         def ready(recipe: Any) -> None:
             if stop_after:
                 recipe.step_hooks.append(lambda r: setattr(r, "stop_requested", r.progress.step >= stop_after))
-        jobs.train_job(run, workspace, seen.append, ready)
-        return seen
+        metrics = jobs.train_job(run, workspace, seen.append, ready)
+        status = "stopped" if metrics.get("stopped_reason") == "stopped" else "finished"
+        engine.store.update_run(run_id, status=status, ended_at=time.time())
+        return run_id, seen
     finally:
         engine.close()
 
