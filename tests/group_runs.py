@@ -52,6 +52,11 @@ def losses(engine: Engine, run_id: str) -> dict[int, float]:
     return {e.step: e.loss for e in events(engine, run_id, Step)}
 
 
+def grad_norms(engine: Engine, run_id: str) -> dict[int, float]:
+    """Step -> gradient norm (before clipping) of a run: shows a gradient scaled wrong, which Adam hides."""
+    return {e.step: e.grad_norm for e in events(engine, run_id, Step)}
+
+
 def ended(engine: Engine, run_id: str, limit: float = LIMIT_S) -> str:
     """Wait until the run ends; its status."""
     return wait_for(lambda: (s := engine.get_run(run_id).status) not in ("pending", "running", "paused") and s,
@@ -118,6 +123,11 @@ def reference_run(workspace: Workspace, config: Config, data: Path, eval_data: P
 def step_losses(seen: list[Any]) -> dict[int, float]:
     """Step -> loss of events gathered in this process."""
     return {e.step: e.loss for e in seen if isinstance(e, Step)}
+
+
+def step_grad_norms(seen: list[Any]) -> dict[int, float]:
+    """Step -> gradient norm of events gathered in this process."""
+    return {e.step: e.grad_norm for e in seen if isinstance(e, Step)}
 
 
 def checkpoints(seen: list[Any]) -> list[CheckpointSaved]:

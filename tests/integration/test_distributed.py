@@ -13,10 +13,12 @@ from group_runs import (
     assert_close_losses,
     ended,
     events,
+    grad_norms,
     group_config,
     group_processes,
     losses,
     reference,
+    step_grad_norms,
     step_losses,
     wait_for,
 )
@@ -33,7 +35,8 @@ def one_process(tiny_model_dir, chat_files, tmp_path_factory):
     """The reference: 1 process, batch 8 (the job a worker runs, in this process)."""
     workspace = Workspace(tmp_path_factory.mktemp("reference") / "ws")
     config = group_config(tiny_model_dir, f"training.max_steps={STEPS}", "training.batch_size=8")
-    return step_losses(reference(workspace, config, chat_files[0], chat_files[1]))
+    seen = reference(workspace, config, chat_files[0], chat_files[1])
+    return step_losses(seen), step_grad_norms(seen)
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
@@ -46,7 +49,8 @@ def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir
     run_id = engine.start_training(chat_files[0], config, eval_data=chat_files[1])
     launcher = group_processes(engine, run_id)[0]
     assert ended(engine, run_id) == "finished", engine.get_run(run_id).error
-    assert_close_losses(losses(engine, run_id), one_process)
+    assert_close_losses(losses(engine, run_id), one_process[0])
+    assert_close_losses(grad_norms(engine, run_id), one_process[1], rel=1e-4)  # Adam alone would hide a bad scale
     assert len(losses(engine, run_id)) == STEPS
     assert [r.id for r in engine.list_runs()] == [run_id], "a group is one run in the history"
     runtime = events(engine, run_id, Runtime)
