@@ -54,7 +54,7 @@ class Worker:
             raise UserError(f"no run {run_id} in {workspace.db_path}")
         self.run = run
         self.control = ControlState()
-        self.monitor = ResourceMonitor(gpu=GpuProbe.open())
+        self.monitor = ResourceMonitor(gpu=GpuProbe.open(), group=self.rank.grouped)
         self.threads = ThreadBudget(run_id, fixed=int(run.config.get("resources", {}).get("threads", 0) or 0),
                                     ranks=self.rank.local_world)
         self.reserve = SpaceReserve(workspace.run_dir(run_id) / ".space-reserve")

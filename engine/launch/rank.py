@@ -92,3 +92,12 @@ def lost_group(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(marker in text for marker in LOST_MARKERS)
+
+
+def group_label(runtime: Mapping[str, object] | None) -> str:
+    """``2 ranks, ddp`` for a run whose runtime record names a group; "" for one process."""
+    world = (runtime or {}).get("world_size")
+    if not isinstance(world, int) or world <= 1:
+        return ""
+    strategy = (runtime or {}).get("strategy")
+    return f"{world} ranks" + (f", {strategy}" if strategy else "")

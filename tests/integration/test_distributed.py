@@ -24,7 +24,7 @@ from group_runs import (
 )
 
 from engine.api import Engine
-from engine.events import Runtime
+from engine.events import Resources, Runtime
 from engine.workspace import Workspace
 
 STEPS = 4
@@ -43,6 +43,7 @@ def one_process(tiny_model_dir, chat_files, tmp_path_factory):
 def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir, chat_files, tmp_path,
                                            monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LLAMAHOME_MONITOR_S", "0.5")
     engine = Engine(Workspace(tmp_path / "ws"))
     config = group_config(tiny_model_dir, f"training.max_steps={STEPS}", "training.batch_size=4",
                           "distributed.nproc_per_node=2", f"distributed.strategy={strategy}")
@@ -55,6 +56,9 @@ def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir
     assert [r.id for r in engine.list_runs()] == [run_id], "a group is one run in the history"
     runtime = events(engine, run_id, Runtime)
     assert {(e.world_size, e.strategy, e.backend) for e in runtime if e.world_size} == {(2, strategy, "gloo")}
+    per_rank = [e.ranks for e in events(engine, run_id, Resources) if e.ranks]
+    assert per_rank and {r["rank"] for r in per_rank[-1]} == {0, 1}, "each rank's CPU and RAM are sampled"
+    assert all(r["rss_mb"] > 50 for r in per_rank[-1])
     launcher.wait(timeout=30)
     assert not group_processes(engine, run_id), "no process of the group is left"
     final = engine.get_run(run_id).final_metrics

@@ -148,3 +148,19 @@ def test_group_flags_set_the_distributed_keys(tmp_path) -> None:
                              "training.method=qlora"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1 and "distributed.strategy = 'fsdp'" in result.stderr
+
+
+def test_console_shows_world_size_and_each_rank() -> None:
+    from engine.events import Resources
+    from engine.launch.rank import group_label
+    from llamahome_tui.widgets.run_feed import RunFeed
+    from llamahome_tui.widgets.run_panels import gauges_text
+
+    assert group_label({"world_size": 2, "strategy": "fsdp"}) == "2 ranks, fsdp"
+    assert group_label({"precision": "fp32"}) == "" and group_label(None) == ""
+    feed = RunFeed("r")
+    feed.resources = Resources(cpu_percent=190.0, rss_mb=900.0, gpu_util=None, gpu_mem_mb=None,
+                               ranks=[{"rank": 0, "pid": 1, "cpu_percent": 95.0, "rss_mb": 450.0},
+                                      {"rank": 1, "pid": 2, "cpu_percent": 95.0, "rss_mb": 450.0}])
+    text = gauges_text(feed).plain
+    assert "r0 95% 450 MB" in text and "r1 95% 450 MB" in text
