@@ -64,7 +64,9 @@ GROUP_FLAGS = (("nproc_per_node", int, "ranks (processes) on this machine, throu
 def add_group_flags(parser: argparse.ArgumentParser) -> None:
     """``--nproc-per-node`` and torchrun's other flags, setting the ``[distributed]`` keys."""
     for key, kind, text in GROUP_FLAGS:
-        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=f"{text} (distributed.{key})")
+        choices = ("ddp", "fsdp") if key == "strategy" else None
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, choices=choices,
+                            help=f"{text} (distributed.{key})")
 
 
 def group_overrides(args: argparse.Namespace) -> dict[str, Any]:

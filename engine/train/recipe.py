@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint_meta import DAMAGED
 from engine.config import Config
 from engine.data.batching import Batch
 from engine.data.template import TokenizedSample
@@ -28,8 +27,9 @@ from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
 from engine.train.group_step import group_step
-from engine.train.methods import load_for_method, prepare_for_method, uses_adapter
+from engine.train.methods import load_adapter, load_for_method, no_kv_cache, prepare_for_method, uses_adapter
 from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
+from engine.train.optimizer import adamw
 from engine.train.qat import FakeQuantSwitch
 from engine.train.shards import pieces, plan_config
 
@@ -90,9 +90,9 @@ class FineTune:
         self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
         self._set_objective()
         self.model = prepare_for_method(self.model, self.config)
-        _no_kv_cache(self.model)
+        no_kv_cache(self.model)
         if resume_from is not None and uses_adapter(self.config):
-            _load_adapter(self.model, resume_from)
+            load_adapter(self.model, resume_from)
         self.objective.attach(self.model, self._reference_loader(resume_from))
         self.model.train()
         self._resolve_batch_size(resume_from)
@@ -100,7 +100,7 @@ class FineTune:
         """The module training forwards go through (DDP around the model, or the model sharded)."""
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
-        self.optimizer = _optimizer(self.model, self.config)
+        self.optimizer = adamw(self.model, self.config)
         self._make_feed(resume_from)
         self.total_steps = self._total_steps(self.feed.batches_per_epoch())
         from transformers import get_cosine_schedule_with_warmup
@@ -396,43 +396,3 @@ class FineTune:
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
-
-
-FUSED_DEVICES = ("cpu", "cuda")
-"""Devices with torch's fused AdamW kernel (one kernel per step, not a loop over parameters)."""
-
-
-def _optimizer(model: Any, config: Config) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices only (not on norms and biases); fused where torch has it.
-
-    The fused kernel is what HF Trainer uses by default (``adamw_torch_fused``); it needs every
-    trained parameter on one device type it supports.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": config.training.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    devices = {p.device.type for p in params}  # (only floating-point tensors can require grad)
-    fused = len(devices) == 1 and devices <= set(FUSED_DEVICES)
-    return torch.optim.AdamW(groups, lr=config.training.learning_rate, fused=fused or None)
-
-
-def _no_kv_cache(model: Any) -> None:
-    """Training forwards need no KV cache, and packed batches need none for their masks."""
-    config = getattr(model, "config", None)
-    if config is not None:
-        config.use_cache = False
-
-
-def _load_adapter(model: Any, folder: Path) -> None:
-    """Load a saved adapter's weights into a peft model; UserError naming a damaged file."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    path = folder / "adapter_model.safetensors"
-    try:
-        weights = load_file(str(path))
-    except Exception:  # noqa: BLE001 - missing, truncated or not safetensors: one problem to the user
-        raise UserError(f"{path}: unreadable adapter weights; {DAMAGED}") from None
-    set_peft_model_state_dict(model, weights)

@@ -113,3 +113,26 @@ def test_a_one_process_run_continues_as_two_fsdp_ranks(tiny_model_dir, chat_file
     assert sorted(got) == list(range(5, 11))
     assert_close_losses(got, want)
     assert {e.world_size for e in events(engine, resumed, Runtime) if e.world_size} == {2}
+
+
+def test_two_machines_meet_at_the_master_address(tiny_model_dir, chat_files, tmp_path, monkeypatch):
+    """Two 'machines' (two workspaces, two launchers) on this host: machine 0 records the run."""
+    import socket
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    machines = [Engine(Workspace(tmp_path / f"ws{node}")) for node in range(2)]
+    runs = []
+    for node, engine in enumerate(machines):
+        config = group_config(tiny_model_dir, "training.max_steps=4", "training.batch_size=4",
+                              "distributed.nnodes=2", f"distributed.node_rank={node}",
+                              "distributed.master_addr='127.0.0.1'", f"distributed.master_port={port}")
+        runs.append(engine.start_training(chat_files[0], config, eval_data=chat_files[1]))
+    assert [ended(e, r) for e, r in zip(machines, runs, strict=True)] == ["finished", "finished"]
+    one = group_config(tiny_model_dir, "training.max_steps=4", "training.batch_size=8")
+    want = step_losses(reference(Workspace(tmp_path / "ref"), one, chat_files[0], chat_files[1]))
+    assert_close_losses(losses(machines[0], runs[0]), want)
+    assert not losses(machines[1], runs[1]), "machine 1 keeps its status only"
+    assert not machines[1].checkpoints(runs[1])
