@@ -14,7 +14,10 @@ CPU (the default; goal >= 0.9 on 2 cores):
 - N ranks (``distributed.nproc_per_node = N``, gloo) with one thread each, batch ``--batch / N``.
 
 The two are run in turn ``--rounds`` times and the medians compared, since a shared machine's
-noise is larger than the gap being measured.
+noise is larger than the gap being measured. On a machine busy with other work the one process's
+two OpenMP threads spin against the other work's threads and collapse (see engine/threads.py)
+while single-thread ranks do not, so the ratio is then far above 1 and says little; the load
+average at the end is written beside the figures.
 
 GPU (``--device cuda``, not run here: this machine has no GPU): one process on one GPU against
 ``--gpus`` ranks (NCCL, one GPU each) with ``--strategy`` ddp or fsdp, on a model big enough to
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -126,7 +130,8 @@ def main() -> None:
     result: dict[str, Any] = {"device": args.device, "steps": args.steps, "global_batch": args.batch,
                               "ranks": ranks, "strategy": args.strategy, "one_process_threads": one_threads,
                               "rank_threads": rank_threads, "one_process_s": ones, "group_s": groups,
-                              "ratio": ratio, "goal": GOAL if args.device == "cpu" else None}
+                              "ratio": ratio, "goal": GOAL if args.device == "cpu" else None,
+                              "load_average_1m_at_end": os.getloadavg()[0]}
     print(f"wrote {write_result('distributed' if args.device == 'cpu' else 'distributed_gpu', result)}")
 
 
