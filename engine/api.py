@@ -20,7 +20,6 @@ import dataclasses
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,14 @@ from engine.builtin import base_dir, install_shipped, is_built
 from engine.chat_client import ChatProcess, GenerationSettings
 from engine.chat_models import ChatModel, chat_source, list_chat_models, resolve_chat_target
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
-from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
+from engine.config import PROJECT_ROOT, Config, check_distributed, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
 from engine.data.chat_template import model_template
 from engine.data.dataset import fingerprint, load_conversations
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
 from engine.events import Failed, Finished, Generation
+from engine.launch.command import GroupShape, worker_command
 from engine.log_lines import EventLines, LogLine
 from engine.resume import (
     adopt,
@@ -95,8 +95,11 @@ class Engine:
                               output_dir or str(run_dir), resumed_from)
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask is now
         log = os.fdopen(os.open(run_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
-        command = [sys.executable, "-m", "engine.worker", run_id, "--workspace", str(self.workspace.root)]
+        shape = GroupShape.from_config(config.get("distributed", {})) if kind == "train" else GroupShape()
+        command = worker_command(run_id, str(self.workspace.root), shape)
         env = {**os.environ, "PYTHONPATH": _pythonpath(), **NO_PROGRESS_BARS}
+        if shape.world_size > 1:
+            env.setdefault("OMP_NUM_THREADS", "1")  # each rank sets its own share; torchrun warns without it
         self._children[run_id] = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(PROJECT_ROOT), env=env)
@@ -154,14 +157,17 @@ class Engine:
         """The id of the run that ``run_id`` waits for before it starts (a base build), or None."""
         return self.get_run(run_id).config.get("job", {}).get("after") or None
 
-    def resume_run(self, target: str, max_steps: int | None = None, learning_rate: float | None = None) -> str:
+    def resume_run(self, target: str, *, max_steps: int | None = None, learning_rate: float | None = None,
+                   distributed: dict[str, Any] | None = None) -> str:
         """Start a new run that continues a checkpoint folder or a run's latest checkpoint.
 
         ``max_steps`` changes the total optimizer steps (e.g. to extend a run), ``learning_rate``
-        the peak learning rate of the schedule from here on. The new run records ``resumed_from``
-        and writes into a folder of its own (``runs/<new id>/``), so the source run's files are
-        never touched. UserError when a live run already continues it, or when no step would be
-        left to train (a finished run resumed with the same max steps).
+        the peak learning rate of the schedule from here on; ``distributed`` changes
+        ``[distributed]`` keys (e.g. ``{"nproc_per_node": 1}``: continue a group's run in one
+        process, on the same global batches; ConfigError naming a bad key). The new run records
+        ``resumed_from`` and writes into a folder of its own (``runs/<new id>/``), so the source
+        run's files are never touched. UserError when a live run already continues it, or when no
+        step would be left to train (a finished run resumed with the same max steps).
         """
         checkpoint, previous = self.resume_point(target)
         stored = dict(previous.config)
@@ -169,7 +175,10 @@ class Engine:
         changes = {k: v for k, v in (("max_steps", max_steps), ("learning_rate", learning_rate)) if v is not None}
         if changes:
             stored["training"] = {**stored["training"], **changes}
-            config_from_dict({k: v for k, v in stored.items() if k != "job"})
+        if distributed:
+            stored["distributed"] = {**stored.get("distributed", {}), **distributed}
+        if changes or distributed:
+            check_distributed(config_from_dict({k: v for k, v in stored.items() if k != "job"}))
         refuse_nothing_left(checkpoint, int(stored["training"].get("max_steps", 0) or 0), max_steps is not None)
         return self.start_run("train", stored, previous.model, previous.dataset_path,
                               resumed_from=previous.id, fingerprint=previous.dataset_fingerprint)

@@ -386,6 +386,25 @@ class ResourcesConfig(_Section):
 
 
 @dataclass
+class DistributedConfig(_Section):
+    """A training run as a torchrun group of ranks (DDP or FSDP2); 1 process on 1 machine is a plain run."""
+    nproc_per_node: int = field(default=1, metadata=_ABOVE_0)
+    """Ranks (processes) on each machine: one per GPU, or a few single-thread ranks on a CPU."""
+    nnodes: int = field(default=1, metadata=_ABOVE_0)
+    """Machines in the group."""
+    node_rank: int = field(default=0, metadata=_AT_LEAST_0)
+    """This machine's number, 0 to ``nnodes - 1``; machine 0 records the run."""
+    master_addr: str = ""
+    """Address of machine 0 (needed when ``nnodes`` > 1)."""
+    master_port: int = field(default=29500, metadata=_rule(lambda v: 0 < v < 65536, "must be a port, 1 to 65535"))
+    """Port machine 0 listens on for the group's rendezvous."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """ddp = every rank holds the whole model; fsdp = weights, gradients and optimizer state sharded (FSDP2)."""
+    timeout_s: int = field(default=300, metadata=_ABOVE_0)
+    """Seconds a rank waits in a collective for the others before the group ends (a hung rank)."""
+
+
+@dataclass
 class LoggingConfig(_Section):
     """What is logged and where."""
     level: Literal["info", "debug", "warning"] = "info"
@@ -415,6 +434,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -655,7 +675,30 @@ def load_config(config_file: Path | None = None, overrides: Sequence[str] = (),
     if not config.model.path:
         with _source(sources.get("model.builtin")):
             _check_builtin(config.model.builtin)
+    check_distributed(config, sources)
     return config
+
+
+def check_distributed(config: Config, sources: Mapping[str, str | None] | None = None) -> None:
+    """The ``[distributed]`` keys that only make sense together; ConfigError naming the key."""
+    sources = sources or {}
+    group, method = config.distributed, config.training.method
+    if group.node_rank >= group.nnodes:
+        with _source(sources.get("distributed.node_rank")):
+            raise ConfigError(f"distributed.node_rank = {group.node_rank}: must be below distributed.nnodes "
+                              f"({group.nnodes})")
+    if group.nnodes > 1 and not group.master_addr:
+        with _source(sources.get("distributed.nnodes")):
+            raise ConfigError(f"distributed.master_addr: needed when distributed.nnodes = {group.nnodes} "
+                              "(the address of machine 0)")
+    if group.strategy == "fsdp" and method in ("qlora", "qat"):
+        with _source(sources.get("distributed.strategy")):
+            raise ConfigError(f"distributed.strategy = 'fsdp': not supported with training.method = '{method}' "
+                              f"({_NO_FSDP[method]}); use distributed.strategy = 'ddp'")
+
+
+_NO_FSDP = {"qlora": "FSDP2 cannot shard bitsandbytes 4-bit weights",
+            "qat": "fake quantization under FSDP2 is not supported by this engine"}
 
 
 # --- plain data in and out ---------------------------------------------------------------------

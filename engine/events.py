@@ -98,6 +98,9 @@ class Resources(Event):
     gpu_mem_mb: float | None
     tokens_per_s: float | None = None
     eta_s: float | None = None
+    ranks: list[dict[str, float]] = field(default_factory=list)
+    """A torchrun group's ranks on this machine, each ``{rank, pid, cpu_percent, rss_mb}``
+    (then ``cpu_percent`` and ``rss_mb`` above are their sums); empty for one process."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,12 @@ class Runtime(Event):
     cpu: str | None = None
     threads: int | None = None
     threads_reason: str | None = None
+    world_size: int | None = None
+    """Ranks of a torchrun group (absent: one process)."""
+    strategy: str | None = None
+    """The group's strategy: ddp or fsdp."""
+    backend: str | None = None
+    """The group's collective backend: gloo or nccl."""
 
     def values(self) -> dict[str, Any]:
         """The fields that are set."""

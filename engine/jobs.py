@@ -6,8 +6,9 @@ metrics. The worker process (``engine.worker``) wraps them with status, signals 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from engine.data.dataset import Conversation, load_conversations, tokenize_all
 from engine.data.mixing import Mixture, samples_seen
 from engine.disk import writing
 from engine.errors import UserError
-from engine.events import Log, Stage
+from engine.events import Log, Runtime, Stage
+from engine.launch.rank import RankInfo
 from engine.store import RunRecord
 from engine.train import precision, qat
+from engine.train.distributed import Group, end_group, start_group
 from engine.train.evaluate import evaluate_loss, exact_match
 from engine.train.export import export_checkpoint, export_tokenizer, inspect_source, save_generation_config, stop_at
 from engine.train.generation import SampleGenerations
@@ -68,14 +71,30 @@ def build_base_job(run: RunRecord, workspace: Workspace, emit: Emit, should_stop
 
 def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
               recipe_ready: Callable[[FineTune], None]) -> dict[str, Any]:
-    """Fine-tune: load data and model, train, save the final weights, measure before/after."""
+    """Fine-tune: load data and model, train, save the final weights, measure before/after.
+
+    Under torchrun every rank runs this job: it joins the group first and leaves it at the end.
+    """
+    config, _ = run_config(run)
+    info = RankInfo.from_env()
+    group = start_group(config, info) if info.grouped else None
+    try:
+        return _train(run, workspace, emit, recipe_ready, group)
+    finally:
+        end_group()
+
+
+def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Callable[[FineTune], None],
+           group: Group | None) -> dict[str, Any]:
+    """``train_job`` inside its group (None: one process)."""
     config, job = run_config(run)
     base = base_model_path(config, workspace)
     tokenizer, added = load_run_tokenizer(base, config)
     if added:
         emit(Log("info", f"{base}: no chat template; training with ChatML, its markers added as special tokens "
                          f"(ids {added}, rows trained) and <|im_end|> as EOS"))
-    prepared = prepare_run_data(config, job, tokenizer, workspace, run.id, emit)
+    with one_at_a_time(workspace.cache_dir, group is not None):  # the first rank fills the cache
+        prepared = prepare_run_data(config, job, tokenizer, workspace, run.id, emit)
     new_tokens = tuple(sorted(set(added) | set(prepared.control_ids)))
     data = RecipeData(prepared.train, prepared.eval, tokenizer.pad_token_id, len(tokenizer), new_tokens,
                       prepared.eval_sets)
@@ -95,17 +114,23 @@ def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
         metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens,
                                                   emit=emit, detail="(base model)").accuracy
     output = Path(run.output_dir)
-    board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard else None
+    lead = group is None or group.lead
+    board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard and lead else None
     emit = with_tensorboard(emit, board) if board else emit
     mixture = check_mixture(data.train, resume)
     recipe = FineTune(config, model, data, output / "checkpoints", emit,
-                      meta={"run_id": run.id, "base_model": str(base), "config": run.config, **mixture})
+                      meta={"run_id": run.id, "base_model": str(base), "config": run.config, **mixture},
+                      group=group)
     samples = SampleGenerations(tokenizer, config.eval.sample_prompts, config.eval.sample_steps,
                                 config.eval.max_new_tokens, recipe.emit)
     recipe.step_hooks.append(samples)
     recipe.setup(resume_from=resume)
     if resume is None:
         samples.base(recipe.model)
+    if group is not None:
+        emit(Runtime(world_size=group.world, strategy=group.strategy, backend=group.backend))
+        emit(Log("info", f"{group.describe()}: each optimizer step trains a global batch of "
+                         f"{global_batch(recipe)} samples, every rank its share"))
     trainable, total = trainable_parameters(recipe.model)
     emit(Log("info", f"{recipe.objective.summary()}, {method_summary(config)}: training {trainable:,} of "
                      f"{total:,} parameters on {len(data.train)} samples for {recipe.total_steps} steps"))
@@ -190,15 +215,21 @@ def save_final(recipe: FineTune, tokenizer: Any, final: Path) -> None:
 
     A crash mid-write leaves no half-written ``final/``; a full disk is a ``DiskFullError``.
     """
+    qat_model = recipe.config.training.method == "qat"
+    if qat_model:
+        recipe.model = qat.convert(recipe.model, recipe.config.qat)  # (every rank: exact match follows)
+    group = recipe.group
+    model = recipe.model if group is None else group.savable(recipe.model, uses_adapter(recipe.config))
+    if not recipe.lead:
+        return
     tmp = final.with_name(TMP_PREFIX + final.name)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         with writing(tmp):
-            if recipe.config.training.method == "qat":
-                recipe.model = qat.convert(recipe.model, recipe.config.qat)
+            if qat_model:
                 qat.save_quantized(recipe.model, tmp, recipe.config.qat)
             else:
-                recipe.model.save_pretrained(str(tmp), safe_serialization=True, **save_options(recipe.model))
+                model.save_pretrained(str(tmp), safe_serialization=True, **save_options(model))
             tokenizer.save_pretrained(str(tmp))
             save_generation_config(recipe.model, tmp, tokenizer)
     except BaseException:
@@ -206,6 +237,29 @@ def save_final(recipe: FineTune, tokenizer: Any, final: Path) -> None:
         raise
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
+
+
+def global_batch(recipe: FineTune) -> int:
+    """Samples (or packed rows) in one optimizer step's global batch."""
+    training = recipe.config.training
+    return int(training.batch_size) * recipe.progress.data_ranks * training.gradient_accumulation_steps
+
+
+@contextlib.contextmanager
+def one_at_a_time(folder: Path, grouped: bool) -> Iterator[None]:
+    """Hold a lock on ``folder`` (grouped ranks on one machine prepare data in turn; the first fills the cache)."""
+    if not grouped:
+        yield
+        return
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".prepare.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def export_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 utilisation and memory come from NVML (``pynvml``) only when a GPU is there: without one (no
 driver, no device) the GPU fields are None, with no error and no output. Throughput and ETA come
 from the Step events the worker feeds to ``observe``. ``MonitorThread`` samples every
-``interval_s`` seconds into the run store, on its own connection.
+``interval_s`` seconds into the run store, on its own connection. In a torchrun group the
+monitor of rank 0 also samples the group's other ranks on this machine (its launcher's children),
+one entry each in ``Resources.ranks``.
 """
 
 from __future__ import annotations
@@ -119,12 +121,15 @@ class ResourceMonitor:
     """Samples one process (default: this one) into ``Resources`` events."""
 
     def __init__(self, pid: int | None = None, gpu: GpuProbe | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, group: bool = False) -> None:
+        """``group``: this process is a torchrun rank; its sibling ranks are sampled too."""
         self.pid = pid or os.getpid()
         self.process = psutil.Process(self.pid)
         self.process.cpu_percent(None)
         self.gpu = gpu
         self.throughput = Throughput(clock)
+        self.group = group
+        self._ranks: dict[int, psutil.Process] = {}
 
     def observe(self, event: Any) -> None:
         """Feed an event the run emitted (Step events drive tokens/s and ETA)."""
@@ -137,8 +142,53 @@ class ResourceMonitor:
             cpu = self.process.cpu_percent(None)
             rss = self.process.memory_info().rss / 2**20
         gpu_util, gpu_mem = self.gpu.sample(self.pid) if self.gpu else (None, None)
+        ranks = self._sample_ranks() if self.group else []
+        if ranks:
+            cpu, rss = sum(r["cpu_percent"] for r in ranks), sum(r["rss_mb"] for r in ranks)
         return Resources(cpu_percent=cpu, rss_mb=rss, gpu_util=gpu_util, gpu_mem_mb=gpu_mem,
-                         tokens_per_s=self.throughput.tokens_per_s, eta_s=self.throughput.eta_s())
+                         tokens_per_s=self.throughput.tokens_per_s, eta_s=self.throughput.eta_s(), ranks=ranks)
+
+    def _sample_ranks(self) -> list[dict[str, float]]:
+        """CPU % and RSS of every rank of the group on this machine (found once: the launcher's children)."""
+        if not self._ranks:
+            self._ranks = sibling_ranks(self.process)
+            for process in self._ranks.values():
+                _try(lambda p=process: p.cpu_percent(None))
+        out = []
+        for rank, process in sorted(self._ranks.items()):
+            try:
+                with process.oneshot():
+                    out.append({"rank": rank, "pid": process.pid, "cpu_percent": process.cpu_percent(None),
+                                "rss_mb": process.memory_info().rss / 2**20})
+            except psutil.Error:  # a rank that ended: left out
+                continue
+        return out
+
+
+def sibling_ranks(process: psutil.Process) -> dict[int, psutil.Process]:
+    """The ranks started by ``process``'s launcher (torchrun's agent), by their ``RANK``."""
+    found: dict[int, psutil.Process] = {}
+    try:
+        parent = process.parent()
+        children = parent.children() if parent is not None else []
+    except psutil.Error:
+        return found
+    for child in children:
+        try:
+            rank = child.environ().get("RANK")
+        except psutil.Error:
+            continue
+        if rank is not None and rank.isdigit():
+            found[int(rank)] = child
+    return found
+
+
+def _try(action: Callable[[], Any]) -> None:
+    """Run ``action``; a process gone meanwhile is not an error."""
+    try:
+        action()
+    except psutil.Error:
+        pass
 
 
 class MonitorThread:

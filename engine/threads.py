@@ -5,7 +5,8 @@ core and their OpenMP threads spin against each other: on 2 cores two LoRA runs 
 together moved 0.12x of one run alone in total; with one thread each, 1.45x. So a worker sizes
 its threads to its share of the physical cores among the workspace's runs that are computing
 (``running``; not paused, not pending), at least one each, the oldest runs taking the cores that
-do not divide evenly; its watch thread re-counts while it runs, and the training loop applies a
+do not divide evenly (a torchrun group's ranks on one machine split their run's share); its
+watch thread re-counts while it runs, and the training loop applies a
 change between two optimizer steps (``torch.set_num_threads`` acts on the calling thread's
 OpenMP team, so it must be called from the thread that computes). ``resources.threads`` > 0
 fixes the number instead.
@@ -81,9 +82,11 @@ def plan(run_id: str, runs: Sequence[RunRecord], cores: int, fixed: int = 0) -> 
 class ThreadBudget:
     """A worker's thread count: re-planned by its watch thread, applied by the computing thread."""
 
-    def __init__(self, run_id: str, fixed: int = 0, cores: int | None = None) -> None:
+    def __init__(self, run_id: str, fixed: int = 0, cores: int | None = None, ranks: int = 1) -> None:
+        """``ranks``: the run's ranks on this machine (a torchrun group), which split the run's share."""
         self.run_id = run_id
         self.fixed = fixed
+        self.ranks = max(1, ranks)
         self.cores = cores or physical_cores()
         self._lock = threading.Lock()
         self._wanted = ThreadPlan(fixed or self.cores, "not counted yet")
@@ -92,6 +95,9 @@ class ThreadBudget:
     def recount(self, store: RunStore) -> ThreadPlan:
         """Plan again from the runs computing now (call from any thread)."""
         wanted = plan(self.run_id, computing_runs(store), self.cores, self.fixed)
+        if self.ranks > 1 and not self.fixed:
+            wanted = ThreadPlan(max(1, wanted.threads // self.ranks),
+                                f"{wanted.reason}, split among the run's {self.ranks} ranks here")
         with self._lock:
             self._wanted = wanted
         return wanted

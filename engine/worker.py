@@ -7,6 +7,12 @@ connection) stamps the heartbeat and takes control requests (stop, pause, resume
 thread stores ``Resources`` samples. SIGINT/SIGTERM mean
 "checkpoint, then stop". A run that must wait for another (a train run for the built-in base
 being built) stays ``pending`` with a live heartbeat until that one ends.
+
+Started by torchrun, every rank of the group runs this module (``engine.launch.rank`` names the
+roles): rank 0 is the worker described above; a local rank 0 on another machine keeps that
+machine's history row (status, heartbeat, resources) without training events; the other ranks
+write nothing. A rank that loses the group (a rank died: torchrun ends the others, or a
+collective timed out) records the run as ``crashed``, resumable with ``train-resume``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,19 @@ from typing import Any
 from engine.control import CONTROL_POLL_S, HEARTBEAT_S, ControlState, TrainingControl, looks_dead
 from engine.disk import SpaceReserve, disk_full
 from engine.errors import UserError
-from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resumed, Runtime, Stage, Started
+from engine.events import (
+    CheckpointSaved,
+    Failed,
+    Finished,
+    Log,
+    Paused,
+    Resources,
+    Resumed,
+    Runtime,
+    Stage,
+    Started,
+)
+from engine.launch.rank import RankInfo, die_with_parent, lost_group
 from engine.log_lines import EventLines
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
@@ -37,7 +55,10 @@ from engine.workspace import Workspace
 class Worker:
     """Runs one job of the run store and reports it there."""
 
-    def __init__(self, run_id: str, workspace: Workspace) -> None:
+    def __init__(self, run_id: str, workspace: Workspace, rank: RankInfo | None = None) -> None:
+        self.rank = rank or RankInfo()
+        self.role = "lead" if self.rank.lead else "node" if self.rank.node_lead else "rank"
+        """lead: records the run; node: keeps another machine's row (status only); rank: writes nothing."""
         self.workspace = workspace
         self.store = RunStore(workspace.db_path)
         run = self.store.get_run(run_id)
@@ -45,8 +66,9 @@ class Worker:
             raise UserError(f"no run {run_id} in {workspace.db_path}")
         self.run = run
         self.control = ControlState()
-        self.monitor = ResourceMonitor(gpu=GpuProbe.open())
-        self.threads = ThreadBudget(run_id, fixed=int(run.config.get("resources", {}).get("threads", 0) or 0))
+        self.monitor = ResourceMonitor(gpu=GpuProbe.open(), group=self.rank.grouped)
+        self.threads = ThreadBudget(run_id, fixed=int(run.config.get("resources", {}).get("threads", 0) or 0),
+                                    ranks=self.rank.local_world)
         self.reserve = SpaceReserve(workspace.run_dir(run_id) / ".space-reserve")
         """Room set aside to record the run's end when the disk fills up (released at the end)."""
         self.lines = EventLines()
@@ -61,6 +83,8 @@ class Worker:
 
     def emit(self, event: Any) -> None:
         """Store an event (and a checkpoint row for CheckpointSaved); log it in worker.log."""
+        if self.role == "rank" or (self.role == "node" and not isinstance(event, NODE_EVENTS)):
+            return
         self.monitor.observe(event)
         with self._lines_lock:
             line = self.lines.line(event, time.time())
@@ -83,7 +107,13 @@ class Worker:
 
     def _adopt(self, recipe: Any) -> None:
         """Hook the training recipe up to the control requests and the thread budget."""
-        recipe.control = TrainingControl(self.control, self._paused, self._resumed)
+        if recipe.group is not None:
+            from engine.train.group_step import GroupControl
+
+            state = self.control if self.rank.lead else None
+            recipe.control = GroupControl(recipe.group, state, self._paused, self._resumed)
+        else:
+            recipe.control = TrainingControl(self.control, self._paused, self._resumed)
         recipe.stop_requested = recipe.stop_requested or self.control.stop
         recipe.step_hooks.append(lambda _recipe: self.apply_threads())
 
@@ -101,16 +131,22 @@ class Worker:
 
     def _paused(self, step: int, path: Path) -> None:
         """The recipe paused: record it."""
+        if self.role == "rank":
+            return
         self.emit(Paused(step=step, path=str(path)))
         self.store.update_run(self.run.id, status="paused")
 
     def _resumed(self, step: int) -> None:
         """The recipe continues after a pause."""
+        if self.role == "rank":
+            return
         self.store.update_run(self.run.id, status="running")
         self.emit(Resumed(step=step))
 
     def execute(self) -> int:
         """Run the job; returns the process exit code."""
+        if self.role == "rank":
+            return self._execute_rank()
         try:
             self.reserve.hold()
             self.store.update_run(self.run.id, pid=os.getpid(), started_at=time.time())
@@ -146,7 +182,30 @@ class Worker:
             if full is not None:
                 return self._end("failed", str(full), 2)
             traceback.print_exc()
+            if self.rank.grouped and lost_group(exc):
+                return self._end("crashed", self._lost_message(exc), 1)
             return self._end("failed", f"{type(exc).__name__}: {exc}", 1)
+
+    def _lost_message(self, exc: BaseException) -> str:
+        """Why a group run ended when a rank was lost, and how to continue it."""
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return (f"the group lost a rank (killed, out of memory, or its machine failed): {first}; "
+                f"continue with: llamahome-tui --no-ui train-resume {self.run.id}")
+
+    def _execute_rank(self) -> int:
+        """A rank that records nothing: run the job, say in worker.log how it ended."""
+        try:
+            self._wait_for_prerequisite()  # a base model being built: join the group once it is there
+            self._dispatch()
+            return 0
+        except (UserError, KeyboardInterrupt) as exc:
+            _say(f"{self.rank.describe()}: {exc}")
+            return 2
+        except Exception as exc:  # noqa: BLE001 - rank 0 records the run; this rank says why it ended
+            if not lost_group(exc):
+                traceback.print_exc()
+            _say(f"{self.rank.describe()}: {type(exc).__name__}: {str(exc).strip()[:300]}")
+            return 1
 
     def _wait_for_prerequisite(self) -> None:
         """Wait while the run this one needs (``job.after``) is live; fail unless it finished."""
@@ -194,7 +253,7 @@ class Worker:
             if status == "failed":
                 self.emit(Failed(error=message))
             else:
-                self.emit(Log("info", message))
+                self.emit(Log("error" if status == "crashed" else "info", message))
             self.store.update_run(self.run.id, status=status, ended_at=time.time(), error=message)
         except UserError as exc:  # the history itself cannot be written (a full disk)
             _say(f"{status}: {message} (not recorded: {exc})")
@@ -223,6 +282,10 @@ class Worker:
         threading.Thread(target=watch, name="watch", daemon=True).start()
 
 
+NODE_EVENTS = (Started, Finished, Failed, Log, Resources, Paused, Resumed)
+"""What a node lead (another machine's local rank 0) records in that machine's history row."""
+
+
 def _say(text: str) -> None:
     """Print a line to worker.log; never fails (the disk holding it may be full)."""
     try:
@@ -238,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", default=None)
     args = parser.parse_args(argv)
     quiet_libraries()
-    worker = Worker(args.run_id, Workspace.resolve(args.workspace).ensure())  # ensure: a private umask
+    rank = RankInfo.from_env()
+    if rank.grouped:
+        die_with_parent()
+    worker = Worker(args.run_id, Workspace.resolve(args.workspace).ensure(), rank)  # ensure: a private umask
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
     return worker.execute()

@@ -26,11 +26,15 @@ def register(commands: Any) -> None:
     train_cmd.add_argument("--output", help="folder for checkpoints and the final model; default: the run's folder")
     add_config_flags(train_cmd)
     train_cmd.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    add_group_flags(train_cmd)
     add_detach_flag(train_cmd)
     train_cmd.set_defaults(handler=with_engine(train))
     resume = commands.add_parser("train-resume", help="continue a stopped or crashed run")
     resume.add_argument("target", metavar="CHECKPOINT_OR_RUN_ID")
     resume.add_argument("--max-steps", type=int, help="change the run's total optimizer steps (e.g. to extend it)")
+    resume.add_argument("--learning-rate", type=float,
+                        help="the schedule's peak learning rate from the resumed step on")
+    add_group_flags(resume)
     add_detach_flag(resume)
     resume.set_defaults(handler=with_engine(train_resume))
     evaluate = commands.add_parser("train-eval", help="loss and perplexity of a model or checkpoint")
@@ -49,6 +53,28 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a TOML file layered over config/default.toml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. training.learning_rate=1e-4")
+
+
+GROUP_FLAGS = (("nproc_per_node", int, "ranks (processes) on this machine, through torchrun"),
+               ("nnodes", int, "machines in the group"),
+               ("node_rank", int, "this machine's number, 0 to NNODES - 1 (machine 0 records the run)"),
+               ("master_addr", str, "address of machine 0"),
+               ("master_port", int, "port of machine 0's rendezvous"),
+               ("strategy", str, "ddp or fsdp"))
+"""The ``[distributed]`` keys that have a flag of their own (``--nproc-per-node`` ...)."""
+
+
+def add_group_flags(parser: argparse.ArgumentParser) -> None:
+    """``--nproc-per-node`` and torchrun's other flags, setting the ``[distributed]`` keys."""
+    for key, kind, text in GROUP_FLAGS:
+        choices = ("ddp", "fsdp") if key == "strategy" else None
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, choices=choices,
+                            help=f"{text} (distributed.{key})")
+
+
+def group_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[distributed]`` keys given as flags."""
+    return {key: getattr(args, key) for key, _, _ in GROUP_FLAGS if getattr(args, key, None) is not None}
 
 
 def add_detach_flag(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +109,7 @@ def train(engine: Engine, args: argparse.Namespace) -> int:
         overrides.append(f"model.path={json.dumps(str(Path(args.model).resolve()))}")
     if args.max_steps is not None:
         overrides.append(f"training.max_steps={args.max_steps}")
+    overrides += [f"distributed.{key}={json.dumps(value)}" for key, value in group_overrides(args).items()]
     config = resolve_config(args.config, overrides)
     run_id = engine.start_training(Path(args.data) if args.data else None, config,
                                    Path(args.eval_data) if args.eval_data else None,
@@ -98,7 +125,8 @@ def train(engine: Engine, args: argparse.Namespace) -> int:
 
 def train_resume(engine: Engine, args: argparse.Namespace) -> int:
     """Continue a run from a checkpoint folder, or from a run's latest checkpoint, in a new run."""
-    run_id = engine.resume_run(args.target, args.max_steps)
+    run_id = engine.resume_run(args.target, max_steps=args.max_steps, learning_rate=args.learning_rate,
+                               distributed=group_overrides(args))
     run = engine.get_run(run_id)
     if args.detach:
         print(run_id)

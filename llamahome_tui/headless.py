@@ -23,6 +23,7 @@ from rich.table import Table
 from engine.api import Engine
 from engine.errors import UserError
 from engine.events import CheckpointSaved, Eval, Failed, Finished, Log, Paused, Resumed, Stage, Started, Step
+from engine.launch.rank import group_label
 from engine.log_lines import EventLines
 from engine.metrics import eval_values, step_values
 from engine.metrics import line as metric_line
@@ -232,7 +233,9 @@ def print_runs(records: list[RunRecord], resumable: dict[str, str] | None = None
         final = ", ".join(f"{k}={metrics[k]:.3f}" for k in ("last_loss", "eval_loss", "eval_reward_accuracy",
                                                              "exact_match")
                           if isinstance(metrics.get(k), int | float))
-        table.add_row(run.id, run.kind, run.status, _short(run.model), _short(run.dataset_path or ""), final)
+        group = group_label(run.runtime)
+        kind = f"{run.kind} ({group})" if group else run.kind
+        table.add_row(run.id, kind, run.status, _short(run.model), _short(run.dataset_path or ""), final)
     console = Console(soft_wrap=True)
     console.print(table)
     for run_id, checkpoint in (resumable or {}).items():

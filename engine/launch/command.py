@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from engine.errors import UserError
 
@@ -33,6 +34,13 @@ class GroupShape:
         if self.nnodes > 1 and not self.master_addr:
             raise UserError("distributed.master_addr: needed when distributed.nnodes > 1")
 
+    @classmethod
+    def from_config(cls, section: Any) -> GroupShape:
+        """The shape a ``[distributed]`` section (``DistributedConfig`` or its dict) asks for."""
+        values = section if isinstance(section, dict) else vars(section)
+        names = ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port", "strategy")
+        return cls(**{name: values[name] for name in names if name in values})
+
     @property
     def world_size(self) -> int:
         """Ranks in the whole group."""
@@ -40,11 +48,18 @@ class GroupShape:
 
 
 def worker_command(run_id: str, workspace: str, shape: GroupShape) -> list[str]:
-    """``python -m engine.worker RUN_ID``, through torchrun when the group has more than one rank."""
+    """``python -m engine.worker RUN_ID``, through torchrun when the group has more than one rank.
+
+    torchrun (``torch.distributed.run``) starts the ranks, watches them and, when one exits
+    with an error or is killed, ends the others (SIGTERM, then SIGKILL) and exits itself; no
+    restarts (``--max-restarts 0``): a run that lost a rank is ``crashed`` and continues with
+    ``train-resume``. One machine gets ``--standalone`` (a rendezvous on a free local port).
+    """
     worker = ["-m", "engine.worker", run_id, "--workspace", workspace]
     if shape.world_size == 1:
         return [sys.executable, *worker]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(shape.nproc_per_node)]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(shape.nproc_per_node),
+              "--max-restarts", "0"]
     if shape.nnodes == 1:
         launch.append("--standalone")
     else:

@@ -1,7 +1,8 @@
 """The stream of micro-batches a run trains on, with a position it can save and rewind.
 
 It wraps ``engine.data.batching.Batches`` (padded, bucketed or packed batches, per the
-``[data]`` keys) with its background prefetch, and accepts either a prepared, memory-mapped
+``[data]`` keys) with its background prefetch, or one rank's slice of each global batch
+(``engine.train.shards``), and accepts either a prepared, memory-mapped
 dataset or a plain list of ``TokenizedSample`` (tests, benchmarks). The prefetch thread starts
 on the first ``next()``, so a feed built only to count batches starts no thread.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from engine.config import Config
 from engine.data.batching import Batch, Batches, Collate, PrefetchedBatches
 from engine.data.template import IGNORE_INDEX, TokenizedSample
+from engine.train.shards import ShardedBatches
 
 START = {"epoch": 0, "index": 0}
 
@@ -53,8 +55,14 @@ class BatchFeed:
     """Micro-batches in the run's deterministic order, from a saved position on."""
 
     def __init__(self, data: Any, config: Config, pad_id: int, vocab_size: int,
-                 state: dict[str, int] | None = None, collate: Collate | None = None) -> None:
-        self.batches = Batches.from_config(as_dataset(data), config, pad_id, vocab_size, collate)
+                 state: dict[str, int] | None = None, collate: Collate | None = None,
+                 shard: tuple[int, int] | None = None) -> None:
+        """``shard`` = ``(rank, world)``: build only that rank's slice of each (global) batch."""
+        if shard is None:
+            self.batches = Batches.from_config(as_dataset(data), config, pad_id, vocab_size, collate)
+        else:
+            self.batches = ShardedBatches.from_config(as_dataset(data), config, pad_id, vocab_size, collate)
+            self.batches.rank, self.batches.world = shard
         self.depth = config.data.prefetch_depth
         self._stream: PrefetchedBatches | None = None
         self._plain: Iterator[Batch] | None = None

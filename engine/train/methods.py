@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.checkpoint_meta import DAMAGED
 from engine.config import Config
-from engine.errors import ConfigError
+from engine.errors import ConfigError, UserError
 from engine.train import qat as qat_mod
 from engine.train import quant
 from engine.train.model import apply_lora, device, load_model
@@ -55,3 +56,23 @@ def prepare_for_method(model: Any, config: Config, new_tokens: Sequence[int] = (
     if config.training.compile:
         model.compile()
     return model
+
+
+def no_kv_cache(model: Any) -> None:
+    """Training forwards need no KV cache, and packed batches need none for their masks."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.use_cache = False
+
+
+def load_adapter(model: Any, folder: Path) -> None:
+    """Load a saved adapter's weights into a peft model; UserError naming a damaged file."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = folder / "adapter_model.safetensors"
+    try:
+        weights = load_file(str(path))
+    except Exception:  # noqa: BLE001 - missing, truncated or not safetensors: one problem to the user
+        raise UserError(f"{path}: unreadable adapter weights; {DAMAGED}") from None
+    set_peft_model_state_dict(model, weights)

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint_meta import DAMAGED
 from engine.config import Config
 from engine.data.batching import Batch
 from engine.data.mixing import samples_seen
@@ -28,10 +27,13 @@ from engine.train import auto_batch, precision, schedule
 from engine.train import checkpoint as ckpt
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
-from engine.train.methods import load_for_method, prepare_for_method, uses_adapter
+from engine.train.group_step import group_step
+from engine.train.methods import load_adapter, load_for_method, no_kv_cache, prepare_for_method, uses_adapter
 from engine.train.model import fit_embeddings
 from engine.train.oom import backoff_message, forward_backward, free_memory, is_oom
+from engine.train.optimizer import adamw
 from engine.train.qat import FakeQuantSwitch
+from engine.train.shards import pieces, plan_config
 
 Emit = Callable[[Any], None]
 
@@ -88,6 +90,8 @@ class FineTune:
     """The stage last reported through ``emit`` (the loop says "training" again after any other)."""
     train_s: float = 0.0
     """Seconds spent in optimizer steps by this process (the pace of the ETA; see ``Step.train_s``)."""
+    group: Any = None
+    """This rank's torchrun group (``engine.train.distributed.Group``); None: one process."""
 
     def __post_init__(self) -> None:
         """Route ``emit`` through a watch on the stages it reports."""
@@ -106,17 +110,18 @@ class FineTune:
         self.config = precision.resolve(self.config, self.emit, next(self.model.parameters()).device)
         self._set_objective()
         self.model = prepare_for_method(self.model, self.config, self.data.new_tokens)
-        _no_kv_cache(self.model)
+        no_kv_cache(self.model)
         if resume_from is not None and uses_adapter(self.config):
-            _load_adapter(self.model, resume_from)
+            load_adapter(self.model, resume_from)
         self.objective.attach(self.model, self._reference_loader(resume_from))
         self.model.train()
         self._resolve_batch_size(resume_from)
+        self.trained = self.model if self.group is None else self.group.wrap(self.model)
+        """The module training forwards go through (DDP around the model, or the model sharded)."""
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
-        self.optimizer = _optimizer(self.model, self.config)
-        self.feed = BatchFeed(self.data.train, self.config, self.data.pad_id, self.data.vocab_size,
-                              collate=self.objective.batch_form())
+        self.optimizer = adamw(self.model, self.config)
+        self._make_feed(resume_from)
         self.total_steps = self._total_steps(self.feed.batches_per_epoch())
         from transformers import get_cosine_schedule_with_warmup
 
@@ -128,6 +133,20 @@ class FineTune:
         if self.config.training.method == "qat":
             self.step_hooks.insert(0, FakeQuantSwitch(self.config.qat))
             self.step_hooks[0](self)
+
+    def _make_feed(self, resume_from: Path | None) -> None:
+        """The batch stream: the global plan of the world size the run started with, this rank's slices."""
+        saved = ckpt.read_meta(resume_from)["progress"] if resume_from is not None else {}
+        world = self.group.world if self.group is not None else 1
+        self.progress.data_ranks = int(saved.get("data_ranks", 1)) if resume_from is not None else world
+        shard = (self.group.rank, world) if self.group is not None else None
+        self.feed = BatchFeed(self.data.train, plan_config(self.config, self.progress.data_ranks), self.data.pad_id,
+                              self.data.vocab_size, collate=self.objective.batch_form(), shard=shard)
+
+    @property
+    def lead(self) -> bool:
+        """Whether this process writes the run's files and events (one process, or rank 0)."""
+        return self.group is None or self.group.lead
 
     def _set_objective(self) -> None:
         """Make the objective; batches are packed as it says (``pretrain`` packs by default)."""
@@ -169,6 +188,8 @@ class FineTune:
             found = auto_batch.find_batch_size(self.model, self.config, length, self.objective)
             size = found.batch_size
             self.emit(Log("info", found.describe()))
+            if self.group is not None:
+                size = self.group.all_min(size)  # every rank trains the same shape
         self.config = replace(self.config, training=replace(self.config.training, batch_size=size))
         self.meta["batch_size"] = size
 
@@ -182,13 +203,18 @@ class FineTune:
     def _restore(self, folder: Path) -> None:
         """Optimizer, scheduler, RNG and progress from a checkpoint."""
         state = ckpt.load_trainer_state(folder)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.group is None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        else:
+            self.group.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         peak = self.config.training.learning_rate
         old = schedule.rebase(self.scheduler, self.optimizer, peak)
         if old is not None:
             self.emit(Log("info", f"learning rate: peak {peak:.2e} from here on (was {old:.2e})"))
-        ckpt.set_rng_state(state["rng"])
+        ranks = state.get("rank_rng") or []
+        same_world = self.group is not None and len(ranks) == self.group.world
+        ckpt.set_rng_state(ranks[self.group.rank] if same_world else state["rng"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         saved = dict(ckpt.read_meta(folder)["progress"])
@@ -242,6 +268,8 @@ class FineTune:
 
     def _optimizer_step(self, device: torch.device) -> StepStats:
         """One optimizer step; when it runs out of memory, again with micro-batches split in two."""
+        if self.group is not None:
+            return group_step(self, device)  # no out-of-memory back-off: the ranks would part ways
         position = (dict(self.progress.data_state), ckpt.rng_state())
         while True:
             try:
@@ -274,7 +302,7 @@ class FineTune:
         for _ in range(accumulation):
             micro = self._next_batch()
             batch = {k: v.to(device, non_blocking=True) for k, v in micro.inputs.items()}
-            loss, values = forward_backward(self.objective, self.model, batch, self.progress.micro_batch_splits,
+            loss, values = forward_backward(self.objective, self.model, batch, self._splits(batch),
                                             1 / accumulation, self._backward,
                                             lambda: autocast(training.precision, device))
             losses.append(loss)
@@ -282,6 +310,13 @@ class FineTune:
             tokens += micro.real_tokens
         means = {name: torch.stack([m[name] for m in metrics]).mean() for name in metrics[0]}
         return self._apply_gradients(torch.stack(losses).mean(), tokens, means)
+
+    def _splits(self, batch: dict[str, torch.Tensor]) -> int:
+        """Pieces a micro-batch runs in: the back-off's, or more for a bigger group's global batch."""
+        if self.progress.data_ranks <= 1:
+            return self.progress.micro_batch_splits
+        rows = pieces(self.objective.rows(batch), int(self.config.training.batch_size))
+        return max(self.progress.micro_batch_splits, rows)
 
     def _backward(self, loss: torch.Tensor) -> None:
         """Backward pass, through the fp16 gradient scaler when there is one."""
@@ -366,20 +401,20 @@ class FineTune:
         final one), so the second returns the folder already written.
         """
         folder = self.checkpoint_dir / ckpt.checkpoint_name(self.progress.step)
-        if self.saved_step == self.progress.step and folder.is_dir():
-            return folder
+        if self.saved_step == self.progress.step and (self.group is not None or folder.is_dir()):
+            return folder  # (every rank decides alike: a rank on another machine may not see the folder)
         self.emit(Stage("saving_checkpoint", detail=folder.name))
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "rng": ckpt.rng_state()}
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
+        state = self._trainer_state()
+        model = self.model if self.group is None else self.group.savable(self.model, uses_adapter(self.config))
         eval_loss = getattr(self, "last_eval_loss", None) if self._eval_due() else None
         is_best = eval_loss is not None and eval_loss == self.progress.best_eval_loss
         if is_best and self.config.checkpoint.save_best:
             self.best_checkpoint = folder
             self.progress.best_checkpoint = str(folder)
-        ckpt.save_checkpoint(folder, self.model, state, self.progress, {**self.meta, "reason": reason})
         self.saved_step = self.progress.step
+        if not self.lead:
+            return folder
+        ckpt.save_checkpoint(folder, model, state, self.progress, {**self.meta, "reason": reason})
         existing = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir()]
         ckpt.prune(existing, self.config.checkpoint.keep_last_n, self.best_checkpoint)
         self.emit(CheckpointSaved(step=self.progress.step, path=str(folder), eval_loss=eval_loss,
@@ -387,41 +422,13 @@ class FineTune:
         return folder
 
 
-FUSED_DEVICES = ("cpu", "cuda")
-"""Devices with torch's fused AdamW kernel (one kernel per step, not a loop over parameters)."""
-
-
-def _optimizer(model: Any, config: Config) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices only (not on norms and biases); fused where torch has it.
-
-    The fused kernel is what HF Trainer uses by default (``adamw_torch_fused``); it needs every
-    trained parameter on one device type it supports.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": config.training.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    devices = {p.device.type for p in params}  # (only floating-point tensors can require grad)
-    fused = len(devices) == 1 and devices <= set(FUSED_DEVICES)
-    return torch.optim.AdamW(groups, lr=config.training.learning_rate, fused=fused or None)
-
-
-def _no_kv_cache(model: Any) -> None:
-    """Training forwards need no KV cache, and packed batches need none for their masks."""
-    config = getattr(model, "config", None)
-    if config is not None:
-        config.use_cache = False
-
-
-def _load_adapter(model: Any, folder: Path) -> None:
-    """Load a saved adapter's weights into a peft model; UserError naming a damaged file."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    path = folder / "adapter_model.safetensors"
-    try:
-        weights = load_file(str(path))
-    except Exception:  # noqa: BLE001 - missing, truncated or not safetensors: one problem to the user
-        raise UserError(f"{path}: unreadable adapter weights; {DAMAGED}") from None
-    set_peft_model_state_dict(model, weights)
+    def _trainer_state(self) -> dict[str, Any]:
+        """Optimizer, scheduler, RNG (and scaler) states as a checkpoint keeps them; every rank's RNG in a group."""
+        optimizer = (self.optimizer.state_dict() if self.group is None
+                     else self.group.optimizer_state(self.model, self.optimizer))
+        state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "rng": ckpt.rng_state()}
+        if self.group is not None:
+            state["rank_rng"] = self.group.gather(state["rng"])
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state

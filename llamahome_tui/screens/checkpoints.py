@@ -200,7 +200,8 @@ class CheckpointsScreen(ConsoleScreen):
             config = config_of(self.engine.get_run(run_id).config if run_id else None)
             if task == "resume":
                 choice = options or ResumeChoice(None, None)
-                new_id = self.engine.resume_run(target, choice.max_steps, choice.learning_rate)
+                new_id = self.engine.resume_run(target, max_steps=choice.max_steps,
+                                                learning_rate=choice.learning_rate)
             elif task in ("export", "merge"):
                 new_id = self.engine.export_checkpoint(Path(target), task == "merge", config,
                                                        Path(data).expanduser().resolve())

@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from engine.errors import UserError
+from engine.launch.rank import group_label
 from engine.store import LIVE_STATUSES, RunRecord
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
@@ -49,6 +50,8 @@ def best_eval(run: RunRecord, checkpoint_losses: Iterable[float | None]) -> floa
 def run_cells(run: RunRecord, best: float | None, now: float) -> tuple[str | Text, ...]:
     """A run's row: id, kind, status, dataset, method, best eval loss, duration (so far, when live)."""
     method = str(run.config.get("training", {}).get("method", "")) if run.kind == "train" else ""
+    if method and (group := group_label(run.runtime)):
+        method = f"{method} ({group})"
     end = run.ended_at if run.ended_at is not None else (now if run.status in LIVE_STATUSES else None)
     duration = format_duration(end - run.started_at) if run.started_at and end else "-"
     return (run.id, run.kind, status_text(run.status), Path(run.dataset_path).name if run.dataset_path else "-",

@@ -42,7 +42,7 @@ def gauge(label: str, fraction: float | None, value: str, width: int = GAUGE_WID
 
 
 def gauges_text(feed: RunFeed | None) -> Text:
-    """CPU, RAM, GPU and GPU memory of the run's worker, one gauge per line."""
+    """CPU, RAM, GPU and GPU memory of the run's worker, one gauge per line (then each rank of a group)."""
     res = feed.resources if feed else None
     if res is None:
         return Text("resources: waiting for a sample", style="dim")
@@ -55,6 +55,9 @@ def gauges_text(feed: RunFeed | None) -> Text:
         gauge("VRAM", None, "") if res.gpu_mem_mb is None
         else Text.assemble(("VRAM ", "bold"), f"{res.gpu_mem_mb:,.0f} MB"),
     ]
+    if len(res.ranks) > 1:  # a torchrun group: CPU and RAM of each rank on this machine (the gauges: their sum)
+        lines.append(Text.assemble(("ranks", "bold"), *(
+            f" r{int(r['rank'])} {r['cpu_percent']:.0f}% {r['rss_mb']:,.0f} MB" for r in res.ranks)))
     return Text("\n").join(lines)
 
 

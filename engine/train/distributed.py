@@ -1,0 +1,230 @@
+"""A training run as one rank of a torchrun group: the process group, the wrapped model, state.
+
+torchrun (``torch.distributed.run``) starts the ranks and sets their environment;
+``start_group`` joins the process group (gloo on CPUs, NCCL on CUDA GPUs, with
+``distributed.timeout_s`` as the collective timeout). ``Group`` then holds what the recipe
+needs and nothing home-made: DDP (``DistributedDataParallel``) or FSDP2
+(``torch.distributed.fsdp.fully_shard``, one unit per decoder layer plus the root), gradient
+sync only on an optimizer step's last micro-batch (``no_sync`` / ``set_requires_gradient_sync``),
+and torch's collectives for the few numbers ranks must agree on.
+
+Checkpoints are **gathered full state dicts written by rank 0**
+(``torch.distributed.checkpoint.state_dict`` with ``full_state_dict``), not sharded
+``torch.distributed.checkpoint`` folders: a group's checkpoint is then byte-for-byte the
+format of a one-process checkpoint (safetensors weights, an index-keyed optimizer state), so
+``train-export``, ``train-eval`` and ``train-resume`` read it unchanged, at any world size and
+with either strategy. The cost is one gather of the trained weights and optimizer state into
+rank 0's memory per checkpoint, which is what the models this engine targets can afford (a
+LoRA adapter is megabytes); a model too big for one host's memory would need sharded
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from engine.config import Config
+from engine.launch.rank import RankInfo
+
+
+class GroupDDP(DistributedDataParallel):
+    """DDP that lets attribute lookups fall through to the wrapped model (``disable_adapter``...)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+@dataclass
+class Group:
+    """This process's rank, the strategy, and the collectives the recipe uses."""
+
+    info: RankInfo
+    strategy: str = "ddp"
+    backend: str = "gloo"
+
+    @property
+    def lead(self) -> bool:
+        """Whether this rank writes events, metrics and checkpoints (global rank 0)."""
+        return self.info.lead
+
+    @property
+    def world(self) -> int:
+        """Ranks in the group."""
+        return self.info.world
+
+    @property
+    def rank(self) -> int:
+        """This process's global rank."""
+        return self.info.rank
+
+    @property
+    def device(self) -> torch.device:
+        """Where the small tensors of collectives live (NCCL needs them on the GPU)."""
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
+
+    def describe(self) -> str:
+        """``2 ranks (ddp, gloo)`` for the run's log."""
+        return f"{self.world} ranks ({self.strategy}, {self.backend})"
+
+    # --- collectives -----------------------------------------------------------------------
+
+    def all_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` summed over the ranks (a new tensor on the CPU)."""
+        reduced = values.detach().to(self.device, copy=True)
+        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+        return reduced.cpu()
+
+    def all_min(self, value: int) -> int:
+        """The smallest of every rank's ``value``."""
+        reduced = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(reduced, op=dist.ReduceOp.MIN)
+        return int(reduced.item())
+
+    def from_lead(self, values: list[int]) -> list[int]:
+        """The lead's ``values`` on every rank (small integers: control flags)."""
+        sent = torch.tensor(values, dtype=torch.int64, device=self.device)
+        dist.broadcast(sent, src=0)
+        return [int(v) for v in sent.tolist()]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (any picklable object), in rank order, on every rank."""
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def wrap(self, model: Any) -> Any:
+        """The module the training forward goes through: DDP around ``model``, or ``model`` sharded."""
+        if self.strategy == "fsdp":
+            return shard_model(model)
+        ids = [torch.cuda.current_device()] if self.backend == "nccl" else None
+        return GroupDDP(model, device_ids=ids, broadcast_buffers=False)
+
+    @contextlib.contextmanager
+    def sync(self, trained: Any, last: bool) -> Iterator[None]:
+        """Reduce gradients only in the backward of an optimizer step's last micro-batch."""
+        if self.strategy == "fsdp":
+            fsdp_root(trained).set_requires_gradient_sync(last)
+            yield
+            return
+        with contextlib.nullcontext() if last else trained.no_sync():
+            yield
+
+    def grad_norm(self, norm: torch.Tensor) -> torch.Tensor:
+        """The whole gradient's norm (FSDP's clipping returns it as a DTensor)."""
+        return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+    def savable(self, model: Any, adapter: bool) -> Any:
+        """Something with ``save_pretrained`` that writes the whole model (gathered on rank 0 for FSDP).
+
+        Every rank must call it (the gather is a collective); only the lead's result is written.
+        """
+        if self.strategy != "fsdp":
+            return model
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=adapter)
+        return Gathered(model, get_model_state_dict(model, options=options))
+
+    def optimizer_state(self, model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The optimizer state in one-process form (index-keyed, whole tensors; empty off the lead)."""
+        if self.strategy != "fsdp":
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        named = get_optimizer_state_dict(model, optimizer,
+                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return by_index(named) if named else {}
+
+    def load_optimizer_state(self, model: Any, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Load a one-process optimizer state (every rank has read the same file)."""
+        if self.strategy != "fsdp":
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, by_name(state, model, optimizer),
+                                 options=StateDictOptions(full_state_dict=True))
+
+
+@dataclass
+class Gathered:
+    """A model and its gathered full state dict, saved like the model itself."""
+
+    model: Any
+    state: dict[str, Any]
+
+    def save_pretrained(self, path: str, safe_serialization: bool = True) -> None:
+        """``model.save_pretrained`` with the gathered weights."""
+        self.model.save_pretrained(path, state_dict=self.state, safe_serialization=safe_serialization)
+
+
+def start_group(config: Config, info: RankInfo) -> Group:
+    """Join the torchrun group this process belongs to: NCCL with a GPU per rank, else gloo."""
+    cuda = torch.cuda.is_available()
+    backend = "nccl" if cuda else "gloo"
+    extra: dict[str, Any] = {}
+    if cuda:
+        torch.cuda.set_device(info.local_rank)
+        extra["device_id"] = torch.device("cuda", info.local_rank)
+    timeout = datetime.timedelta(seconds=config.distributed.timeout_s)
+    dist.init_process_group(backend, timeout=timeout, **extra)
+    return Group(info, config.distributed.strategy, backend)
+
+
+def end_group() -> None:
+    """Leave the process group (nothing when none was joined)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def fsdp_root(model: Any) -> Any:
+    """The module ``shard_model`` made the FSDP root: the transformers model under a peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def shard_model(model: Any) -> Any:
+    """FSDP2 over ``model``: each decoder layer (the model's ``_no_split_modules``) a unit, then the root.
+
+    The root is the transformers model itself, under a peft wrapper when there is one, so that
+    ``generate`` (which peft hands to the base model) goes through it too.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    root = fsdp_root(model)
+    layers = set(getattr(root, "_no_split_modules", None) or ())
+    for module in root.modules():
+        if type(module).__name__ in layers and module is not root:
+            fully_shard(module)
+    fully_shard(root)
+    return model
+
+
+def by_index(named: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer state keyed by parameter names as ``Optimizer.state_dict()`` keys it (by index)."""
+    index: dict[str, int] = {}
+    groups = []
+    for group in named["param_groups"]:
+        ids = [index.setdefault(name, len(index)) for name in group["params"]]
+        groups.append({**group, "params": ids})
+    return {"state": {index[name]: value for name, value in named["state"].items()}, "param_groups": groups}
+
+
+def by_name(state: dict[str, Any], model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The inverse of ``by_index`` for this model and optimizer (parameters in the optimizer's order)."""
+    names = {param: name for name, param in model.named_parameters()}
+    order = [names[param] for group in optimizer.param_groups for param in group["params"]]
+    groups = [{**group, "params": [order[i] for i in group["params"]]} for group in state["param_groups"]]
+    return {"state": {order[int(i)]: value for i, value in state["state"].items()}, "param_groups": groups}

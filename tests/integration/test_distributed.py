@@ -1,0 +1,96 @@
+"""Training as a torchrun group, through the real launcher (gloo, 2 single-thread ranks on the CPU).
+
+2 ranks x batch 4 must give the per-step losses of 1 process x batch 8 (the same global batches),
+with DDP and with FSDP2; the group is one run in the history, its checkpoints read like a
+one-process run's, and no process of it is left when it ends.
+"""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+from group_runs import (
+    assert_close_losses,
+    ended,
+    events,
+    grad_norms,
+    group_config,
+    group_processes,
+    losses,
+    reference,
+    step_grad_norms,
+    step_losses,
+    wait_for,
+)
+
+from engine.api import Engine
+from engine.events import Resources, Runtime
+from engine.workspace import Workspace
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_model_dir, chat_files, tmp_path_factory):
+    """The reference: 1 process, batch 8 (the job a worker runs, in this process)."""
+    workspace = Workspace(tmp_path_factory.mktemp("reference") / "ws")
+    config = group_config(tiny_model_dir, f"training.max_steps={STEPS}", "training.batch_size=8")
+    seen = reference(workspace, config, chat_files[0], chat_files[1])
+    return step_losses(seen), step_grad_norms(seen)
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir, chat_files, tmp_path,
+                                           monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LLAMAHOME_MONITOR_S", "0.5")
+    engine = Engine(Workspace(tmp_path / "ws"))
+    config = group_config(tiny_model_dir, f"training.max_steps={STEPS}", "training.batch_size=4",
+                          "distributed.nproc_per_node=2", f"distributed.strategy={strategy}")
+    run_id = engine.start_training(chat_files[0], config, eval_data=chat_files[1])
+    launcher = group_processes(engine, run_id)[0]
+    assert ended(engine, run_id) == "finished", engine.get_run(run_id).error
+    assert_close_losses(losses(engine, run_id), one_process[0])
+    assert_close_losses(grad_norms(engine, run_id), one_process[1], rel=1e-4)  # Adam alone would hide a bad scale
+    assert len(losses(engine, run_id)) == STEPS
+    assert [r.id for r in engine.list_runs()] == [run_id], "a group is one run in the history"
+    runtime = events(engine, run_id, Runtime)
+    assert {(e.world_size, e.strategy, e.backend) for e in runtime if e.world_size} == {(2, strategy, "gloo")}
+    per_rank = [e.ranks for e in events(engine, run_id, Resources) if e.ranks]
+    assert per_rank and {r["rank"] for r in per_rank[-1]} == {0, 1}, "each rank's CPU and RAM are sampled"
+    assert all(r["rss_mb"] > 50 for r in per_rank[-1])
+    launcher.wait(timeout=30)
+    assert not group_processes(engine, run_id), "no process of the group is left"
+    final = engine.get_run(run_id).final_metrics
+    _evaluates_like_the_run(final["final_path"], chat_files[1], tiny_model_dir, final["eval_loss"])
+
+
+def _evaluates_like_the_run(folder: str, data, model_dir, eval_loss: float) -> None:
+    """The group's final adapter, read the way train-eval reads one, scores the run's eval loss."""
+    from pathlib import Path
+
+    from engine.config import Config
+    from engine.data.dataset import load_conversations, tokenize_all
+    from engine.jobs import load_for_eval
+    from engine.train.evaluate import evaluate_loss
+
+    model, tokenizer = load_for_eval(Path(folder), Config())
+    samples = tokenize_all(tokenizer, load_conversations(Path(data)), "assistant", 512)
+    result = evaluate_loss(model, samples, 16, tokenizer.pad_token_id)
+    assert result.loss == pytest.approx(eval_loss, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_no_rank_is_left_when_the_launcher_dies(tiny_model_dir, chat_files, tmp_path, monkeypatch):
+    """Killing torchrun itself: the ranks are told by the kernel (parent-death signal) and stop."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    engine = Engine(Workspace(tmp_path / "ws"))
+    config = group_config(tiny_model_dir, "training.max_steps=5000", "training.batch_size=4",
+                          "distributed.nproc_per_node=2")
+    run_id = engine.start_training(chat_files[0], config, eval_data=chat_files[1])
+    wait_for(lambda: losses(engine, run_id), "the first step")
+    processes = group_processes(engine, run_id)
+    processes[0].kill()
+    gone, alive = psutil.wait_procs(processes[1:], timeout=60)
+    assert not alive, f"ranks left behind: {alive}"
+    assert ended(engine, run_id) in ("stopped", "crashed")
