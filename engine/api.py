@@ -16,27 +16,82 @@ saying so; ``refresh_statuses`` finds those from the pid and the heartbeat's age
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
-from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
-from engine.data.dataset import fingerprint, load_conversations
-from engine.data.validate import precheck
-from engine.errors import DiskFullError, UserError
+from engine.errors import ConfigError, DiskFullError, UserError
 from engine.events import Failed, Finished
 from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
 from engine.workspace import Workspace, new_run_id
 
-__all__ = ["CRASHED_MESSAGE", "Engine", "latest_checkpoint_dir"]
+if TYPE_CHECKING:  # loaded on first use (see LAZY): the console's first frame does not wait for them
+    from engine.config import (
+        DEFAULT_FILE,
+        SECTIONS,
+        Config,
+        check_value,
+        config_from_dict,
+        config_to_dict,
+        load_config,
+        model_family,
+        parse_text,
+        set_value,
+    )
+    from engine.data.shapes import Message
+    from engine.data.stats import DatasetStats, compute_stats, histogram_text
+    from engine.data.validate import Issue, ValidationReport, check_file, new_report, valid_conversations
+    from engine.metrics import eval_values
+    from engine.metrics import line as metric_line
+    from engine.train.export import default_output
+
+__all__ = [
+    "CRASHED_MESSAGE", "DEFAULT_FILE", "LIVE_STATUSES", "PROJECT_ROOT", "SECTIONS", "CheckpointRecord", "Config",
+    "ConfigError", "DatasetStats", "DiskFullError", "Engine", "Issue", "Message", "RunRecord", "StoredEvent",
+    "UserError", "ValidationReport", "Workspace", "check_file", "check_value", "compute_stats", "config_from_dict",
+    "config_to_dict", "default_output", "eval_values", "histogram_text", "latest_checkpoint_dir", "load_config",
+    "metric_line", "model_family", "new_report", "parse_text", "resolve_config", "set_value", "valid_conversations",
+]
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+"""The project root, as ``engine.config.PROJECT_ROOT`` (without importing the config module)."""
+LAZY: dict[str, tuple[str, str]] = {
+    **{name: ("engine.config", name) for name in (
+        "DEFAULT_FILE", "SECTIONS", "Config", "check_value", "config_from_dict", "config_to_dict", "load_config",
+        "model_family", "parse_text", "set_value")},
+    "Message": ("engine.data.shapes", "Message"),
+    **{name: ("engine.data.stats", name) for name in ("DatasetStats", "compute_stats", "histogram_text")},
+    **{name: ("engine.data.validate", name) for name in (
+        "Issue", "ValidationReport", "check_file", "new_report", "valid_conversations")},
+    "eval_values": ("engine.metrics", "eval_values"),
+    "metric_line": ("engine.metrics", "line"),
+    "default_output": ("engine.train.export", "default_output"),
+}
+"""What the console reaches through this module besides ``Engine``, imported when first asked for.
+
+The console imports the engine only through ``engine.api`` and ``engine.events`` (a test checks
+it); these names are loaded on first use, so a screen that needs the data statistics (numpy)
+or the config (tomlkit) pays for them when it is first shown, not before the first frame.
+"""
+
+
+def __getattr__(name: str) -> Any:
+    """Load a ``LAZY`` name on first use (PEP 562)."""
+    if name not in LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
 
 NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
 """A worker's output is worker.log: the run's lines, not library progress bars."""
@@ -86,7 +141,7 @@ class Engine:
         return run_id
 
     def start_training(self, data: Path, config: Config, eval_data: Path | None = None,
-                       output: Path | None = None) -> str:
+                       output: Path | None = None, queue_after: Sequence[str] = ()) -> str:
         """Check the data and model, start a fine-tuning run; returns its id.
 
         Bad data or a bad model folder raise ``UserError`` (``file:line`` or key path) before
@@ -95,7 +150,14 @@ class Engine:
         run stays ``pending`` until that one finishes, then trains on its own (it fails if the
         build does not finish). ``waits_for(run_id)`` names that build run, so a caller can
         follow it first: attach to ``waits_for(id)`` if it is not None, then to ``id``.
+
+        ``queue_after`` names runs to wait for: the run is ``queued`` (its worker waiting, nothing
+        loaded) until each of them has ended, however it ended, then starts.
         """
+        from engine.config import config_to_dict, model_family
+        from engine.data.dataset import fingerprint
+        from engine.data.validate import precheck
+
         data = Path(data).resolve()
         eval_path = Path(eval_data).resolve() if eval_data else None
         for path in (data, eval_path) if eval_path else (data,):
@@ -104,6 +166,8 @@ class Engine:
         model_family(config)
         after = None if config.model.path else self._ensure_base(config)
         job = {"data": str(data), "eval_data": str(eval_path or ""), "after": after or ""}
+        if queue_after:
+            job["queue_after"] = [self.get_run(run_id).id for run_id in queue_after]
         return self.start_run("train", {**config_to_dict(config), "job": job},
                               config.model.path or config.model.builtin, str(data),
                               str(Path(output).resolve()) if output else "", fingerprint=fingerprint(data))
@@ -114,6 +178,9 @@ class Engine:
         A base not built yet is copied from the shipped pre-built one when that matches
         (``engine.builtin``), which takes a fraction of a second instead of a pre-training.
         """
+        from engine.builtin import base_dir, install_shipped, is_built
+        from engine.config import config_to_dict
+
         folder = base_dir(self.workspace.models_dir, config.model.builtin)
         if is_built(folder):
             return None
@@ -140,6 +207,8 @@ class Engine:
         stored = dict(previous.config)
         stored["job"] = {**stored.get("job", {}), "resume_from": str(checkpoint), "after": ""}
         if max_steps is not None:
+            from engine.config import config_from_dict
+
             stored["training"] = {**stored["training"], "max_steps": max_steps}
             config_from_dict({k: v for k, v in stored.items() if k != "job"})
         return self.start_run("train", stored, previous.model, previous.dataset_path,
@@ -171,6 +240,9 @@ class Engine:
 
     def evaluate(self, target: Path, data: Path, config: Config) -> str:
         """Start an ``eval`` run of a model folder, adapter or checkpoint on a data file."""
+        from engine.config import config_to_dict
+        from engine.data.dataset import fingerprint, load_conversations
+
         target, data = Path(target).resolve(), Path(data).resolve()
         if not target.is_dir():
             raise UserError(f"{target}: no such model or checkpoint folder")
@@ -244,6 +316,10 @@ class Engine:
             run = self.store.get_run(run.id) or run
         return run
 
+    def live_runs(self) -> list[RunRecord]:
+        """The runs still going (pending, queued, running, paused) whose worker is alive, newest first."""
+        return [run for run in self.list_runs() if run.status in LIVE_STATUSES and self.worker_alive(run)]
+
     def list_runs(self, kind: str | None = None) -> list[RunRecord]:
         """Runs (of one kind, if given), newest first, with statuses refreshed."""
         self.refresh_statuses()
@@ -316,6 +392,7 @@ class Engine:
         is not a checkpoint, adapter or model folder, or the output exists and is not empty.
         Returns the export run's id (its result is the run's ``final_metrics``).
         """
+        from engine.config import config_to_dict
         from engine.train.export import default_output, inspect_source  # light: JSON only
 
         source = inspect_source(Path(target).resolve())
@@ -364,6 +441,15 @@ class Engine:
         shutil.rmtree(folder)
         self.store.remove_checkpoint(str(folder))
         self.store.remove_checkpoint(str(path))
+
+
+def resolve_config(config_file: str | Path | None, overrides: Sequence[str]) -> Config:
+    """The config a run started now would use: layered, with the model family's overrides."""
+    from engine.config import load_config, model_family
+
+    path = Path(config_file) if config_file else None
+    first = load_config(path, list(overrides))
+    return load_config(path, list(overrides), family=model_family(first))
 
 
 def _pythonpath() -> str:

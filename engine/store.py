@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # sqlite-utils (and numpy, which it imports) load when a stor
     from engine.sqlite_lib import Database
 
 KINDS = ("train", "build-base", "eval", "export")
-STATUSES = ("pending", "running", "paused", "finished", "failed", "stopped", "crashed")
-LIVE_STATUSES = ("pending", "running", "paused")
+STATUSES = ("pending", "queued", "running", "paused", "finished", "failed", "stopped", "crashed")
+LIVE_STATUSES = ("pending", "queued", "running", "paused")
+"""``queued``: the worker waits for the runs named in ``job.queue_after`` to end before it starts."""
 CONTROL_COMMANDS = ("stop", "pause", "resume", "checkpoint")
 BUSY_TIMEOUT_MS = 10_000
 _JSON_FIELDS = ("config", "final_metrics", "runtime")

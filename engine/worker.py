@@ -27,7 +27,7 @@ from engine.errors import UserError
 from engine.events import CheckpointSaved, Failed, Finished, Log, Paused, Resources, Resumed, Runtime, Started
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
-from engine.store import RunStore
+from engine.store import LIVE_STATUSES, RunStore
 from engine.threads import RECOUNT_S, ThreadBudget
 from engine.unused_libs import hide_for_train_job
 from engine.workspace import Workspace
@@ -123,6 +123,7 @@ class Worker:
     def _execute(self) -> int:
         """Wait for a prerequisite run, then run the job and record how it ended."""
         try:
+            self._wait_in_queue()
             self._wait_for_prerequisite()
             self.store.update_run(self.run.id, status="running")
             self.emit(Started(run_id=self.run.id, kind=self.run.kind, total_steps=0,
@@ -141,6 +142,30 @@ class Worker:
                 return self._end("failed", str(full), 2)
             traceback.print_exc()
             return self._end("failed", f"{type(exc).__name__}: {exc}", 1)
+
+    def _wait_in_queue(self) -> None:
+        """A queued run (``job.queue_after``): status ``queued`` until every run ahead has ended.
+
+        However they end (finished, stopped, failed, crashed or deleted), this one then starts;
+        a stop request while queued ends it ``stopped`` without loading anything.
+        """
+        ahead = [str(r) for r in self.run.config.get("job", {}).get("queue_after", []) if r]
+        if not ahead:
+            return
+        self.store.update_run(self.run.id, status="queued")
+        self.emit(Log("info", f"queued: starts when {', '.join(ahead)} ended"))
+        while any(self._still_live(run_id) for run_id in ahead):
+            if self.control.stop:
+                raise KeyboardInterrupt("stopped while queued")
+            self.control.wake.wait(CONTROL_POLL_S)
+            self.control.wake.clear()
+        self.store.update_run(self.run.id, started_at=time.time())
+        self.emit(Log("info", "the queue ahead ended: starting"))
+
+    def _still_live(self, run_id: str) -> bool:
+        """Whether a run is still live with its worker alive."""
+        other = self.store.get_run(run_id)
+        return other is not None and other.status in LIVE_STATUSES and not looks_dead(other)
 
     def _wait_for_prerequisite(self) -> None:
         """Wait while the run this one needs (``job.after``) is live; fail unless it finished."""

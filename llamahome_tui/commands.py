@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.api import Engine
-from engine.config import Config, load_config, model_family
+from engine.api import Engine, resolve_config
 from engine.store import RunRecord
 from engine.workspace import Workspace
 from llamahome_tui.headless import follow, follow_training, print_runs, print_summary
@@ -66,13 +65,6 @@ def with_engine(handler: Callable[[Engine, argparse.Namespace], int]) -> Callabl
         finally:
             engine.close()
     return run
-
-
-def resolve_config(config_file: str | None, overrides: list[str]) -> Config:
-    """Layer the config, including the model family's overrides."""
-    path = Path(config_file) if config_file else None
-    first = load_config(path, overrides)
-    return load_config(path, overrides, family=model_family(first))
 
 
 def train(engine: Engine, args: argparse.Namespace) -> int:

@@ -12,12 +12,13 @@ import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import load_config
-from engine.data.stats import CHARS_PER_TOKEN, compute_stats, histogram_text, load_light_tokenizer, token_measure
-from engine.data.validate import WARNING_CODES, ValidationReport, char_length, check_file, unsupported_lines
 from engine.errors import DataError, UserError
+
+if TYPE_CHECKING:  # the data modules (numpy with the statistics) load when a data command runs,
+    from engine.data.validate import ValidationReport  # not when the command line is parsed
 from engine.workspace import Workspace
 
 EXIT_INVALID = 1
@@ -53,6 +54,8 @@ def register(commands: Any) -> None:
 
 def _tokenizer(model: str | None) -> Any:
     """The light tokenizer of ``--model``, or None."""
+    from engine.data.stats import load_light_tokenizer
+
     if not model:
         return None
     folder = Path(model)
@@ -72,6 +75,9 @@ def _length_limit(flag: int | None) -> int:
 
 def validate_command(args: argparse.Namespace) -> int:
     """Check every record of a file; print the report; exit 1 when any is invalid."""
+    from engine.data.stats import CHARS_PER_TOKEN, token_measure
+    from engine.data.validate import char_length, check_file
+
     limit = _length_limit(args.max_length)
     tokenizer = _tokenizer(args.model)
     objective = _objective(args)
@@ -95,6 +101,8 @@ WARNING_NOTES = {"too_long": " (warning: train truncates it to data.max_length)"
 
 def report_lines(report: ValidationReport) -> list[str]:
     """The report as text: a summary, counts by reason, then one line per issue."""
+    from engine.data.validate import WARNING_CODES, unsupported_lines
+
     lines = [f"{report.path} ({report.format}, as {report.objective} reads it): {report.total} records, "
              f"{report.valid} valid, "
              f"{report.errors} invalid, {report.warnings} warnings "
@@ -126,6 +134,8 @@ def _objective(args: argparse.Namespace) -> str:
 
 def _default_tokenizer(args: argparse.Namespace) -> Any:
     """``--model``'s tokenizer, else the built-in base's when it is built, else None."""
+    from engine.data.stats import load_light_tokenizer
+
     if args.model:
         return _tokenizer(args.model)
     from engine.builtin import base_dir, is_built
@@ -137,6 +147,8 @@ def _default_tokenizer(args: argparse.Namespace) -> Any:
 
 def stats_command(args: argparse.Namespace) -> int:
     """Print the statistics of a file."""
+    from engine.data.stats import compute_stats, histogram_text
+
     stats = compute_stats(Path(args.file), _default_tokenizer(args), args.format, objective=_objective(args))
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))

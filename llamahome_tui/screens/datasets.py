@@ -4,7 +4,8 @@ Keys: enter train on the file (it becomes the dataset of the next run and is che
 as evaluation data, o open any path, t go to training with it, v the dataset versions runs
 recorded (and which runs used each). The report (verdict, stats, this file's versions, a preview
 rendered as conversations) is built off the UI thread; a file with issues lists them in a table
-under the files, where Enter (or ``j``) shows the offending record in its file.
+under the files, where Enter (or ``r``; ``j`` / ``k`` move in every table) shows the offending
+record in its file.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.config import load_config
-from engine.data.validate import Issue
-from engine.errors import ConfigError
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import PromptScreen
@@ -31,6 +29,7 @@ from llamahome_tui.widgets.dataset_versions import DatasetVersions
 from llamahome_tui.widgets.filter_table import FilterTable
 
 if TYPE_CHECKING:
+    from engine.api import Issue
     from llamahome_tui.widgets.data_report import FileReport
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
@@ -72,7 +71,7 @@ class DatasetsScreen(ConsoleScreen):
         Binding("t", "train", "Training"),
         Binding("o", "open", "Open"),
         Binding("v", "versions", "Versions"),
-        Binding("j", "jump", "Show record", show=False),
+        Binding("r", "jump", "Show record", show=False),
         Binding("escape", "close", "Back", show=False),
         Binding("slash", "filter", "Filter"),
     ]
@@ -140,6 +139,7 @@ class DatasetsScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="report")
     def load_report(self, name: str, path: Path) -> None:
         """Validate the file, compute its stats and read its versions off the UI thread."""
+        from engine.api import ConfigError, load_config
         from llamahome_tui.widgets.data_report import build_report  # numpy: kept off the first frame
 
         config_file = self.state.config_file if self.state.config_file.is_file() else None

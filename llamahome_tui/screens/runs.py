@@ -16,16 +16,15 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from engine.errors import UserError
-from engine.store import LIVE_STATUSES, RunRecord
+from engine.api import LIVE_STATUSES, RunRecord, UserError
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
-from llamahome_tui.widgets.filter_table import FilterTable
+from llamahome_tui.widgets.filter_table import ELASTIC, FilterTable
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_feed import format_duration
 
-STATUS_STYLE = {"running": "bold green", "pending": "yellow", "paused": "yellow", "finished": "green",
-                "stopped": "cyan", "failed": "bold red", "crashed": "bold red"}
+STATUS_STYLE = {"running": "bold green", "pending": "yellow", "queued": "yellow", "paused": "yellow",
+                "finished": "green", "stopped": "cyan", "failed": "bold red", "crashed": "bold red"}
 COMPARE_COLORS = ("cyan", "magenta")
 
 
@@ -74,8 +73,8 @@ class RunsScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         """The history table and the (hidden) comparison chart."""
-        yield FilterTable("", "run", "kind", "status", "dataset", "method", "best eval", "time", id="runs-table",
-                          enter="Attach")
+        yield FilterTable("", "run", "kind", "status", ("dataset", ELASTIC), "method", "best eval", "time",
+                          id="runs-table", enter="Attach")
         with Vertical(id="compare"):
             yield Static(id="compare-legend")
             yield LineChart(id="compare-chart")
@@ -110,7 +109,7 @@ class RunsScreen(ConsoleScreen):
         if key not in self.best_cache:
             losses = (c.eval_loss for c in self.engine.checkpoints(run.id))
             best = best_eval(run, losses)
-            if run.status in ("pending", "running", "paused"):
+            if run.status in LIVE_STATUSES:
                 return best
             self.best_cache[key] = best
         return self.best_cache[key]

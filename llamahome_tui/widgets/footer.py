@@ -13,6 +13,8 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from llamahome_tui.textual_hooks import mark_footer_bindings_ready
+
 KeySignature = tuple[tuple[str, str, str, bool, str], ...]
 
 
@@ -31,8 +33,11 @@ class KeyFooter(Footer):
                      if binding.show)
 
     def bindings_changed(self, screen: Screen) -> None:
-        """Schedule one check after the next refresh, however many signals come before it."""
-        self._bindings_ready = True
+        """Schedule one check after the next refresh, however many signals come before it.
+
+        Overrides Textual's undocumented ``Footer.bindings_changed`` (see ``textual_hooks``).
+        """
+        mark_footer_bindings_ready(self)
         if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
             return
         if not self._check_pending:

@@ -1,4 +1,9 @@
-"""``ModeBar``: the top line listing the five screens and their keys, the current one lit (k9s-like)."""
+"""``ModeBar``: the top line listing the five screens and their keys, the current one lit (k9s-like).
+
+On the right it says how many runs are live in the workspace (``● 1 live``), on every screen: a
+run is its own process, so one may be going that this console did not start. The app counts
+them every few seconds and publishes the count (``LIVE_SIGNAL``); every mode bar redraws.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,17 @@ MODE_TITLES: dict[str, str] = {
 """Mode name -> title, in key order (1..5)."""
 
 
-def mode_bar_text(current: str, status: str = "") -> Text:
-    """``1 Datasets  2 Config ...`` with ``current`` highlighted, then a status on the right."""
+def live_text(live: int, queued: int = 0) -> Text:
+    """``● 2 live · 1 queued`` (green), or nothing when no run is live."""
+    if not live and not queued:
+        return Text()
+    parts = [f"{live} live"] if live else []
+    parts += [f"{queued} queued"] if queued else []
+    return Text.assemble(("● ", "bold green" if live else "yellow"), (" · ".join(parts), "bold"))
+
+
+def mode_bar_text(current: str, status: str = "", live: int = 0, queued: int = 0, width: int = 80) -> Text:
+    """``1 Datasets  2 Config ...`` with ``current`` highlighted, a status, and the live count on the right."""
     text = Text()
     text.append(" LlamaHome ", style="bold reverse")
     for number, (mode, title) in enumerate(MODE_TITLES.items(), start=1):
@@ -26,16 +40,50 @@ def mode_bar_text(current: str, status: str = "") -> Text:
         text.append(f" {title} ", style=style)
     if status:
         text.append("  " + status, style="dim")
+    right = live_text(live, queued)
+    if right.cell_len:
+        gap = width - text.cell_len - right.cell_len - 1
+        if gap < 2:  # no room after the status: the live count wins
+            text.truncate(max(width - right.cell_len - 3, 0))
+            gap = 2
+        text.append(" " * gap).append_text(right)
     return text
 
 
 class ModeBar(Static):
-    """The screens and their number keys; the current screen highlighted."""
+    """The screens and their number keys; the current screen highlighted; the live run count."""
 
     def __init__(self, mode: str) -> None:
-        super().__init__(mode_bar_text(mode), id="mode-bar")
+        super().__init__(id="mode-bar")
         self.mode = mode
+        self.status = ""
+        self.live = (0, 0)
+
+    def on_mount(self) -> None:
+        """Draw with the app's latest live count, and follow it."""
+        from llamahome_tui.app import LlamaHomeApp  # the app imports this module
+
+        app = self.app
+        if isinstance(app, LlamaHomeApp):
+            self.live = app.live_count
+            app.live_signal.subscribe(self, self.set_live)
+        self.redraw()
+
+    def on_resize(self) -> None:
+        """The live count stays on the right edge."""
+        self.redraw()
 
     def set_status(self, status: str) -> None:
         """Show a short status after the screen list (e.g. the attached run)."""
-        self.update(mode_bar_text(self.mode, status))
+        self.status = status
+        self.redraw()
+
+    def set_live(self, live: tuple[int, int]) -> None:
+        """Runs live and queued in the workspace."""
+        if live != self.live:
+            self.live = live
+            self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the line at the current width."""
+        self.update(mode_bar_text(self.mode, self.status, *self.live, width=self.size.width or 80))

@@ -1,0 +1,102 @@
+"""Every place the console leans on Textual's internals, in one module.
+
+Textual is pinned (``pyproject.toml``) because of these and the snapshots. Each hook below names
+the private attribute or undocumented method it touches and why; on a Textual upgrade, check
+each one here (the tests in ``tests/tui/test_textual_hooks.py`` fail when one stops applying).
+Everything else in the console uses Textual's public API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import events
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widget import AwaitMount, Widget
+
+if TYPE_CHECKING:
+    from textual.widgets import Footer
+
+TEXTUAL_VERSION = "8.2.8"
+"""The Textual version these hooks were written against (pinned in pyproject.toml)."""
+
+
+class InstantModeSwitch(App[int]):
+    """Switch back to an already built mode's screen without Textual's 50 ms transition hold.
+
+    Hook: ``App.delay_update`` (undocumented). Textual masks every mode switch by holding screen
+    updates for 50 ms; that hides a blank frame while a new screen composes, but a screen already
+    built draws at once, and the 50 ms were most of a key's latency when flipping screens. A
+    shorter hold is no answer: Textual's one-shot timer can skip its only tick when it fires
+    late, and a zero delay divides by zero there.
+    """
+
+    instant_switch = False
+    """True while switching to a mode whose screen is already built (no transition hold)."""
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Hold updates for a new screen only (see the class docstring)."""
+        if not self.instant_switch:
+            super().delay_update(delay)
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        """Switch modes; back to an already built screen without the transition hold."""
+        try:
+            self.instant_switch = bool(self.get_screen_stack(mode))
+        except KeyError:  # Textual has not built this mode's screen yet
+            self.instant_switch = False
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self.instant_switch = False
+
+
+class ResumeWithoutRestyle(Screen[None]):
+    """A screen coming back into view skips Textual's full restyle when the app's CSS has not changed.
+
+    Hooks: the private handler ``Screen._on_screen_resume`` and the private counters
+    ``Screen._css_update_count`` / ``App._css_update_count``. Textual restyles every widget of a
+    resumed screen (about 20 ms here, the largest part of a screen switch once the footer stopped
+    rebuilding), although switching modes already refreshes the CSS when the app's has changed
+    since the screen was styled (a theme change), and class and focus changes restyle their
+    widgets as they happen. This handler runs before ``Screen._on_screen_resume`` (Textual calls
+    each class's handler, subclass first). Where the counters are missing it restyles as before.
+    """
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Clear ``refresh_styles`` when the screen's styles are as fresh as the app's."""
+        ours, apps = getattr(self, "_css_update_count", None), getattr(self.app, "_css_update_count", None)
+        if ours is not None and ours == apps:
+            event.refresh_styles = False
+
+
+def replace_key_binding(widget: Widget, binding: Binding) -> None:
+    """Give ``widget`` its own binding for ``binding.key``, replacing the class's (e.g. a named Enter).
+
+    Hook: the private ``Widget._bindings`` map (a per-instance copy of the class bindings).
+    DataTable's Enter binding is hidden; a table whose Enter does something (``Train``, ``Edit``)
+    shows it in the footer and the help under its own name.
+    """
+    widget._bindings.key_to_bindings[binding.key] = [binding]
+
+
+def mark_footer_bindings_ready(footer: Footer) -> None:
+    """Tell Textual's footer that the bindings it draws are ready (our footer rebuilds itself).
+
+    Hooks: the private ``Footer._bindings_ready`` flag and the undocumented
+    ``Footer.bindings_changed`` signal handler that ``KeyFooter`` overrides. Textual's handler sets
+    the flag and recomposes; ``KeyFooter`` sets it and recomposes only when the keys shown changed.
+    """
+    footer._bindings_ready = True
+
+
+def mode_screen_built(app: App[Any], mode: str) -> Screen[Any] | None:
+    """The base screen of ``mode`` when Textual has built it, else None (public API, kept here
+    because it relies on ``get_screen_stack`` raising KeyError for a mode not built yet)."""
+    try:
+        stack = app.get_screen_stack(mode)
+    except KeyError:
+        return None
+    return stack[0] if stack else None
