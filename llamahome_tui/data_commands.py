@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import load_config
 from engine.errors import DataError, UserError
 
 if TYPE_CHECKING:  # the data modules (numpy with the statistics) load when a data command runs,
@@ -67,6 +66,8 @@ def _tokenizer(model: str | None) -> Any:
 def _length_limit(flag: int | None) -> int:
     """``--max-length`` when given (at least 1, else a one-line error, exit 2), else ``data.max_length``."""
     if flag is None:
+        from engine.config import load_config
+
         return int(load_config().data.max_length)
     if flag < 1:
         raise UserError(f"--max-length {flag}: must be at least 1")
@@ -139,6 +140,7 @@ def _default_tokenizer(args: argparse.Namespace) -> Any:
     if args.model:
         return _tokenizer(args.model)
     from engine.builtin import base_dir, is_built
+    from engine.config import load_config
 
     config = load_config()
     folder = base_dir(Workspace.resolve(args.workspace).models_dir, config.model.builtin)
