@@ -67,10 +67,6 @@ class LlamaHomeApp(InstantModeSwitch):
     CSS_PATH = "app.tcss"
     MODES: ClassVar[dict[str, str | type[Screen] | object]] = {  # type: ignore[assignment]
         mode: (lambda mode=mode: screen_class(mode)()) for mode in SCREENS}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (80, "-normal"), (120, "-wide")]
-    """Screen classes by width: below 80 columns the console shows a "too small" notice."""
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (24, "-tall"), (40, "-taller")]
-    """Screen classes by height: below 24 rows the notice; from 40 rows charts grow."""
     BINDINGS = [
         *(Binding(str(n), f"mode('{mode}')", title, show=False)
           for n, (mode, title) in enumerate(MODE_TITLES.items(), start=1)),

@@ -54,7 +54,7 @@ class InstantModeSwitch(App[int]):
 
 
 class ResumeWithoutRestyle(Screen[None]):
-    """A screen coming back into view skips Textual's full restyle when the app's CSS has not changed.
+    """A screen coming into view skips Textual's full restyles when the app's CSS has not changed.
 
     Hooks: the private handler ``Screen._on_screen_resume`` and the private counters
     ``Screen._css_update_count`` / ``App._css_update_count``. Textual restyles every widget of a
@@ -63,7 +63,19 @@ class ResumeWithoutRestyle(Screen[None]):
     since the screen was styled (a theme change), and class and focus changes restyle their
     widgets as they happen. This handler runs before ``Screen._on_screen_resume`` (Textual calls
     each class's handler, subclass first). Where the counters are missing it restyles as before.
+
+    A new screen starts with its counter at the app's: it is styled when it mounts, with the
+    stylesheet as it is then. Textual starts it at -1, so building a mode's screen re-parsed the
+    whole stylesheet and restyled every screen twice (``App._init_mode`` and ``switch_mode`` each
+    call ``refresh_css``) and the new screen twice more (two resume events): most of the console's
+    time from start to its first frame.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        count = getattr(self.app, "_css_update_count", None)
+        if count is not None and hasattr(self, "_css_update_count"):
+            self._css_update_count = count
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         """Clear ``refresh_styles`` when the screen's styles are as fresh as the app's."""
@@ -90,6 +102,20 @@ def mark_footer_bindings_ready(footer: Footer) -> None:
     the flag and recomposes; ``KeyFooter`` sets it and recomposes only when the keys shown changed.
     """
     footer._bindings_ready = True
+
+
+def breakpoint_classes(size: tuple[int, int], horizontal: list[tuple[int, str]],
+                       vertical: list[tuple[int, str]]) -> set[str]:
+    """The breakpoint classes Textual gives a screen of ``size`` (its rule, from the private
+    ``Screen._get_breakpoint_classes``: per axis, the class of the largest threshold not above
+    the size). A screen built with them already set is not restyled whole by its first resize."""
+    classes = set()
+    for dimension, breakpoints in zip(size, (horizontal, vertical), strict=True):
+        for threshold, name in sorted(breakpoints, reverse=True):
+            if dimension >= threshold:
+                classes.add(name)
+                break
+    return classes
 
 
 def mode_screen_built(app: App[Any], mode: str) -> Screen[Any] | None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import events
 from textual.app import ComposeResult, SystemCommand
@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from engine.api import Engine
-from llamahome_tui.textual_hooks import ResumeWithoutRestyle
+from llamahome_tui.textual_hooks import ResumeWithoutRestyle, breakpoint_classes
 from llamahome_tui.widgets.filter_table import FilterBar, FilterTable
 from llamahome_tui.widgets.footer import KeyFooter
 from llamahome_tui.widgets.mode_bar import ModeBar
@@ -65,6 +65,15 @@ class ConsoleScreen(ResumeWithoutRestyle):
     HELP = ""
     """One paragraph shown at the top of the ``?`` help."""
     BINDINGS = [Binding("slash", "filter", "Filter", show=False)]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (80, "-normal"), (120, "-wide")]
+    """Classes by width: below 80 columns the screen shows the "too small" notice."""
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (24, "-tall"), (40, "-taller")]
+    """Classes by height: below 24 rows the notice; from 40 rows some panels grow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_class(*breakpoint_classes(tuple(self.app.size), self.HORIZONTAL_BREAKPOINTS,
+                                           self.VERTICAL_BREAKPOINTS))
 
     @property
     def console(self) -> LlamaHomeApp:
@@ -82,12 +91,9 @@ class ConsoleScreen(ResumeWithoutRestyle):
         return self.console.state
 
     def compose(self) -> ComposeResult:
-        """Mode bar, the screen's body, the hidden filter bar, the footer and the too-small notice."""
+        """Mode bar, the screen's body, the footer and the too-small notice (the filter bar comes with ``/``)."""
         yield ModeBar(self.MODE)
         yield from self.compose_body()
-        bar = FilterBar()
-        bar.display = False
-        yield bar
         yield KeyFooter()
         yield Static(id="too-small")
 
@@ -111,22 +117,25 @@ class ConsoleScreen(ResumeWithoutRestyle):
             return focused
         return tables.first() if tables else None
 
-    def action_filter(self) -> None:
-        """Open the filter bar for this screen's table."""
+    async def action_filter(self) -> None:
+        """Open the filter bar for this screen's table (made on the first ``/``: less to build at start)."""
         if self.filter_table() is None:
             self.notify("nothing to filter here", severity="warning")
             return
-        bar = self.query_one(FilterBar)
+        bars = self.query(FilterBar)
+        bar = bars.first() if bars else FilterBar()
+        if not bars:
+            await self.mount(bar, before=self.query_one(KeyFooter))
         bar.display = True
         bar.focus()
 
     def clear_filter(self) -> bool:
         """Esc: clear an applied filter of this screen's table; False when none was applied."""
         table = self.filter_table()
-        bar = self.query_one(FilterBar)
-        if (table is None or not table.filter_text) and not bar.display:
+        bars = self.query(FilterBar)
+        if not bars or ((table is None or not table.filter_text) and not bars.first().display):
             return False
-        bar.action_clear()
+        bars.first().action_clear()
         return True
 
     def on_filter_bar_filter(self, message: FilterBar.Filter) -> None:

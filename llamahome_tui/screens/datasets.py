@@ -19,6 +19,7 @@ from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Static
 
 from llamahome_tui.messages import TaskDone
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
 SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
+REPORT_DELAY_S = 0.15
+"""The cursor rests this long on a file before its report is built."""
 
 
 def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
@@ -83,6 +86,7 @@ class DatasetsScreen(ConsoleScreen):
         """The issues of the file in the report (the issue table's rows, by index)."""
         self.issues_of = ""
         """The shown name of the file those issues belong to."""
+        self.report_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         """The file table, its issues (when it has some), the report or the versions panel."""
@@ -92,9 +96,6 @@ class DatasetsScreen(ConsoleScreen):
         yield issues
         with VerticalScroll(id="data-report"):
             yield Static("Highlight a file to see its report.", id="report-text", classes="muted")
-        versions = DatasetVersions()
-        versions.display = False
-        yield versions
 
     def on_mount(self) -> None:
         """List the files."""
@@ -130,10 +131,23 @@ class DatasetsScreen(ConsoleScreen):
         return (name, self.paths[name]) if name in self.paths else None
 
     def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
-        """Build the report of the newly highlighted file."""
+        """Build the report of the newly highlighted file, once the cursor rests on it.
+
+        The short wait also keeps the report's work (numpy, the statistics) out of the first
+        frame, and skips the files the cursor only passes over.
+        """
         chosen = self.selected
         if event.data_table.id == "data-files" and chosen is not None:
             self.query_one("#report-text", Static).update(f"checking {chosen[0]}…")
+            if self.report_timer is not None:
+                self.report_timer.stop()
+            self.report_timer = self.set_timer(REPORT_DELAY_S, self.report_highlighted)
+
+    def report_highlighted(self) -> None:
+        """Start the report of the file under the cursor."""
+        self.report_timer = None
+        chosen = self.selected
+        if chosen is not None:
             self.load_report(*chosen)
 
     @work(thread=True, exclusive=True, group="report")
@@ -190,10 +204,13 @@ class DatasetsScreen(ConsoleScreen):
         shown = issue.where.replace(str(chosen[1]), self.issues_of) if chosen else issue.where
         self.app.push_screen(RecordScreen(issue, shown))
 
-    def action_versions(self) -> None:
-        """Show (or hide) every dataset version and the runs that used it."""
-        panel = self.query_one(DatasetVersions)
-        if panel.display:
+    async def action_versions(self) -> None:
+        """Show (or hide) every dataset version and the runs that used it (the panel is made on first use)."""
+        panels = self.query(DatasetVersions)
+        panel = panels.first() if panels else DatasetVersions()
+        if not panels:
+            await self.mount(panel, after=self.query_one("#data-report"))
+        elif panel.display:
             self.action_close()
             return
         panel.show(self.engine.datasets())
@@ -203,8 +220,9 @@ class DatasetsScreen(ConsoleScreen):
 
     def action_close(self) -> None:
         """Esc: close the versions panel, else go back like everywhere else."""
-        panel = self.query_one(DatasetVersions)
-        if not panel.display:
+        panels = self.query(DatasetVersions)
+        panel = panels.first() if panels else None
+        if panel is None or not panel.display:
             self.console.action_back()
             return
         panel.display = False

@@ -75,8 +75,9 @@ class FilterTable(DataTable[Cell]):
         return next((i for i, (_, width) in enumerate(self._columns) if width == ELASTIC), None)
 
     def on_mount(self) -> None:
-        """Add the columns; follow the user's cursor moves."""
-        self._add_columns()
+        """Add the columns (unless rows came first); follow the user's cursor moves."""
+        if not self.columns:
+            self._add_columns()
         self.watch(self, "cursor_coordinate", self._cursor_moved, init=False)
 
     def _add_columns(self) -> None:
@@ -124,6 +125,7 @@ class FilterTable(DataTable[Cell]):
         scroll_y, row = self.scroll_y, self.cursor_row
         self._refilling = True
         try:
+            rebuild_columns = rebuild_columns or not self.columns
             self.clear(columns=rebuild_columns)
             if rebuild_columns:
                 self._add_columns()
