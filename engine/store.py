@@ -212,10 +212,9 @@ class RunStore:
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
                                isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
+        self.conn = conn
+        self._db: Database | None = None
         try:
-            from engine.sqlite_lib import Database
-
-            self.db = Database(conn, execute_plugins=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -227,10 +226,23 @@ class RunStore:
                 raise
             raise error from None
 
+    @property
+    def db(self) -> Database:
+        """sqlite-utils over the connection, made for the first write.
+
+        Reading needs only sqlite3: a viewer that only reads the history (the console until it
+        starts or controls a run) never imports sqlite-utils, about a tenth of a second.
+        """
+        if self._db is None:
+            from engine.sqlite_lib import Database
+
+            self._db = Database(self.conn, execute_plugins=False)
+        return self._db
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self.db.close()
+            self.conn.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -243,11 +255,11 @@ class RunStore:
     def _transaction(self, write: bool) -> Iterator[Database]:
         """One transaction; a write one holds the write lock from its start."""
         with self._lock:
-            conn = self.db.conn
+            conn = self.conn
             try:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
-                    yield self.db
+                    yield self.db if write else None  # type: ignore[misc]  # reads use the connection
                 except BaseException:
                     self._rollback()
                     raise
@@ -261,7 +273,7 @@ class RunStore:
 
     def _rollback(self) -> None:
         """Roll back an open transaction (best effort: the connection may be failing already)."""
-        conn = self.db.conn
+        conn = self.conn
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -287,8 +299,10 @@ class RunStore:
 
     def _rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """The rows of one query, read in its own transaction."""
-        with self._transaction(write=False) as db:
-            return list(db.query(sql, params))
+        with self._transaction(write=False):
+            cursor = self.conn.execute(sql, params)
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def _migrate(self) -> None:
         """Bring the schema up to ``SCHEMA_VERSION``; a no-op (and no write lock) when it is."""
