@@ -30,7 +30,8 @@ class InstantModeSwitch(App[int]):
     updates for 50 ms; that hides a blank frame while a new screen composes, but a screen already
     built draws at once, and the 50 ms were most of a key's latency when flipping screens. A
     shorter hold is no answer: Textual's one-shot timer can skip its only tick when it fires
-    late, and a zero delay divides by zero there.
+    late, and a zero delay divides by zero there. Nor is the first screen held: before it there
+    is only the blank default screen, so the hold only delayed the first frame by 50 ms.
     """
 
     instant_switch = False
@@ -47,6 +48,8 @@ class InstantModeSwitch(App[int]):
             self.instant_switch = bool(self.get_screen_stack(mode))
         except KeyError:  # Textual has not built this mode's screen yet
             self.instant_switch = False
+        if self.current_mode == self.DEFAULT_MODE:  # the first screen: nothing to mask
+            self.instant_switch = True
         try:
             return super().switch_mode(mode)
         finally:

@@ -91,9 +91,6 @@ class DatasetsScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         """The file table, its issues (when it has some), the report or the versions panel."""
         yield FilterTable("file", "size", "", id="data-files", enter="Train")
-        issues = FilterTable("record", "problem", id="data-issues", enter="Show record")
-        issues.display = False
-        yield issues
         with VerticalScroll(id="data-report"):
             yield Static("Highlight a file to see its report.", id="report-text", classes="muted")
 
@@ -164,10 +161,13 @@ class DatasetsScreen(ConsoleScreen):
         versions = self.engine.datasets(path)
         self.post_message(TaskDone("report", result=(name, build_report(path, name, keep, versions))))
 
-    def on_task_done(self, message: TaskDone) -> None:
+    async def on_task_done(self, message: TaskDone) -> None:
         """Show a finished report if it is still the highlighted file's."""
         chosen = self.selected
         if message.task == "report" and chosen and message.result[0] == chosen[0]:
+            if message.result[1].issues and not self.query("#data-issues"):
+                await self.mount(FilterTable("record", "problem", id="data-issues", enter="Show record"),
+                                 after=self.query_one("#data-files"))  # built for the first file with issues
             self.show_report(chosen[0], chosen[1], message.result[1])
 
     def show_report(self, name: str, path: Path, report: FileReport) -> None:
@@ -181,9 +181,10 @@ class DatasetsScreen(ConsoleScreen):
             rows.append((str(index), (issue.where.replace(str(path), name),
                                       Text(f"{issue.code} (kept) " if kept else f"{issue.code}: {problem}",
                                            style="yellow" if kept else "red"))))
-        table = self.query_one("#data-issues", FilterTable)
-        table.set_rows(rows)
-        table.display = len(report.issues) > report.kept_duplicates  # kept duplicates alone: j shows one
+        tables = self.query("#data-issues").results(FilterTable)
+        for table in tables:
+            table.set_rows(rows)
+            table.display = len(report.issues) > report.kept_duplicates  # kept duplicates alone: r shows one
 
     def on_data_table_row_selected(self, event: FilterTable.RowSelected) -> None:
         """Enter chooses a file for training, or shows an issue's record."""
@@ -194,10 +195,10 @@ class DatasetsScreen(ConsoleScreen):
 
     def action_jump(self) -> None:
         """Show the highlighted issue's record in its file (the first issue's, from the file table)."""
-        table = self.query_one("#data-issues", FilterTable)
         if not self.issues:
             self.notify("no issue to show in this file", severity="warning")
             return
+        table = self.query_one("#data-issues", FilterTable)
         key = table.selected_key if self.focused is table and table.display else None
         issue = self.issues[int(key) if key is not None else 0]
         chosen = self.selected
