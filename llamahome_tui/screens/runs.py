@@ -77,7 +77,7 @@ class RunsScreen(ConsoleScreen):
                           id="runs-table", enter="Attach")
         with Vertical(id="compare"):
             yield Static(id="compare-legend")
-            yield LineChart(id="compare-chart")
+            yield LineChart(id="compare-chart", with_legend=False)
 
     def on_mount(self) -> None:
         """Fill the table and keep it fresh."""

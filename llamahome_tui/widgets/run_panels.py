@@ -24,7 +24,7 @@ from llamahome_tui.widgets.run_feed import RunFeed, format_duration
 GAUGE_WIDTH = 10
 SYSTEM_SAMPLE_S = 1.0
 """Seconds between two samples of the machine's CPU, memory and disk."""
-BARS = " ▁▂▃▄▅▆▇█"
+BARS = "▁▂▃▄▅▆▇█"
 """Per-core load glyphs, empty to full."""
 
 
