@@ -18,6 +18,9 @@ MODE_TITLES: dict[str, str] = {
     "runs": "Runs",
 }
 """Mode name -> title, in key order (1..5)."""
+BRAND = " LlamaHome "
+SCREENS_WIDTH = sum(len(f" {n} {title} ") for n, title in enumerate(MODE_TITLES.values(), start=1))
+"""Columns the screen list takes."""
 
 
 def live_text(live: int, queued: int = 0) -> Text:
@@ -30,23 +33,26 @@ def live_text(live: int, queued: int = 0) -> Text:
 
 
 def mode_bar_text(current: str, status: str = "", live: int = 0, queued: int = 0, width: int = 80) -> Text:
-    """``1 Datasets  2 Config ...`` with ``current`` highlighted, a status, and the live count on the right."""
+    """``1 Datasets  2 Config ...`` with ``current`` highlighted, a status, and the live count on the right.
+
+    When the line is short of room the status is cut first, then the brand goes; the screens stay.
+    """
+    right = live_text(live, queued)
     text = Text()
-    text.append(" LlamaHome ", style="bold reverse")
+    if width - SCREENS_WIDTH - (right.cell_len + 3 if right.cell_len else 0) >= len(BRAND):
+        text.append(BRAND, style="bold reverse")
     for number, (mode, title) in enumerate(MODE_TITLES.items(), start=1):
         style = "bold reverse" if mode == current else ""
         text.append(" ")
         text.append(f"{number}", style="bold")
         text.append(f" {title} ", style=style)
-    if status:
-        text.append("  " + status, style="dim")
-    right = live_text(live, queued)
+    room = width - text.cell_len - (right.cell_len + 3 if right.cell_len else 0)
+    if status and room > 3:  # the status gives way to the live count, the screens never do
+        shown = Text("  " + status, style="dim")
+        shown.truncate(room, overflow="ellipsis")
+        text.append_text(shown)
     if right.cell_len:
-        gap = width - text.cell_len - right.cell_len - 1
-        if gap < 2:  # no room after the status: the live count wins
-            text.truncate(max(width - right.cell_len - 3, 0))
-            gap = 2
-        text.append(" " * gap).append_text(right)
+        text.append(" " * max(width - text.cell_len - right.cell_len - 1, 2)).append_text(right).append(" ")
     return text
 
 
