@@ -66,8 +66,9 @@ async def test_the_palette_runs_another_screens_action_from_here(make_app, data_
     app = make_app("datasets")
     async with app.run_test(size=(80, 24)) as pilot:
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        for wanted in ("Start a training run (Training)", "Stop the run (Training)", "Evaluate checkpoint (Checkpoints)",
-                       "Compare marked runs (Runs)", "Save config (Config)", "Preset: LoRA (Config)"):
+        for wanted in ("Start a training run (Training)", "Stop the run (Training)",
+                       "Evaluate checkpoint (Checkpoints)", "Compare marked runs (Runs)", "Save config (Config)",
+                       "Preset: LoRA (Config)"):
             assert wanted in titles, wanted
         await pilot.press("colon")
         assert isinstance(app.screen, CommandPalette)

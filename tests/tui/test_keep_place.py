@@ -1,4 +1,4 @@
-"""Keeping the user's place: the live run re-attached, "N live" on every screen, the place file, cursors, config reload."""
+"""Keeping the user's place: the live run re-attached, "N live" everywhere, the place file, cursors, config reload."""
 
 from __future__ import annotations
 

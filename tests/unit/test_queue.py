@@ -11,8 +11,8 @@ import pytest
 
 from engine.api import LIVE_STATUSES, Engine
 from engine.store import STATUSES
-from engine.workspace import Workspace
 from engine.worker import Worker
+from engine.workspace import Workspace
 
 
 def live_run(engine: Engine, run_id: str) -> str:
