@@ -317,8 +317,12 @@ class Engine:
         return run
 
     def live_runs(self) -> list[RunRecord]:
-        """The runs still going (pending, queued, running, paused) whose worker is alive, newest first."""
-        return [run for run in self.list_runs() if run.status in LIVE_STATUSES and self.worker_alive(run)]
+        """The runs still going (pending, queued, running, paused) whose worker is alive, newest first.
+
+        Reads only the live rows (a console asks every few seconds, whatever the history's size);
+        a run whose worker is gone is marked as it ended on the way.
+        """
+        return [run for run in self.store.live_runs() if not self._refresh(run)]
 
     def list_runs(self, kind: str | None = None) -> list[RunRecord]:
         """Runs (of one kind, if given), newest first, with statuses refreshed."""

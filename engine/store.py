@@ -387,6 +387,12 @@ class RunStore:
         """The runs whose status is ``running`` (their workers may have died unseen)."""
         return [_run_from_row(row) for row in self._rows("SELECT * FROM runs WHERE status = 'running'")]
 
+    def live_runs(self) -> list[RunRecord]:
+        """The runs with a live status (pending, queued, running, paused), newest first."""
+        marks = ", ".join("?" * len(LIVE_STATUSES))
+        return [_run_from_row(row) for row in self._rows(
+            f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY created_at DESC", list(LIVE_STATUSES))]
+
     def find_run(self, prefix: str) -> RunRecord | None:
         """The run whose id is, or uniquely starts with, ``prefix``; None if no run matches.
 

@@ -32,7 +32,6 @@ from textual.signal import Signal
 from engine.api import LIVE_STATUSES, PROJECT_ROOT, Engine, RunRecord, UserError, Workspace
 from llamahome_tui.place import Place, PlaceFile, restore
 from llamahome_tui.screens.base import ConsoleScreen, ConsoleState
-from llamahome_tui.screens.dialogs import ConfirmScreen, HelpScreen, QuitScreen
 from llamahome_tui.terminal_watch import watch_terminal
 from llamahome_tui.textual_hooks import InstantModeSwitch
 from llamahome_tui.widgets.mode_bar import MODE_TITLES
@@ -190,6 +189,8 @@ class LlamaHomeApp(InstantModeSwitch):
                  ("j k g G", "down, up, first, last row"), ("esc", "clear the filter, else back"),
                  ("q  ctrl+c", "quit (asks when a run is live)")]
         title = MODE_TITLES.get(self.current_mode, "")
+        from llamahome_tui.screens.dialogs import HelpScreen  # the dialogs load when first opened
+
         self.push_screen(HelpScreen(title, keys, getattr(screen, "HELP", "")))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -217,6 +218,8 @@ class LlamaHomeApp(InstantModeSwitch):
 
     async def action_quit(self) -> None:
         """Quit; with unsaved config edits or live runs, ask first."""
+        from llamahome_tui.screens.dialogs import ConfirmScreen
+
         count = len(self.state.config_edits)
         if not count:
             self.quit_with_runs()
@@ -231,6 +234,8 @@ class LlamaHomeApp(InstantModeSwitch):
 
     def quit_with_runs(self) -> None:
         """Quit; with live runs, ask first: leave them running or stop them."""
+        from llamahome_tui.screens.dialogs import QuitScreen
+
         if isinstance(self.screen, QuitScreen):
             return  # ctrl+c / q pressed again while asking
         live = self.live_runs()

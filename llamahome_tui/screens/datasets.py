@@ -24,9 +24,6 @@ from textual.widgets import Static
 
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
-from llamahome_tui.screens.dialogs import PromptScreen
-from llamahome_tui.screens.record import RecordScreen
-from llamahome_tui.widgets.dataset_versions import DatasetVersions
 from llamahome_tui.widgets.filter_table import FilterTable
 
 if TYPE_CHECKING:
@@ -203,13 +200,18 @@ class DatasetsScreen(ConsoleScreen):
         issue = self.issues[int(key) if key is not None else 0]
         chosen = self.selected
         shown = issue.where.replace(str(chosen[1]), self.issues_of) if chosen else issue.where
+        from llamahome_tui.screens.record import RecordScreen  # dialogs and panels load on first use
+
         self.app.push_screen(RecordScreen(issue, shown))
 
     async def action_versions(self) -> None:
         """Show (or hide) every dataset version and the runs that used it (the panel is made on first use)."""
-        panels = self.query(DatasetVersions)
-        panel = panels.first() if panels else DatasetVersions()
-        if not panels:
+        from llamahome_tui.widgets.dataset_versions import DatasetVersions
+
+        panels = self.query("#data-versions").results(DatasetVersions)
+        panel = next(iter(panels), None)
+        if panel is None:
+            panel = DatasetVersions()
             await self.mount(panel, after=self.query_one("#data-report"))
         elif panel.display:
             self.action_close()
@@ -221,8 +223,7 @@ class DatasetsScreen(ConsoleScreen):
 
     def action_close(self) -> None:
         """Esc: close the versions panel, else go back like everywhere else."""
-        panels = self.query(DatasetVersions)
-        panel = panels.first() if panels else None
+        panel = next(iter(self.query("#data-versions")), None)
         if panel is None or not panel.display:
             self.console.action_back()
             return
@@ -265,5 +266,7 @@ class DatasetsScreen(ConsoleScreen):
             key = next((k for k, p in self.paths.items() if p.resolve() == path.resolve()), None)
             if key in table.keys:
                 table.move_cursor(row=table.keys.index(key))
+
+        from llamahome_tui.screens.dialogs import PromptScreen
 
         self.app.push_screen(PromptScreen("Open a data file", placeholder="path/to/data.jsonl"), opened)
