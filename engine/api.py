@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.control import looks_dead, process_alive, status_after_death
 from engine.errors import ConfigError, DiskFullError, UserError
-from engine.events import Failed, Finished
 from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
-from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
+from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore
 from engine.workspace import Workspace, new_run_id
 
 if TYPE_CHECKING:  # loaded on first use (see LAZY): the console's first frame does not wait for them
@@ -49,6 +48,7 @@ if TYPE_CHECKING:  # loaded on first use (see LAZY): the console's first frame d
     from engine.data.shapes import Message
     from engine.data.stats import DatasetStats, compute_stats, histogram_text
     from engine.data.validate import Issue, ValidationReport, check_file, new_report, valid_conversations
+    from engine.events import StoredEvent
     from engine.metrics import eval_values
     from engine.metrics import line as metric_line
     from engine.train.export import default_output
@@ -72,6 +72,7 @@ LAZY: dict[str, tuple[str, str]] = {
     **{name: ("engine.data.validate", name) for name in (
         "Issue", "ValidationReport", "check_file", "new_report", "valid_conversations")},
     "eval_values": ("engine.metrics", "eval_values"),
+    "StoredEvent": ("engine.events", "StoredEvent"),
     "metric_line": ("engine.metrics", "line"),
     "default_output": ("engine.train.export", "default_output"),
 }
@@ -257,6 +258,8 @@ class Engine:
 
         Any number of viewers may attach to one run; a paused run keeps them attached.
         """
+        from engine.events import Failed, Finished
+
         run_id = self.get_run(run_id).id
         after = after_id
         while True:

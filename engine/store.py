@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.disk import disk_full, full_error, low_on_space
 from engine.errors import UserError
-from engine.events import EVENT_TYPES, Event, StoredEvent, event_from_row
 
-if TYPE_CHECKING:  # sqlite-utils (and numpy, which it imports) load when a store opens
+if TYPE_CHECKING:  # sqlite-utils loads for the first write; the event types for the first event
+    from engine.events import Event, StoredEvent
     from engine.sqlite_lib import Database
 
 KINDS = ("train", "build-base", "eval", "export")
@@ -477,6 +477,8 @@ class RunStore:
 
     def add_event(self, run_id: str, event: Event) -> int:
         """Append an event; returns its id (Step and Eval events are the metrics too, see ``metrics``)."""
+        from engine.events import EVENT_TYPES
+
         if EVENT_TYPES.get(event.type) is not type(event):
             raise TypeError(f"not a run event: {event!r}")
         now = time.time()
@@ -491,6 +493,8 @@ class RunStore:
         """The run's events with an id above ``after_id``, oldest first, at most ``limit``."""
         rows = self._rows("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
                           [run_id, after_id, limit])
+        from engine.events import StoredEvent, event_from_row
+
         return [StoredEvent(id=row["id"], run_id=row["run_id"], time=row["time"],
                             event=event_from_row(row["type"], json.loads(row["payload"])))
                 for row in rows]
@@ -589,3 +593,12 @@ class RunStore:
             row["runs"] = [r["run_id"] for r in self._rows(
                 "SELECT run_id FROM run_datasets WHERE fingerprint = ? ORDER BY run_id", [row["fingerprint"]])]
         return rows
+
+
+def __getattr__(name: str) -> Any:
+    """``StoredEvent`` and the event helpers, still importable from here (PEP 562; see ``engine.events``)."""
+    if name in ("EVENT_TYPES", "Event", "StoredEvent", "event_from_row"):
+        from engine import events
+
+        return getattr(events, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

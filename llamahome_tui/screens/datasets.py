@@ -20,6 +20,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.timer import Timer
+from textual.widget import MountError
 from textual.widgets import Static
 
 from llamahome_tui.messages import TaskDone
@@ -163,8 +164,11 @@ class DatasetsScreen(ConsoleScreen):
         chosen = self.selected
         if message.task == "report" and chosen and message.result[0] == chosen[0]:
             if message.result[1].issues and not self.query("#data-issues"):
-                await self.mount(FilterTable("record", "problem", id="data-issues", enter="Show record"),
-                                 after=self.query_one("#data-files"))  # built for the first file with issues
+                try:  # built for the first file with issues
+                    await self.mount(FilterTable("record", "problem", id="data-issues", enter="Show record"),
+                                     after=self.query_one("#data-files"))
+                except MountError:
+                    return  # the console is closing
             self.show_report(chosen[0], chosen[1], message.result[1])
 
     def show_report(self, name: str, path: Path, report: FileReport) -> None:

@@ -5,11 +5,13 @@ one, the focus it restores sends another, and each rebuild mounts and restyles e
 was the largest single cost of switching screens (over a quarter of the console's CPU while keys
 flipped between two screens, by py-spy), though the keys shown were the same as last time. This footer keeps
 the shown keys' signature and skips the rebuild when it has not changed; several signals before
-the next refresh make one check.
+the next refresh make one check. It also draws its keys in the screen's first frame: Textual's
+waits for the first bindings signal and rebuilds after the next refresh, a frame or two later.
 """
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -25,6 +27,12 @@ class KeyFooter(Footer):
         super().__init__()
         self._shown: KeySignature | None = None
         self._check_pending = False
+
+    def compose(self) -> ComposeResult:
+        """The screen's keys from the start (those of the focused widget join when it takes focus)."""
+        mark_footer_bindings_ready(self)
+        self._shown = self.shown_keys()
+        yield from super().compose()
 
     def shown_keys(self) -> KeySignature:
         """What the footer would draw now: key, label, action, enabled and tooltip of each shown binding."""

@@ -1,4 +1,5 @@
-"""The footer rebuilds only when its keys change; switching back to a built screen is not held, yet restyles."""
+"""The footer shows its keys from the first frame and rebuilds only when they change; switching back to a
+built screen is not held, yet restyles."""
 
 from __future__ import annotations
 
@@ -46,17 +47,17 @@ async def test_footer_rebuilds_when_its_keys_change_and_not_otherwise(monkeypatc
         await app.push_screen(screen)
         await pilot.pause()
         assert footer_labels(screen) == ["Other"]
-        assert len(builds) == 1
+        assert len(builds) == 0, "drawn when composed, not rebuilt on the first signal"
         for _ in range(3):  # signals that change nothing: no rebuild
             screen.refresh_bindings()
         await pilot.pause()
-        assert len(builds) == 1
+        assert len(builds) == 0
         screen.armed = True
         screen.refresh_bindings()
         screen.refresh_bindings()  # two signals before the refresh: one rebuild
         await pilot.pause()
         assert footer_labels(screen) == ["Fire", "Other"]
-        assert len(builds) == 2
+        assert len(builds) == 1
 
 
 async def test_flipping_between_built_screens_rebuilds_no_footer(make_app, monkeypatch):
@@ -73,7 +74,7 @@ async def test_flipping_between_built_screens_rebuilds_no_footer(make_app, monke
         await pilot.press("3")
         await pilot.pause(0.2)
         first = list(builds)
-        assert sorted(set(first)) == ["RunsScreen", "TrainingScreen"]
+        assert set(first) <= {"RunsScreen", "TrainingScreen"}, "at most a rebuild as focus adds a table's keys"
         holds = []
         monkeypatch.setattr(App, "delay_update", lambda self, delay=0.05: holds.append(delay))
         for key in "5353":
