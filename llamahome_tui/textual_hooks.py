@@ -107,6 +107,22 @@ def mark_footer_bindings_ready(footer: Footer) -> None:
     footer._bindings_ready = True
 
 
+def auto_focus_now(screen: Screen[Any]) -> None:
+    """Give ``screen`` the focus Textual would give it once composed, now (when nothing has it yet).
+
+    Mirrors the private ``Screen._update_auto_focus`` (the first focusable widget matching the
+    screen's or the app's ``AUTO_FOCUS``). The footer calls it as it composes, so that it draws
+    the focused table's keys in the first frame instead of rebuilding itself one frame later.
+    """
+    auto_focus = screen.app.AUTO_FOCUS if screen.AUTO_FOCUS is None else screen.AUTO_FOCUS
+    if not auto_focus or screen.focused is not None or not screen.app.app_focus:
+        return
+    for widget in screen.query(auto_focus):
+        if widget.focusable:
+            screen.set_focus(widget)
+            return
+
+
 def breakpoint_classes(size: tuple[int, int], horizontal: list[tuple[int, str]],
                        vertical: list[tuple[int, str]]) -> set[str]:
     """The breakpoint classes Textual gives a screen of ``size`` (its rule, from the private

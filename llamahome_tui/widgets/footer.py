@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from llamahome_tui.textual_hooks import mark_footer_bindings_ready
+from llamahome_tui.textual_hooks import auto_focus_now, mark_footer_bindings_ready
 
 KeySignature = tuple[tuple[str, str, str, bool, str], ...]
 
@@ -29,7 +29,8 @@ class KeyFooter(Footer):
         self._check_pending = False
 
     def compose(self) -> ComposeResult:
-        """The screen's keys from the start (those of the focused widget join when it takes focus)."""
+        """The screen's keys from the start, the focused table's included (focus is given first)."""
+        auto_focus_now(self.screen)
         mark_footer_bindings_ready(self)
         self._shown = self.shown_keys()
         yield from super().compose()
