@@ -8,16 +8,13 @@ Everything else in the console uses Textual's public API.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import AwaitMount, Widget
-
-if TYPE_CHECKING:
-    from textual.widgets import Footer
 
 TEXTUAL_VERSION = "8.2.8"
 """The Textual version these hooks were written against (pinned in pyproject.toml)."""
@@ -95,16 +92,6 @@ def replace_key_binding(widget: Widget, binding: Binding) -> None:
     shows it in the footer and the help under its own name.
     """
     widget._bindings.key_to_bindings[binding.key] = [binding]
-
-
-def mark_footer_bindings_ready(footer: Footer) -> None:
-    """Tell Textual's footer that the bindings it draws are ready (our footer rebuilds itself).
-
-    Hooks: the private ``Footer._bindings_ready`` flag and the undocumented
-    ``Footer.bindings_changed`` signal handler that ``KeyFooter`` overrides. Textual's handler sets
-    the flag and recomposes; ``KeyFooter`` sets it and recomposes only when the keys shown changed.
-    """
-    footer._bindings_ready = True
 
 
 def auto_focus_now(screen: Screen[Any]) -> None:
