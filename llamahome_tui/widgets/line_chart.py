@@ -38,6 +38,12 @@ class Series:
     markers: bool = False
     """Draw a marker at each point (evaluations) instead of a line."""
 
+    def ends(self) -> tuple[float, float]:
+        """The first and last x (steps ascend), without building the points."""
+        xs = self.xs if self.xs is not None else range(1, len(self.values) + 1)
+        count = min(len(xs), len(self.values))
+        return xs[0], xs[count - 1]
+
     def points(self) -> list[tuple[float, float]]:
         """``(x, value)`` pairs in order."""
         xs = self.xs if self.xs is not None else range(1, len(self.values) + 1)
@@ -155,10 +161,11 @@ def render_chart(series: Sequence[Series], width: int, height: int, *, with_lege
         return Text("no data yet".center(width), style="dim")
     top = [legend(series)] if with_legend and height >= 4 else []
     bottom = height >= 3
-    xs = [x for line in series for x, _ in line.points()]
+    ends = [x for line in series if line.values for x in line.ends()]
+    first, last = min(ends), max(ends)  # each series' steps ascend: its ends bound them
     low, high = min(values), max(values)
     frame = Frame(rows=max(height - len(top) - bottom, 1), cols=max(width - LABEL_WIDTH, 1), low=low,
-                  span=(high - low) or 1.0, first=min(xs) if len(set(xs)) > 1 else xs[0] - 1, last=max(xs))
+                  span=(high - low) or 1.0, first=first if last > first else first - 1, last=last)
     cells = [[0] * frame.cols for _ in range(frame.rows)]
     owner: list[list[str]] = [[""] * frame.cols for _ in range(frame.rows)]
     marks: dict[tuple[int, int], str] = {}
