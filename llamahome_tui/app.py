@@ -104,11 +104,17 @@ class LlamaHomeApp(InstantModeSwitch):
         self.set_interval(LIVE_POLL_S, self.tick)
 
     def reattach(self, live: list[RunRecord]) -> None:
-        """Show the newest live training run when the command line named none (and watch it)."""
+        """Show the newest live training run (and watch it) unless the command line named a run.
+
+        A run the place file brought back gives way to a live one; one named on the command line
+        (``train-resume``) does not.
+        """
         followed = [run for run in live if run.kind in FOLLOWED_KINDS]
         if not followed:
             return
-        if self.state.run_id is None or self.state.run_id not in {run.id for run in live}:
+        remembered = self.place.saved.run_id if self.place is not None and self.place.saved else None
+        if self.state.run_id is None or (self.state.run_id == remembered
+                                         and remembered not in {run.id for run in live}):
             self.state.run_id = followed[0].id
         self.state.watched.update(run.id for run in followed)
 

@@ -184,3 +184,20 @@ async def test_a_config_changed_on_disk_with_unsaved_edits_asks_first(make_app, 
         await pilot.pause()
         await pilot.press("y")
         assert screen.edits == {} and screen.text_of("lora.alpha") == "16"
+
+
+async def test_a_remembered_run_gives_way_to_a_live_one_but_a_named_run_does_not(make_app, engine, workspace):
+    fake_run(engine, "20260101-000000-aaaa", 10, 3.0)
+    live = fake_live_run(engine)
+    place = PlaceFile(workspace.root)
+    place.save(Place(None, None, "20260101-000000-aaaa"))
+    place = PlaceFile(workspace.root)
+    state = ConsoleState(config_file=workspace.root / "config.toml", data_roots=[])
+    restore(state, place.load(), lambda run_id: True)
+    app = make_app("runs", run_id=state.run_id)
+    app.place = place
+    async with app.run_test(size=(80, 24)):
+        assert app.state.run_id == live
+    app = make_app("checkpoints", run_id="20260101-000000-aaaa")  # as train-resume names it
+    async with app.run_test(size=(80, 24)):
+        assert app.state.run_id == "20260101-000000-aaaa" and live in app.state.watched
