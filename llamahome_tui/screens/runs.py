@@ -150,9 +150,13 @@ class RunsScreen(ConsoleScreen):
             return
         series, legend = [], Text()
         for run_id, color in zip(self.marked, COMPARE_COLORS, strict=True):
-            rows = [row for row in self.engine.metrics(run_id) if row["loss"] is not None]
+            metrics = self.engine.metrics(run_id)
+            rows = [row for row in metrics if row["loss"] is not None]
             losses = [row["loss"] for row in rows]
             series.append(Series(run_id, losses, color, [row["step"] for row in rows]))
+            evals = [row for row in metrics if row["eval_loss"] is not None]  # its evaluations, as points
+            series.append(Series(f"{run_id} eval", [r["eval_loss"] for r in evals], color,
+                                 [r["step"] for r in evals], markers=True))
             last = f"{losses[-1]:.4f}" if losses else "-"
             legend.append(f"■ {run_id} {last}  ", style=color)
         legend.append("esc closes", style="dim")
