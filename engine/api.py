@@ -17,27 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import run_info
-from engine.builtin import base_dir, install_shipped, is_built
-from engine.chat_client import ChatProcess, GenerationSettings
-from engine.chat_models import ChatModel, chat_source, list_chat_models, resolve_chat_target
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
-from engine.config import PROJECT_ROOT, Config, check_distributed, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
-from engine.data.chat_template import model_template
-from engine.data.dataset import fingerprint, load_conversations
-from engine.data.validate import precheck
-from engine.errors import DiskFullError, UserError
-from engine.events import Failed, Finished, Generation
+from engine.errors import ConfigError, DiskFullError, UserError
 from engine.launch.command import GroupShape, worker_command
-from engine.log_lines import EventLines, LogLine
 from engine.resume import (
     adopt,
     adopt_workspace,
@@ -47,14 +38,82 @@ from engine.resume import (
     remove_partial_checkpoints,
     resumable,
 )
-from engine.run_info import RunDetail
-from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
+from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore
 from engine.workspace import Workspace, new_run_id
 
-__all__ = ["CRASHED_MESSAGE", "LIVE_STATUSES", "ChatModel", "ChatProcess", "Engine", "EventLines",
-           "GenerationSettings", "LogLine", "RunDetail", "UserError", "latest_checkpoint_dir"]
-"""What the console may take from here besides ``Engine``: the statuses, the log lines' words, the error,
-the chat process and its settings."""
+if TYPE_CHECKING:  # loaded on first use (see LAZY): the console's first frame does not wait for them
+    from engine.chat_client import ChatProcess, GenerationSettings
+    from engine.chat_models import ChatModel
+    from engine.config import (
+        DEFAULT_FILE,
+        SECTIONS,
+        Config,
+        check_value,
+        config_from_dict,
+        config_to_dict,
+        load_config,
+        model_family,
+        parse_text,
+        set_value,
+    )
+    from engine.data.shapes import Message
+    from engine.data.stats import DatasetStats, compute_stats, histogram_text
+    from engine.data.validate import Issue, ValidationReport, check_file, new_report, valid_conversations
+    from engine.events import Generation, StoredEvent
+    from engine.launch.rank import group_label
+    from engine.log_lines import EventLines, LogLine
+    from engine.metrics import eval_values
+    from engine.metrics import line as metric_line
+    from engine.run_info import RunDetail
+    from engine.train.export import default_output
+
+__all__ = [
+    "CRASHED_MESSAGE", "DEFAULT_FILE", "LIVE_STATUSES", "PROJECT_ROOT", "SECTIONS", "ChatModel", "ChatProcess",
+    "CheckpointRecord", "Config", "ConfigError", "DatasetStats", "DiskFullError", "Engine", "EventLines",
+    "GenerationSettings", "Issue", "LogLine", "Message", "RunDetail", "RunRecord", "StoredEvent", "UserError",
+    "ValidationReport", "Workspace", "check_file", "check_value", "compute_stats", "config_from_dict",
+    "config_to_dict", "default_output", "eval_values", "group_label", "histogram_text", "latest_checkpoint_dir",
+    "load_config", "metric_line", "model_family", "new_report", "parse_text", "resolve_config", "set_value",
+    "valid_conversations",
+]
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+"""The project root, as ``engine.config.PROJECT_ROOT`` (without importing the config module)."""
+LAZY: dict[str, tuple[str, str]] = {
+    **{name: ("engine.config", name) for name in (
+        "DEFAULT_FILE", "SECTIONS", "Config", "check_value", "config_from_dict", "config_to_dict", "load_config",
+        "model_family", "parse_text", "set_value")},
+    "Message": ("engine.data.shapes", "Message"),
+    **{name: ("engine.data.stats", name) for name in ("DatasetStats", "compute_stats", "histogram_text")},
+    **{name: ("engine.data.validate", name) for name in (
+        "Issue", "ValidationReport", "check_file", "new_report", "valid_conversations")},
+    "eval_values": ("engine.metrics", "eval_values"),
+    "StoredEvent": ("engine.events", "StoredEvent"),
+    "metric_line": ("engine.metrics", "line"),
+    "default_output": ("engine.train.export", "default_output"),
+    **{name: ("engine.log_lines", name) for name in ("EventLines", "LogLine")},
+    "RunDetail": ("engine.run_info", "RunDetail"),
+    "group_label": ("engine.launch.rank", "group_label"),
+    "ChatModel": ("engine.chat_models", "ChatModel"),
+    **{name: ("engine.chat_client", name) for name in ("ChatProcess", "GenerationSettings")},
+}
+"""What the console reaches through this module besides ``Engine``, imported when first asked for.
+
+The console imports the engine only through ``engine.api`` and ``engine.events`` (a test checks
+it); these names are loaded on first use, so a screen that needs the data statistics (numpy)
+or the config (tomlkit) pays for them when it is first shown, not before the first frame.
+"""
+
+
+def __getattr__(name: str) -> Any:
+    """Load a ``LAZY`` name on first use (PEP 562)."""
+    if name not in LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
 
 NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
 """A worker's output is worker.log: the run's lines, not library progress bars."""
@@ -107,7 +166,7 @@ class Engine:
         return run_id
 
     def start_training(self, data: Path | None, config: Config, eval_data: Path | None = None,
-                       output: Path | None = None) -> str:
+                       output: Path | None = None, queue_after: Sequence[str] = ()) -> str:
         """Check the data and model, start a fine-tuning run; returns its id.
 
         The data is the file ``data`` or, when it is None, the ``[[data.sources]]`` of the config
@@ -119,7 +178,15 @@ class Engine:
         run stays ``pending`` until that one finishes, then trains on its own (it fails if the
         build does not finish). ``waits_for(run_id)`` names that build run, so a caller can
         follow it first: attach to ``waits_for(id)`` if it is not None, then to ``id``.
+
+        ``queue_after`` names runs to wait for: the run is ``queued`` (its worker waiting, nothing
+        loaded) until each of them has ended, however it ended, then starts.
         """
+        from engine.config import config_to_dict, model_family
+        from engine.data.chat_template import model_template
+        from engine.data.dataset import fingerprint
+        from engine.data.validate import precheck
+
         config, files = training_files(data, config)
         eval_path = Path(eval_data).resolve() if eval_data else None
         template = model_template(config)
@@ -130,8 +197,10 @@ class Engine:
         model_family(config)
         after = None if config.model.path else self._ensure_base(config)
         first = files[0][0]
-        job = {"data": str(first) if data is not None else "", "eval_data": str(eval_path or ""),
-               "after": after or ""}
+        job: dict[str, Any] = {"data": str(first) if data is not None else "", "eval_data": str(eval_path or ""),
+                               "after": after or ""}
+        if queue_after:
+            job["queue_after"] = [self.get_run(run_id).id for run_id in queue_after]
         return self.start_run("train", {**config_to_dict(config), "job": job},
                               config.model.path or config.model.builtin, " + ".join(str(p) for p, _ in files),
                               str(Path(output).resolve()) if output else "", fingerprint=fingerprint(first))
@@ -142,6 +211,9 @@ class Engine:
         A base not built yet is copied from the shipped pre-built one when that matches
         (``engine.builtin``), which takes a fraction of a second instead of a pre-training.
         """
+        from engine.builtin import base_dir, install_shipped, is_built
+        from engine.config import config_to_dict
+
         folder = base_dir(self.workspace.models_dir, config.model.builtin)
         if is_built(folder):
             return None
@@ -178,6 +250,8 @@ class Engine:
         if distributed:
             stored["distributed"] = {**stored.get("distributed", {}), **distributed}
         if changes or distributed:
+            from engine.config import check_distributed, config_from_dict
+
             check_distributed(config_from_dict({k: v for k, v in stored.items() if k != "job"}))
         refuse_nothing_left(checkpoint, int(stored["training"].get("max_steps", 0) or 0), max_steps is not None)
         return self.start_run("train", stored, previous.model, previous.dataset_path,
@@ -218,6 +292,9 @@ class Engine:
 
     def evaluate(self, target: Path, data: Path, config: Config) -> str:
         """Start an ``eval`` run of a model folder, adapter or checkpoint on a data file."""
+        from engine.config import config_to_dict
+        from engine.data.dataset import fingerprint, load_conversations
+
         target, data = Path(target).resolve(), Path(data).resolve()
         if not target.is_dir():
             raise UserError(f"{target}: no such model or checkpoint folder")
@@ -232,6 +309,8 @@ class Engine:
 
         Any number of viewers may attach to one run; a paused run keeps them attached.
         """
+        from engine.events import Failed, Finished
+
         run_id = self.get_run(run_id).id
         after = after_id
         while True:
@@ -291,6 +370,14 @@ class Engine:
             run = self.store.get_run(run.id) or run
         return run
 
+    def live_runs(self) -> list[RunRecord]:
+        """The runs still going (pending, queued, running, paused) whose worker is alive, newest first.
+
+        Reads only the live rows (a console asks every few seconds, whatever the history's size);
+        a run whose worker is gone is marked as it ended on the way.
+        """
+        return [run for run in self.store.live_runs() if not self._refresh(run)]
+
     def list_runs(self, kind: str | None = None) -> list[RunRecord]:
         """Runs (of one kind, if given), newest first, with statuses refreshed."""
         self.refresh_statuses()
@@ -343,14 +430,20 @@ class Engine:
 
     def samples(self, run_id: str) -> list[Generation]:
         """The run's sample answers (with those of the runs it continues): base first, then by step."""
+        from engine import run_info
+
         return run_info.samples(self.store, self.get_run(run_id))
 
     def run_detail(self, run_id: str) -> RunDetail:
         """A run's config, job, dataset versions and world size, for a detail view."""
+        from engine import run_info
+
         return run_info.run_detail(self.store, self.get_run(run_id))
 
     def exports(self, run_id: str) -> list[dict[str, Any]]:
         """Where a training run's checkpoints were exported or merged to (see ``run_info.exports``)."""
+        from engine import run_info
+
         return run_info.exports(self.store, self.get_run(run_id))
 
     def checkpoints(self, run_id: str) -> list[CheckpointRecord]:
@@ -375,6 +468,7 @@ class Engine:
         is not a checkpoint, adapter or model folder, or the output exists and is not empty.
         Returns the export run's id (its result is the run's ``final_metrics``).
         """
+        from engine.config import config_to_dict
         from engine.train.export import default_output, inspect_source  # light: JSON only
 
         source = inspect_source(Path(target).resolve())
@@ -428,16 +522,22 @@ class Engine:
 
     def chat_models(self) -> list[ChatModel]:
         """The run finals, exports and checkpoints on disk that a chat can load, newest run first."""
+        from engine.chat_models import list_chat_models
+
         return list_chat_models(self.store, self.workspace, self.list_runs())
 
     def chat_target(self, name: str) -> Path:
         """The folder a chat loads for ``name`` (a folder, or a run id), checked loadable; UserError names it."""
+        from engine.chat_models import chat_source, resolve_chat_target
+
         folder = resolve_chat_target(name, self.store, self.workspace)
         chat_source(folder, self.workspace.models_dir)
         return folder
 
     def open_chat(self) -> ChatProcess:
         """A chat process for this workspace: ``start`` it, ``load`` a ``chat_target``, ``close`` it."""
+        from engine.chat_client import ChatProcess
+
         return ChatProcess(self.workspace.root)
 
 
@@ -455,6 +555,15 @@ def training_files(data: Path | None, config: Config) -> tuple[Config, list[tupl
     absolute = [dataclasses.replace(s, path=str(Path(s.path).expanduser().resolve())) for s in sources]
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, sources=absolute))
     return config, [(Path(s.path), s.format or config.data.format) for s in absolute]
+
+
+def resolve_config(config_file: str | Path | None, overrides: Sequence[str]) -> Config:
+    """The config a run started now would use: layered, with the model family's overrides."""
+    from engine.config import load_config, model_family
+
+    path = Path(config_file) if config_file else None
+    first = load_config(path, list(overrides))
+    return load_config(path, list(overrides), family=model_family(first))
 
 
 def _pythonpath() -> str:

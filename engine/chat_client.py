@@ -19,8 +19,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
-from engine.config import PROJECT_ROOT
 from engine.errors import UserError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The project root (the chat process runs from it), without loading the config module."""
 
 LOG_NAME = "chat.log"
 """The chat process's own output (library warnings, a crash's traceback), in the workspace."""

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from engine.store import RunRecord
 
 CONTROL_POLL_S = 0.25
@@ -139,6 +137,8 @@ def process_alive(pid: int | None, started_at: float | None = None) -> bool:
     """Whether ``pid`` is a live process that is not a zombie and not newer than ``started_at``."""
     if not pid:
         return False
+    import psutil  # here: a viewer with no live run to check does not load it before its first frame
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:

@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from engine.disk import disk_full, full_error, low_on_space
 from engine.errors import UserError
-from engine.events import EVENT_TYPES, Event, StoredEvent, event_from_row
 
-if TYPE_CHECKING:  # sqlite-utils (and numpy, which it imports) load when a store opens
+if TYPE_CHECKING:  # sqlite-utils loads for the first write; the event types for the first event
+    from engine.events import Event, StoredEvent
     from engine.sqlite_lib import Database
 
 KINDS = ("train", "build-base", "eval", "export")
-STATUSES = ("pending", "running", "paused", "finished", "failed", "stopped", "crashed")
-LIVE_STATUSES = ("pending", "running", "paused")
+STATUSES = ("pending", "queued", "running", "paused", "finished", "failed", "stopped", "crashed")
+LIVE_STATUSES = ("pending", "queued", "running", "paused")
+"""``queued``: the worker waits for the runs named in ``job.queue_after`` to end before it starts."""
 CONTROL_COMMANDS = ("stop", "pause", "resume", "checkpoint")
 BUSY_TIMEOUT_MS = 10_000
 _JSON_FIELDS = ("config", "final_metrics", "runtime")
@@ -211,10 +212,9 @@ class RunStore:
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
                                isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
+        self.conn = conn
+        self._db: Database | None = None
         try:
-            from engine.sqlite_lib import Database
-
-            self.db = Database(conn, execute_plugins=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -226,10 +226,23 @@ class RunStore:
                 raise
             raise error from None
 
+    @property
+    def db(self) -> Database:
+        """sqlite-utils over the connection, made for the first write.
+
+        Reading needs only sqlite3: a viewer that only reads the history (the console until it
+        starts or controls a run) never imports sqlite-utils, about a tenth of a second.
+        """
+        if self._db is None:
+            from engine.sqlite_lib import Database
+
+            self._db = Database(self.conn, execute_plugins=False)
+        return self._db
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self.db.close()
+            self.conn.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -242,11 +255,11 @@ class RunStore:
     def _transaction(self, write: bool) -> Iterator[Database]:
         """One transaction; a write one holds the write lock from its start."""
         with self._lock:
-            conn = self.db.conn
+            conn = self.conn
             try:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
-                    yield self.db
+                    yield self.db if write else None  # type: ignore[misc]  # reads use the connection
                 except BaseException:
                     self._rollback()
                     raise
@@ -260,7 +273,7 @@ class RunStore:
 
     def _rollback(self) -> None:
         """Roll back an open transaction (best effort: the connection may be failing already)."""
-        conn = self.db.conn
+        conn = self.conn
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -286,8 +299,10 @@ class RunStore:
 
     def _rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """The rows of one query, read in its own transaction."""
-        with self._transaction(write=False) as db:
-            return list(db.query(sql, params))
+        with self._transaction(write=False):
+            cursor = self.conn.execute(sql, params)
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def _migrate(self) -> None:
         """Bring the schema up to ``SCHEMA_VERSION``; a no-op (and no write lock) when it is."""
@@ -371,6 +386,12 @@ class RunStore:
     def running_runs(self) -> list[RunRecord]:
         """The runs whose status is ``running`` (their workers may have died unseen)."""
         return [_run_from_row(row) for row in self._rows("SELECT * FROM runs WHERE status = 'running'")]
+
+    def live_runs(self) -> list[RunRecord]:
+        """The runs with a live status (pending, queued, running, paused), newest first."""
+        marks = ", ".join("?" * len(LIVE_STATUSES))
+        return [_run_from_row(row) for row in self._rows(
+            f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY created_at DESC", list(LIVE_STATUSES))]
 
     def find_run(self, prefix: str) -> RunRecord | None:
         """The run whose id is, or uniquely starts with, ``prefix``; None if no run matches.
@@ -456,6 +477,8 @@ class RunStore:
 
     def add_event(self, run_id: str, event: Event) -> int:
         """Append an event; returns its id (Step and Eval events are the metrics too, see ``metrics``)."""
+        from engine.events import EVENT_TYPES
+
         if EVENT_TYPES.get(event.type) is not type(event):
             raise TypeError(f"not a run event: {event!r}")
         now = time.time()
@@ -470,6 +493,8 @@ class RunStore:
         """The run's events with an id above ``after_id``, oldest first, at most ``limit``."""
         rows = self._rows("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
                           [run_id, after_id, limit])
+        from engine.events import StoredEvent, event_from_row
+
         return [StoredEvent(id=row["id"], run_id=row["run_id"], time=row["time"],
                             event=event_from_row(row["type"], json.loads(row["payload"])))
                 for row in rows]
@@ -478,6 +503,8 @@ class RunStore:
         """The run's events of one type (``generation``, ``log``...), oldest first, at most ``limit``."""
         rows = self._rows("SELECT * FROM events WHERE run_id = ? AND type = ? ORDER BY id LIMIT ?",
                           [run_id, event_type, limit])
+        from engine.events import StoredEvent, event_from_row
+
         return [StoredEvent(id=row["id"], run_id=row["run_id"], time=row["time"],
                             event=event_from_row(row["type"], json.loads(row["payload"])))
                 for row in rows]
@@ -581,3 +608,12 @@ class RunStore:
             row["runs"] = [r["run_id"] for r in self._rows(
                 "SELECT run_id FROM run_datasets WHERE fingerprint = ? ORDER BY run_id", [row["fingerprint"]])]
         return rows
+
+
+def __getattr__(name: str) -> Any:
+    """``StoredEvent`` and the event helpers, still importable from here (PEP 562; see ``engine.events``)."""
+    if name in ("EVENT_TYPES", "Event", "StoredEvent", "event_from_row"):
+        from engine import events
+
+        return getattr(events, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,7 +46,7 @@ from engine.launch.rank import RankInfo, die_with_parent, lost_group
 from engine.log_lines import EventLines
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
-from engine.store import RunStore
+from engine.store import LIVE_STATUSES, RunStore
 from engine.threads import RECOUNT_S, ThreadBudget
 from engine.unused_libs import hide_for_train_job
 from engine.workspace import Workspace
@@ -165,6 +165,7 @@ class Worker:
     def _execute(self) -> int:
         """Wait for a prerequisite run, then run the job and record how it ended."""
         try:
+            self._wait_in_queue()
             self._wait_for_prerequisite()
             self.store.update_run(self.run.id, status="running")
             self.emit(Started(run_id=self.run.id, kind=self.run.kind, total_steps=0,
@@ -195,6 +196,7 @@ class Worker:
     def _execute_rank(self) -> int:
         """A rank that records nothing: run the job, say in worker.log how it ended."""
         try:
+            self._wait_in_queue()  # as rank 0 does, or the group's first collective would time out
             self._wait_for_prerequisite()  # a base model being built: join the group once it is there
             self._dispatch()
             return 0
@@ -206,6 +208,33 @@ class Worker:
                 traceback.print_exc()
             _say(f"{self.rank.describe()}: {type(exc).__name__}: {str(exc).strip()[:300]}")
             return 1
+
+    def _wait_in_queue(self) -> None:
+        """A queued run (``job.queue_after``): status ``queued`` until every run ahead has ended.
+
+        However they end (finished, stopped, failed, crashed or deleted), this one then starts;
+        a stop request while queued ends it ``stopped`` without loading anything.
+        """
+        ahead = [str(r) for r in self.run.config.get("job", {}).get("queue_after", []) if r]
+        if not ahead:
+            return
+        recording = self.role != "rank"  # the other ranks of a group wait alike, recording nothing
+        if recording:
+            self.store.update_run(self.run.id, status="queued")
+        self.emit(Log("info", f"queued: starts when {', '.join(ahead)} ended"))
+        while any(self._still_live(run_id) for run_id in ahead):
+            if self.control.stop:
+                raise KeyboardInterrupt("stopped while queued")
+            self.control.wake.wait(CONTROL_POLL_S)
+            self.control.wake.clear()
+        if recording:
+            self.store.update_run(self.run.id, started_at=time.time())
+        self.emit(Log("info", "the queue ahead ended: starting"))
+
+    def _still_live(self, run_id: str) -> bool:
+        """Whether a run is still live with its worker alive."""
+        other = self.store.get_run(run_id)
+        return other is not None and other.status in LIVE_STATUSES and not looks_dead(other)
 
     def _wait_for_prerequisite(self) -> None:
         """Wait while the run this one needs (``job.after``) is live; fail unless it finished."""

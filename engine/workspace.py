@@ -7,7 +7,6 @@ Its location is, in order: an explicit path, the ``LLAMAHOME_HOME`` environment 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -101,4 +100,6 @@ def _make_private(path: Path) -> None:
 def new_run_id(now: datetime | None = None) -> str:
     """A new run id such as ``20261122-011700-ab12``: UTC time and 4 random hex digits."""
     now = now or datetime.now(timezone.utc)
+    import secrets  # here: hashlib and OpenSSL load when a run is made, not with every viewer
+
     return f"{now.astimezone(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"

@@ -9,11 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.api import Engine
-from engine.config import Config, load_config, model_family
+from engine.api import Engine, resolve_config
 from engine.store import RunRecord
 from engine.workspace import Workspace
-from llamahome_tui.headless import follow, follow_training, print_runs, print_summary
 
 
 def register(commands: Any) -> None:
@@ -95,15 +93,10 @@ def with_engine(handler: Callable[[Engine, argparse.Namespace], int]) -> Callabl
     return run
 
 
-def resolve_config(config_file: str | None, overrides: list[str]) -> Config:
-    """Layer the config, including the model family's overrides."""
-    path = Path(config_file) if config_file else None
-    first = load_config(path, overrides)
-    return load_config(path, overrides, family=model_family(first))
-
-
 def train(engine: Engine, args: argparse.Namespace) -> int:
     """Fine-tune: check data and config, start the run (after the base build if needed), follow it."""
+    from llamahome_tui import headless  # rich's progress bars load only for a headless command
+
     overrides = list(args.set)
     if args.model:
         overrides.append(f"model.path={json.dumps(str(Path(args.model).resolve()))}")
@@ -120,11 +113,13 @@ def train(engine: Engine, args: argparse.Namespace) -> int:
             print(f"run {run_id} starts when run {build} has built the base model", file=sys.stderr)
         print(run_id)
         return 0
-    return follow_training(engine, run_id)
+    return headless.follow_training(engine, run_id)
 
 
 def train_resume(engine: Engine, args: argparse.Namespace) -> int:
     """Continue a run from a checkpoint folder, or from a run's latest checkpoint, in a new run."""
+    from llamahome_tui import headless  # rich's progress bars load only for a headless command
+
     run_id = engine.resume_run(args.target, max_steps=args.max_steps, learning_rate=args.learning_rate,
                                distributed=group_overrides(args))
     run = engine.get_run(run_id)
@@ -132,27 +127,31 @@ def train_resume(engine: Engine, args: argparse.Namespace) -> int:
         print(run_id)
         return 0
     print(f"Resuming run {run.resumed_from} from {Path(run.config['job']['resume_from']).name}")
-    return follow(engine, run_id)
+    return headless.follow(engine, run_id)
 
 
 def train_eval(engine: Engine, args: argparse.Namespace) -> int:
     """Evaluate a model folder, adapter or checkpoint on a dataset."""
+    from llamahome_tui import headless  # rich's progress bars load only for a headless command
+
     config = resolve_config(args.config, list(args.set))
     run_id = engine.evaluate(Path(args.target), Path(args.data), config)
-    code = follow(engine, run_id, quiet=args.json)
+    code = headless.follow(engine, run_id, quiet=args.json)
     result = engine.get_run(run_id)
     if code == 0:
-        print_summary(result.final_metrics, as_json=args.json)
+        headless.print_summary(result.final_metrics, as_json=args.json)
     return code
 
 
 def runs(engine: Engine, args: argparse.Namespace) -> int:
     """Print the run history."""
+    from llamahome_tui import headless  # rich's progress bars load only for a headless command
+
     records = engine.list_runs()
     if args.json:
         print(json.dumps([_run_dict(r) for r in records], indent=2))
     else:
-        print_runs(records, engine.resumable())
+        headless.print_runs(records, engine.resumable())
     return 0
 
 

@@ -12,13 +12,12 @@ import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.config import load_config
-from engine.data.chat_template import read_model_template
-from engine.data.stats import CHARS_PER_TOKEN, compute_stats, histogram_text, load_light_tokenizer, token_measure
-from engine.data.validate import WARNING_CODES, ValidationReport, char_length, check_file, unsupported_lines
 from engine.errors import DataError, UserError
+
+if TYPE_CHECKING:  # the data modules (numpy with the statistics) load when a data command runs,
+    from engine.data.validate import ValidationReport  # not when the command line is parsed
 from engine.workspace import Workspace
 
 EXIT_INVALID = 1
@@ -55,6 +54,8 @@ def register(commands: Any) -> None:
 
 def _tokenizer(model: str | None) -> Any:
     """The light tokenizer of ``--model``, or None."""
+    from engine.data.stats import load_light_tokenizer
+
     if not model:
         return None
     folder = Path(model)
@@ -66,6 +67,8 @@ def _tokenizer(model: str | None) -> Any:
 def _length_limit(flag: int | None) -> int:
     """``--max-length`` when given (at least 1, else a one-line error, exit 2), else ``data.max_length``."""
     if flag is None:
+        from engine.config import load_config
+
         return int(load_config().data.max_length)
     if flag < 1:
         raise UserError(f"--max-length {flag}: must be at least 1")
@@ -74,6 +77,10 @@ def _length_limit(flag: int | None) -> int:
 
 def validate_command(args: argparse.Namespace) -> int:
     """Check every record of a file; print the report; exit 1 when any is invalid."""
+    from engine.data.chat_template import read_model_template
+    from engine.data.stats import CHARS_PER_TOKEN, token_measure
+    from engine.data.validate import char_length, check_file
+
     limit = _length_limit(args.max_length)
     tokenizer = _tokenizer(args.model)
     objective = _objective(args)
@@ -99,6 +106,8 @@ WARNING_NOTES = {"too_long": " (warning: train truncates it to data.max_length)"
 
 def report_lines(report: ValidationReport) -> list[str]:
     """The report as text: a summary, counts by reason, then one line per issue."""
+    from engine.data.validate import WARNING_CODES, unsupported_lines
+
     lines = [f"{report.path} ({report.format}, as {report.objective} reads it): {report.total} records, "
              f"{report.valid} valid, "
              f"{report.errors} invalid, {report.warnings} warnings "
@@ -130,9 +139,12 @@ def _objective(args: argparse.Namespace) -> str:
 
 def _default_tokenizer(args: argparse.Namespace) -> Any:
     """``--model``'s tokenizer, else the built-in base's when it is built, else None."""
+    from engine.data.stats import load_light_tokenizer
+
     if args.model:
         return _tokenizer(args.model)
     from engine.builtin import base_dir, is_built
+    from engine.config import load_config
 
     config = load_config()
     folder = base_dir(Workspace.resolve(args.workspace).models_dir, config.model.builtin)
@@ -141,6 +153,8 @@ def _default_tokenizer(args: argparse.Namespace) -> Any:
 
 def stats_command(args: argparse.Namespace) -> int:
     """Print the statistics of a file."""
+    from engine.data.stats import compute_stats, histogram_text
+
     stats = compute_stats(Path(args.file), _default_tokenizer(args), args.format, objective=_objective(args))
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2))

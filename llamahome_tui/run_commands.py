@@ -17,7 +17,6 @@ from engine.api import Engine
 from engine.errors import UserError
 from engine.store import LIVE_STATUSES, RunRecord
 from llamahome_tui.commands import with_engine
-from llamahome_tui.headless import follow_training
 
 WAIT_LIMIT_S = 600.0
 
@@ -49,7 +48,9 @@ def register(commands: Any) -> None:
 
 def attach_run(engine: Engine, args: argparse.Namespace) -> int:
     """Follow a run (Ctrl-C: checkpoint and stop; a second Ctrl-C detaches)."""
-    return follow_training(engine, engine.get_run(args.run_id).id)
+    from llamahome_tui import headless  # rich's progress bars load only for a headless command
+
+    return headless.follow_training(engine, engine.get_run(args.run_id).id)
 
 
 def control_run(engine: Engine, args: argparse.Namespace) -> int:

@@ -13,7 +13,6 @@ from typing import Any
 
 from engine.api import Engine
 from llamahome_tui.commands import add_config_flags, resolve_config, with_engine
-from llamahome_tui.headless import follow
 
 
 def register(commands: Any) -> None:
@@ -31,10 +30,12 @@ def register(commands: Any) -> None:
 
 def train_export(engine: Engine, args: argparse.Namespace) -> int:
     """Check the source, start the export job and follow it."""
+    from llamahome_tui import headless  # rich's progress bars load only for a headless command
+
     config = resolve_config(args.config, list(args.set))
     run_id = engine.export_checkpoint(Path(args.checkpoint), args.merge, config,
                                       Path(args.output) if args.output else None)
-    code = follow(engine, run_id)
+    code = headless.follow(engine, run_id)
     if code == 0:
         print(f"Exported to {engine.get_run(run_id).output_dir}")
     return code

@@ -2,7 +2,9 @@
 
 ``ConsoleState`` is the small shared memory between screens (the chosen dataset, config file and
 run); it lives on the app. ``ConsoleScreen`` is the base of the five main screens: subclasses
-give ``compose_body`` and, if they have a table to filter, ``filter_table``.
+give ``compose_body`` and, if they have a table to filter, ``filter_table``. Below 80×24 every
+main screen shows a "terminal too small" notice instead of a cut-off layout (the app's
+breakpoint classes ``-narrow`` / ``-short`` switch it on; see app.tcss).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import events
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.widgets import Static
 
 from engine.api import Engine
+from llamahome_tui.textual_hooks import ResumeWithoutRestyle, breakpoint_classes
 from llamahome_tui.widgets.filter_table import FilterBar, FilterTable
 from llamahome_tui.widgets.footer import KeyFooter
 from llamahome_tui.widgets.mode_bar import ModeBar
@@ -50,7 +53,11 @@ class ConsoleState:
     """Wall clock for durations and ages (frozen in snapshot tests)."""
 
 
-class ConsoleScreen(Screen[None]):
+MIN_SIZE = (80, 24)
+"""The smallest terminal the console lays out for; below it, the notice."""
+
+
+class ConsoleScreen(ResumeWithoutRestyle):
     """Base of the main screens: mode bar on top, body, filter bar and footer at the bottom."""
 
     MODE = ""
@@ -58,6 +65,15 @@ class ConsoleScreen(Screen[None]):
     HELP = ""
     """One paragraph shown at the top of the ``?`` help."""
     BINDINGS = [Binding("slash", "filter", "Filter", show=False)]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (80, "-normal"), (120, "-wide")]
+    """Classes by width: below 80 columns the screen shows the "too small" notice."""
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (24, "-tall"), (40, "-taller")]
+    """Classes by height: below 24 rows the notice; from 40 rows some panels grow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_class(*breakpoint_classes(tuple(self.app.size), self.HORIZONTAL_BREAKPOINTS,
+                                           self.VERTICAL_BREAKPOINTS))
 
     @property
     def console(self) -> LlamaHomeApp:
@@ -75,27 +91,19 @@ class ConsoleScreen(Screen[None]):
         return self.console.state
 
     def compose(self) -> ComposeResult:
-        """Mode bar, the screen's body, the hidden filter bar and the footer."""
+        """Mode bar, the screen's body, the footer and the too-small notice (the filter bar comes with ``/``)."""
         yield ModeBar(self.MODE)
         yield from self.compose_body()
-        bar = FilterBar()
-        bar.display = False
-        yield bar
         yield KeyFooter()
+        yield Static(id="too-small")
 
-    def _on_screen_resume(self, event: events.ScreenResume) -> None:
-        """Coming back into view: skip Textual's full restyle when the app's CSS has not changed.
-
-        Textual restyles every widget of a resumed screen (about 20 ms here, the largest part of a
-        screen switch once the footer stopped rebuilding), although switching modes already
-        refreshes the CSS when the app's has changed since the screen was styled (a theme change),
-        and class and focus changes restyle their widgets as they happen. Runs before
-        ``Screen._on_screen_resume`` (Textual calls each class's handler, subclass first). Where the
-        counters are missing (another Textual) it restyles as before.
-        """
-        ours, apps = getattr(self, "_css_update_count", None), getattr(self.app, "_css_update_count", None)
-        if ours is not None and ours == apps:
-            event.refresh_styles = False
+    def on_resize(self, event: events.Resize) -> None:
+        """Keep the too-small notice's size figures current (CSS shows it below 80×24)."""
+        width, height = event.size
+        need_w, need_h = MIN_SIZE
+        self.query_one("#too-small", Static).update(
+            f"Terminal too small: {width}×{height}, LlamaHome needs {need_w}×{need_h}.\n\n"
+            "Enlarge the window (or make the font smaller).\nq quits; runs carry on without the console.")
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
@@ -109,14 +117,31 @@ class ConsoleScreen(Screen[None]):
             return focused
         return tables.first() if tables else None
 
-    def action_filter(self) -> None:
-        """Open the filter bar for this screen's table."""
+    async def action_filter(self) -> None:
+        """Open the filter bar for this screen's table (made on the first ``/``: less to build at start)."""
         if self.filter_table() is None:
             self.notify("nothing to filter here", severity="warning")
             return
-        bar = self.query_one(FilterBar)
+        await self.open_filter_bar()
+
+    async def open_filter_bar(self) -> FilterBar:
+        """Show and focus the filter bar, mounting it above the footer the first time."""
+        bars = self.query(FilterBar)
+        bar = bars.first() if bars else FilterBar()
+        if not bars:
+            await self.mount(bar, before=self.query_one(KeyFooter))
         bar.display = True
         bar.focus()
+        return bar
+
+    def clear_filter(self) -> bool:
+        """Esc: clear an applied filter of this screen's table; False when none was applied."""
+        table = self.filter_table()
+        bars = self.query(FilterBar)
+        if not bars or ((table is None or not table.filter_text) and not bars.first().display):
+            return False
+        bars.first().action_clear()
+        return True
 
     def on_filter_bar_filter(self, message: FilterBar.Filter) -> None:
         """Filter the table as the text changes; back to the table when done."""

@@ -27,8 +27,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
-from engine.api import ChatProcess, GenerationSettings
-from engine.errors import UserError
+from engine.api import ChatProcess, GenerationSettings, UserError
 from llamahome_tui.chat_lines import done_line, loaded_line
 from llamahome_tui.messages import ChatArrived
 from llamahome_tui.screens.base import ConsoleScreen

@@ -16,8 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from engine.api import ChatModel, GenerationSettings
-from engine.errors import UserError
+from engine.api import ChatModel, GenerationSettings, UserError
 
 KIND_NAMES = {"final": "final model", "checkpoint": "checkpoint", "export": "export"}
 

@@ -20,11 +20,8 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import Static
 
-from engine.config import Config, config_from_dict, load_config
-from engine.errors import UserError
+from engine.api import CheckpointRecord, Config, RunRecord, UserError, config_from_dict, default_output, load_config
 from engine.events import Log, Stage
-from engine.store import CheckpointRecord, RunRecord
-from engine.train.export import default_output
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.paths import shown_path
 from llamahome_tui.screens.base import ConsoleScreen

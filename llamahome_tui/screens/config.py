@@ -8,7 +8,10 @@ file again (back to the default, or for an override back to the file's value). c
 changed keys to the user's config file with tomlkit, keeping its comments and order; F5-F8 apply
 a preset (LoRA, QLoRA, QAT, full). Edits live in ``ConsoleState.config_edits`` until saved, so
 the app warns before quitting with them and when leaving the screen (a run reads the saved file).
-A table rather than ~50 inputs: it opens at once and ``/`` filters it like every other table.
+A table rather than ~50 inputs: it opens at once and ``/`` filters it like every other table;
+the value column takes the width the terminal leaves. The file is watched while the screen is
+up: changed on disk (another editor, a script) it is read again, or, with unsaved edits here,
+the screen asks whether to reload and drop them.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import Static
 
-from engine.config import DEFAULT_FILE, config_to_dict, load_config, model_family, set_value
-from engine.errors import ConfigError
+from engine.api import DEFAULT_FILE, ConfigError, config_to_dict, load_config, model_family, set_value
 from llamahome_tui.screens.base import ConsoleScreen
+from llamahome_tui.screens.dialogs import ConfirmScreen
 from llamahome_tui.widgets.config_form import (
     ValueEditor,
     family_overrides,
@@ -33,7 +36,7 @@ from llamahome_tui.widgets.config_form import (
     shorten,
     value_text,
 )
-from llamahome_tui.widgets.filter_table import FilterTable
+from llamahome_tui.widgets.filter_table import ELASTIC, FilterTable
 
 PRESETS: dict[str, dict[str, str]] = {
     "LoRA": {"training.method": "lora", "training.learning_rate": "1e-3", "lora.r": "16", "lora.alpha": "32"},
@@ -42,9 +45,18 @@ PRESETS: dict[str, dict[str, str]] = {
     "full": {"training.method": "full", "training.learning_rate": "1e-4"},
 }
 """Preset name -> the keys it sets (as typed text)."""
-VALUE_WIDTH = 24
-"""Characters of a value shown in the table (the editor shows it whole)."""
 FAMILIES = "model_configs"
+WATCH_S = 2.0
+"""Seconds between two looks at the config file's modification time."""
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """The file's modification time and size (None when missing): a change means it was written."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def current_values(config_file: Any) -> dict[str, dict[str, Any]]:
@@ -82,6 +94,10 @@ class ConfigScreen(ConsoleScreen):
         """The model family whose overrides the table shows; None: the plain keys."""
         self.overrides: dict[str, Any] = {}
         """``section.key`` -> the family's override value in the files."""
+        self.stamp: tuple[int, int] | None = None
+        """The config file's stamp when last read (or written) here."""
+        self.asking = False
+        """The "changed on disk: reload?" question is open."""
 
     @property
     def edits(self) -> dict[str, str | None]:
@@ -91,13 +107,52 @@ class ConfigScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         """Where the config saves, the key table and the highlighted key's help."""
         yield Static(id="config-presets")
-        yield FilterTable("key", ("value", VALUE_WIDTH), ("", 8), id="config-table", enter="Edit")
+        yield FilterTable("key", ("value", ELASTIC), ("", 8), id="config-table", enter="Edit")
         yield Static(id="config-help")
 
     def on_mount(self) -> None:
-        """Read the values and fill the table."""
+        """Read the values and fill the table; watch the file."""
+        self.read_file()
+        self.set_interval(WATCH_S, self.check_file)
+
+    def on_screen_resume(self) -> None:
+        """Back in view: look at the file at once."""
+        self.check_file()
+
+    def read_file(self) -> None:
+        """Read the values (and the family's overrides) from the files and redraw."""
+        self.stamp = file_stamp(self.state.config_file)
         self.values = current_values(self.state.config_file)
+        if self.family:
+            self.overrides = family_overrides(self.files(), self.family)
         self.fill()
+
+    def check_file(self) -> None:
+        """The file changed on disk: read it again, or ask first when there are unsaved edits here."""
+        stamp = file_stamp(self.state.config_file)
+        if stamp == self.stamp or self.asking:
+            return
+        name = self.state.config_file.name
+        if not self.edits:
+            self.read_file()
+            self.notify(f"{name} changed on disk: reloaded")
+            return
+
+        def answer(reload: bool | None) -> None:
+            self.asking = False
+            if reload:
+                self.edits.clear()
+                self.read_file()
+                self.notify(f"{name} reloaded; unsaved edits dropped")
+            else:
+                self.stamp = stamp  # keep the edits; ctrl+s writes them over the file's new text
+                self.fill()
+
+        self.asking = True
+        count = len(self.edits)
+        self.app.push_screen(ConfirmScreen(
+            f"{name} changed on disk. Reload it and drop {count} unsaved edit{'s' if count != 1 else ''} "
+            "made here? (n keeps them; ctrl+s then saves them into the new file)"), answer)
 
     def path_of(self, key: str) -> str:
         """The full key path of ``section.key`` in the current view."""
@@ -133,8 +188,7 @@ class ConfigScreen(ConsoleScreen):
         rows = []
         for key in self.keys:
             path = self.path_of(key)
-            value = shorten(self.text_of(path), VALUE_WIDTH)
-            rows.append((path, (key, value, self.marker(path))))
+            rows.append((path, (key, self.text_of(path), self.marker(path))))
         self.query_one(FilterTable).set_rows(rows)
         unsaved = f" · {len(self.edits)} unsaved" if self.edits else ""
         where = f"saves to {self.state.config_file.name}{unsaved}"
@@ -235,9 +289,6 @@ class ConfigScreen(ConsoleScreen):
             self.notify(f"not saved: {exc}", severity="error", timeout=8)
             return
         count = len(self.edits)
-        self.values = current_values(self.state.config_file)
         self.edits.clear()
-        if self.family:
-            self.overrides = family_overrides(self.files(), self.family)
-        self.fill()
+        self.read_file()
         self.notify(f"saved {count} key{'s' if count != 1 else ''} to {self.state.config_file.name}")

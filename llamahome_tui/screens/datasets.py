@@ -4,7 +4,8 @@ Keys: enter train on the file (it becomes the dataset of the next run and is che
 as evaluation data, o open any path, t go to training with it, v the dataset versions runs
 recorded (and which runs used each). The report (verdict, stats, this file's versions, a preview
 rendered as conversations) is built off the UI thread; a file with issues lists them in a table
-under the files, where Enter (or ``j``) shows the offending record in its file.
+under the files, where Enter (or ``r``; ``j`` / ``k`` move in every table) shows the offending
+record in its file.
 """
 
 from __future__ import annotations
@@ -18,24 +19,23 @@ from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.timer import Timer
+from textual.widget import MountError
 from textual.widgets import Static
 
-from engine.config import load_config
-from engine.data.validate import Issue
-from engine.errors import ConfigError
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.paths import shown_path
 from llamahome_tui.screens.base import ConsoleScreen
-from llamahome_tui.screens.dialogs import PromptScreen
-from llamahome_tui.screens.record import RecordScreen
-from llamahome_tui.widgets.dataset_versions import DatasetVersions
 from llamahome_tui.widgets.filter_table import FilterTable
 
 if TYPE_CHECKING:
+    from engine.api import Issue
     from llamahome_tui.widgets.data_report import FileReport
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
 SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
+REPORT_DELAY_S = 0.15
+"""The cursor rests this long on a file before its report is built."""
 
 
 def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
@@ -76,7 +76,7 @@ class DatasetsScreen(ConsoleScreen):
         Binding("t", "train", "Training"),
         Binding("o", "open", "Open"),
         Binding("v", "versions", "Versions"),
-        Binding("j", "jump", "Show record", show=False),
+        Binding("r", "jump", "Show record", show=False),
         Binding("escape", "close", "Back", show=False),
         Binding("slash", "filter", "Filter"),
     ]
@@ -88,18 +88,13 @@ class DatasetsScreen(ConsoleScreen):
         """The issues of the file in the report (the issue table's rows, by index)."""
         self.issues_of = ""
         """The shown name of the file those issues belong to."""
+        self.report_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         """The file table, its issues (when it has some), the report or the versions panel."""
         yield FilterTable("file", "size", "", id="data-files", enter="Train")
-        issues = FilterTable("record", "problem", id="data-issues", enter="Show record")
-        issues.display = False
-        yield issues
         with VerticalScroll(id="data-report"):
             yield Static("Highlight a file to see its report.", id="report-text", classes="muted")
-        versions = DatasetVersions()
-        versions.display = False
-        yield versions
 
     def on_mount(self) -> None:
         """List the files."""
@@ -135,15 +130,29 @@ class DatasetsScreen(ConsoleScreen):
         return (name, self.paths[name]) if name in self.paths else None
 
     def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
-        """Build the report of the newly highlighted file."""
+        """Build the report of the newly highlighted file, once the cursor rests on it.
+
+        The short wait also keeps the report's work (numpy, the statistics) out of the first
+        frame, and skips the files the cursor only passes over.
+        """
         chosen = self.selected
         if event.data_table.id == "data-files" and chosen is not None:
             self.query_one("#report-text", Static).update(f"checking {chosen[0]}…")
+            if self.report_timer is not None:
+                self.report_timer.stop()
+            self.report_timer = self.set_timer(REPORT_DELAY_S, self.report_highlighted)
+
+    def report_highlighted(self) -> None:
+        """Start the report of the file under the cursor."""
+        self.report_timer = None
+        chosen = self.selected
+        if chosen is not None:
             self.load_report(*chosen)
 
     @work(thread=True, exclusive=True, group="report")
     def load_report(self, name: str, path: Path) -> None:
         """Validate the file, compute its stats and read its versions off the UI thread."""
+        from engine.api import ConfigError, load_config
         from llamahome_tui.widgets.data_report import build_report  # numpy: kept off the first frame
 
         config_file = self.state.config_file if self.state.config_file.is_file() else None
@@ -154,10 +163,16 @@ class DatasetsScreen(ConsoleScreen):
         versions = self.engine.datasets(path)
         self.post_message(TaskDone("report", result=(name, build_report(path, name, keep, versions))))
 
-    def on_task_done(self, message: TaskDone) -> None:
+    async def on_task_done(self, message: TaskDone) -> None:
         """Show a finished report if it is still the highlighted file's."""
         chosen = self.selected
         if message.task == "report" and chosen and message.result[0] == chosen[0]:
+            if message.result[1].issues and not self.query("#data-issues"):
+                try:  # built for the first file with issues
+                    await self.mount(FilterTable("record", "problem", id="data-issues", enter="Show record"),
+                                     after=self.query_one("#data-files"))
+                except MountError:
+                    return  # the console is closing
             self.show_report(chosen[0], chosen[1], message.result[1])
 
     def show_report(self, name: str, path: Path, report: FileReport) -> None:
@@ -171,9 +186,10 @@ class DatasetsScreen(ConsoleScreen):
             rows.append((str(index), (issue.where.replace(str(path), name),
                                       Text(f"{issue.code} (kept) " if kept else f"{issue.code}: {problem}",
                                            style="yellow" if kept else "red"))))
-        table = self.query_one("#data-issues", FilterTable)
-        table.set_rows(rows)
-        table.display = len(report.issues) > report.kept_duplicates  # kept duplicates alone: j shows one
+        tables = self.query("#data-issues").results(FilterTable)
+        for table in tables:
+            table.set_rows(rows)
+            table.display = len(report.issues) > report.kept_duplicates  # kept duplicates alone: r shows one
 
     def on_data_table_row_selected(self, event: FilterTable.RowSelected) -> None:
         """Enter chooses a file for training, or shows an issue's record."""
@@ -184,20 +200,28 @@ class DatasetsScreen(ConsoleScreen):
 
     def action_jump(self) -> None:
         """Show the highlighted issue's record in its file (the first issue's, from the file table)."""
-        table = self.query_one("#data-issues", FilterTable)
         if not self.issues:
             self.notify("no issue to show in this file", severity="warning")
             return
+        table = self.query_one("#data-issues", FilterTable)
         key = table.selected_key if self.focused is table and table.display else None
         issue = self.issues[int(key) if key is not None else 0]
         chosen = self.selected
         shown = issue.where.replace(str(chosen[1]), self.issues_of) if chosen else issue.where
+        from llamahome_tui.screens.record import RecordScreen  # dialogs and panels load on first use
+
         self.app.push_screen(RecordScreen(issue, shown))
 
-    def action_versions(self) -> None:
-        """Show (or hide) every dataset version and the runs that used it."""
-        panel = self.query_one(DatasetVersions)
-        if panel.display:
+    async def action_versions(self) -> None:
+        """Show (or hide) every dataset version and the runs that used it (the panel is made on first use)."""
+        from llamahome_tui.widgets.dataset_versions import DatasetVersions
+
+        panels = self.query("#data-versions").results(DatasetVersions)
+        panel = next(iter(panels), None)
+        if panel is None:
+            panel = DatasetVersions()
+            await self.mount(panel, after=self.query_one("#data-report"))
+        elif panel.display:
             self.action_close()
             return
         panel.show(self.engine.datasets())
@@ -207,8 +231,8 @@ class DatasetsScreen(ConsoleScreen):
 
     def action_close(self) -> None:
         """Esc: close the versions panel, else go back like everywhere else."""
-        panel = self.query_one(DatasetVersions)
-        if not panel.display:
+        panel = next(iter(self.query("#data-versions")), None)
+        if panel is None or not panel.display:
             self.console.action_back()
             return
         panel.display = False
@@ -250,5 +274,7 @@ class DatasetsScreen(ConsoleScreen):
             key = next((k for k, p in self.paths.items() if p.resolve() == path.resolve()), None)
             if key in table.keys:
                 table.move_cursor(row=table.keys.index(key))
+
+        from llamahome_tui.screens.dialogs import PromptScreen
 
         self.app.push_screen(PromptScreen("Open a data file", placeholder="path/to/data.jsonl"), opened)

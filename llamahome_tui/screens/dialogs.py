@@ -1,4 +1,4 @@
-"""Modal dialogs: confirm, quit-with-a-live-run, a one-line prompt and the key help.
+"""Modal dialogs: confirm, quit-with-a-live-run, start-while-live, a one-line prompt and the key help.
 
 Each returns its answer with ``ModalScreen.dismiss(value)``; Esc always dismisses with "no"
 (``False`` / ``None`` / ``"cancel"``). Every choice has a one-letter key, so no mouse is needed.
@@ -56,6 +56,32 @@ class QuitScreen(ModalScreen[str]):
 
     def action_choose(self, choice: str) -> None:
         """Close with ``leave``, ``stop`` or ``cancel``."""
+        self.dismiss(choice)
+
+
+class StartScreen(ModalScreen[str]):
+    """Starting a run while others are live: run it beside them, queue it after them, or cancel."""
+
+    BINDINGS = [Binding("b", "choose('beside')", "Run beside"),
+                Binding("q", "choose('queue')", "Queue"),
+                Binding("escape,c", "choose('cancel')", "Cancel")]
+
+    def __init__(self, run_ids: list[str], data: str) -> None:
+        super().__init__()
+        self.run_ids, self.data = run_ids, data
+
+    def compose(self) -> ComposeResult:
+        """The live runs and the three choices."""
+        many = len(self.run_ids) > 1
+        with Vertical(classes="dialog"):
+            yield Label(f"{'Runs' if many else 'A run'} already live: {', '.join(self.run_ids)}",
+                        classes="dialog-question")
+            yield Label(f"Start the run on {self.data} beside {'them' if many else 'it'} (they share the "
+                        f"cores), or queue it to start when {'they end' if many else 'it ends'}?")
+            yield Label("[b]b[/b] run beside   [b]q[/b] queue   [b]esc[/b] cancel", classes="dialog-keys")
+
+    def action_choose(self, choice: str) -> None:
+        """Close with ``beside``, ``queue`` or ``cancel``."""
         self.dismiss(choice)
 
 

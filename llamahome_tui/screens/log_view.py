@@ -120,11 +120,9 @@ class RunLogScreen(ConsoleScreen):
 
     # keys
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
         """Open the filter bar."""
-        bar = self.query_one(FilterBar)
-        bar.display = True
-        bar.focus()
+        await self.open_filter_bar()
 
     def on_filter_bar_filter(self, message: FilterBar.Filter) -> None:
         """Filter as the text changes; back to the log when done."""
@@ -143,8 +141,8 @@ class RunLogScreen(ConsoleScreen):
     def action_back(self) -> None:
         """Esc: clear the filter (and the warnings switch) first; close the view when there is none."""
         if self.filter_text or self.only_warnings:
-            bar = self.query_one(FilterBar)
-            bar.value, bar.display = "", False
+            for bar in self.query(FilterBar):
+                bar.value, bar.display = "", False
             self.filter_text, self.only_warnings = "", False
             self.redraw()
             return

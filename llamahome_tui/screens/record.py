@@ -1,10 +1,12 @@
 """``RecordScreen``: one offending record shown in its file, the lines around it numbered.
 
-Opened from the datasets screen's issue table (Enter on an issue, or ``j``). The offending line is
+Opened from the datasets screen's issue table (Enter on an issue, or ``r``). The offending line is
 marked and shown whole (wrapped); the lines around it are cut to one row each. Esc closes.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.text import Text
@@ -14,7 +16,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from engine.data.validate import Issue
+if TYPE_CHECKING:
+    from engine.api import Issue
 
 
 def context_renderable(issue: Issue) -> Group | Text:

@@ -16,20 +16,18 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from engine.errors import UserError
-from engine.launch.rank import group_label
-from engine.store import LIVE_STATUSES, RunRecord
+from engine.api import LIVE_STATUSES, RunRecord, UserError, group_label
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.dialogs import ConfirmScreen
 from llamahome_tui.screens.log_view import RunLogScreen
 from llamahome_tui.screens.samples import SamplesScreen
-from llamahome_tui.widgets.filter_table import FilterTable
+from llamahome_tui.widgets.filter_table import ELASTIC, FilterTable
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_detail import detail_text
 from llamahome_tui.widgets.run_feed import format_duration
 
-STATUS_STYLE = {"running": "bold green", "pending": "yellow", "paused": "yellow", "finished": "green",
-                "stopped": "cyan", "failed": "bold red", "crashed": "bold red"}
+STATUS_STYLE = {"running": "bold green", "pending": "yellow", "queued": "yellow", "paused": "yellow",
+                "finished": "green", "stopped": "cyan", "failed": "bold red", "crashed": "bold red"}
 COMPARE_COLORS = ("cyan", "magenta")
 
 
@@ -82,12 +80,12 @@ class RunsScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         """The history table and the (hidden) comparison chart."""
-        yield FilterTable("", "run", "kind", "status", "dataset", "method", "best eval", "time", id="runs-table",
-                          enter="Attach")
+        yield FilterTable("", "run", "kind", "status", ("dataset", ELASTIC), "method", "best eval", "time",
+                          id="runs-table", enter="Attach")
         yield Static(id="run-detail")
         with Vertical(id="compare"):
             yield Static(id="compare-legend")
-            yield LineChart(id="compare-chart")
+            yield LineChart(id="compare-chart", with_legend=False)
 
     def on_mount(self) -> None:
         """Fill the table and keep it fresh."""
@@ -136,7 +134,7 @@ class RunsScreen(ConsoleScreen):
         if key not in self.best_cache:
             losses = (c.eval_loss for c in self.engine.checkpoints(run.id))
             best = best_eval(run, losses)
-            if run.status in ("pending", "running", "paused"):
+            if run.status in LIVE_STATUSES:
                 return best
             self.best_cache[key] = best
         return self.best_cache[key]
@@ -189,9 +187,13 @@ class RunsScreen(ConsoleScreen):
             return
         series, legend = [], Text()
         for run_id, color in zip(self.marked, COMPARE_COLORS, strict=True):
-            rows = [row for row in self.engine.metrics(run_id) if row["loss"] is not None]
+            metrics = self.engine.metrics(run_id)
+            rows = [row for row in metrics if row["loss"] is not None]
             losses = [row["loss"] for row in rows]
             series.append(Series(run_id, losses, color, [row["step"] for row in rows]))
+            evals = [row for row in metrics if row["eval_loss"] is not None]  # its evaluations, as points
+            series.append(Series(f"{run_id} eval", [r["eval_loss"] for r in evals], color,
+                                 [r["step"] for r in evals], markers=True))
             last = f"{losses[-1]:.4f}" if losses else "-"
             legend.append(f"■ {run_id} {last}  ", style=color)
         legend.append("esc closes", style="dim")

@@ -18,7 +18,7 @@ from textual.widgets import Static
 from engine.api import LIVE_STATUSES, UserError
 from engine.events import Generation
 from llamahome_tui.screens.base import ConsoleScreen
-from llamahome_tui.widgets.filter_table import FilterBar, FilterTable
+from llamahome_tui.widgets.filter_table import FilterTable
 
 REFRESH_S = 2.0
 NO_SAMPLES = ("No sample answers in this run. Set eval.sample_prompts (the prompts) and eval.sample_steps "
@@ -118,11 +118,7 @@ class SamplesScreen(ConsoleScreen):
 
     def action_back(self) -> None:
         """Esc: clear the filter first; go back when there is none."""
-        table = self.query_one(FilterTable)
-        if table.filter_text:
-            bar = self.query_one(FilterBar)
-            bar.value, bar.display = "", False
-            table.apply_filter("")
-            table.focus()
+        if self.clear_filter():
+            self.query_one(FilterTable).focus()
             return
         self.app.pop_screen()

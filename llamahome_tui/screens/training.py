@@ -22,17 +22,16 @@ from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import ProgressBar, RichLog, Static
 
-from engine.errors import UserError
+from engine.api import UserError, resolve_config
 from engine.events import Event
-from llamahome_tui.commands import resolve_config
 from llamahome_tui.messages import FeedChanged, RunEnded, TaskDone
 from llamahome_tui.screens.base import ConsoleScreen
-from llamahome_tui.screens.dialogs import ConfirmScreen
+from llamahome_tui.screens.dialogs import ConfirmScreen, StartScreen
 from llamahome_tui.screens.log_view import RunLogScreen
 from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
 from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed
-from llamahome_tui.widgets.run_panels import gauges_text, numbers_text, progress_text, samples_text
+from llamahome_tui.widgets.run_panels import Gauges, numbers_text, progress_text, samples_text
 from llamahome_tui.widgets.stage_line import stage_text
 
 YIELD_EVERY = 100
@@ -77,7 +76,7 @@ class TrainingScreen(ConsoleScreen):
         yield Static(id="run-numbers")
         with Horizontal(id="charts"):
             yield LineChart(id="loss-chart")
-            yield Static(id="gauges")
+            yield Gauges(id="gauges")
         with Horizontal(id="run-bottom"):
             yield RichLog(id="run-log", max_lines=500, wrap=True, min_width=20)
             yield Static(id="samples")
@@ -165,7 +164,7 @@ class TrainingScreen(ConsoleScreen):
         if STAGE in changes:
             self.query_one("#run-stage", Static).update(stage_text(self.feed))
         if RESOURCES in changes:
-            self.query_one("#gauges", Static).update(gauges_text(self.feed))
+            self.query_one(Gauges).show(self.feed)
 
     def on_run_ended(self, message: RunEnded) -> None:
         """The run is over: final redraw with its status."""
@@ -185,7 +184,7 @@ class TrainingScreen(ConsoleScreen):
         self.draw_progress()
         self.query_one("#run-stage", Static).update(stage_text(self.feed))
         self.draw_log()
-        self.query_one("#gauges", Static).update(gauges_text(self.feed))
+        self.query_one(Gauges).show(self.feed)
         self.query_one("#samples", Static).update(samples_text(self.feed))
 
     def head_text(self) -> Text:
@@ -213,8 +212,8 @@ class TrainingScreen(ConsoleScreen):
             bar.update(total=feed.total_steps or None, progress=feed.last_step.step)
         self.query_one("#progress-text", Static).update(progress_text(feed) if feed else "")
         self.query_one("#run-numbers", Static).update(numbers_text(feed) if feed else "")
-        series = [] if feed is None else [Series("loss", feed.losses, "cyan", feed.steps),
-                                          Series("eval", feed.eval_losses, "magenta", feed.eval_steps)]
+        series = [] if feed is None else [Series("train", feed.losses, "cyan", feed.steps),
+                                          Series("eval", feed.eval_losses, "magenta", feed.eval_steps, markers=True)]
         self.query_one(LineChart).plot([s for s in series if s.values])
 
     def draw_log(self) -> None:
@@ -235,19 +234,33 @@ class TrainingScreen(ConsoleScreen):
         if self.state.dataset is None:
             self.notify("choose a dataset first (1: Datasets, enter on a file)", severity="warning")
             return
-        self.notify(f"starting a run on {self.state.dataset.name}…")
+        data, eval_data = self.state.dataset, self.state.eval_data
+        live = [run.id for run in self.engine.live_runs()]
+        if not live:
+            self.start_now(data, eval_data)
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice in ("beside", "queue"):
+                self.start_now(data, eval_data, live if choice == "queue" else [])
+
+        self.app.push_screen(StartScreen(live, data.name), answer)
+
+    def start_now(self, data: Path, eval_data: Path | None, queue_after: list[str] | None = None) -> None:
+        """Start the run (queued after ``queue_after`` when given), saying so."""
+        self.notify(f"{'queueing' if queue_after else 'starting'} a run on {data.name}…")
         if self.state.config_edits:
             self.notify(f"{len(self.state.config_edits)} unsaved config edit(s) are not used: the run reads "
                         "the saved file (2: Config, ctrl+s saves)", severity="warning", timeout=8)
-        self.start_run(self.state.dataset, self.state.eval_data)
+        self.start_run(data, eval_data, queue_after or [])
 
     @work(thread=True, exclusive=True, group="start")
-    def start_run(self, data: Path, eval_data: Path | None) -> None:
+    def start_run(self, data: Path, eval_data: Path | None, queue_after: list[str] | None = None) -> None:
         """Check the config and data and start the worker (off the UI thread)."""
         try:
             config_file = self.state.config_file if self.state.config_file.is_file() else None
             config = resolve_config(str(config_file) if config_file else None, list(self.state.overrides))
-            run_id = self.engine.start_training(data, config, eval_data=eval_data)
+            run_id = self.engine.start_training(data, config, eval_data=eval_data, queue_after=queue_after or ())
         except UserError as exc:
             self.post_message(TaskDone("start", error=str(exc)))
             return

@@ -23,8 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 from tomlkit.exceptions import TOMLKitError
 
-from engine.config import SECTIONS, check_value, parse_text
-from engine.errors import ConfigError
+from engine.api import SECTIONS, ConfigError, check_value, parse_text
 
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=")
 _SECTION_LINE = re.compile(r"^\[([A-Za-z_][A-Za-z0-9_.]*)\]\s*$")

@@ -19,10 +19,18 @@ from typing import Any
 
 from rich.text import Text
 
-from engine.data.shapes import Message
-from engine.data.stats import DatasetStats, compute_stats, histogram_text
-from engine.data.validate import Issue, ValidationReport, check_file, new_report, valid_conversations
-from engine.errors import UserError
+from engine.api import (
+    DatasetStats,
+    Issue,
+    Message,
+    UserError,
+    ValidationReport,
+    check_file,
+    compute_stats,
+    histogram_text,
+    new_report,
+    valid_conversations,
+)
 
 ROLE_STYLE = {"system": "bold yellow", "user": "bold green", "assistant": "bold cyan"}
 PREVIEW = 3

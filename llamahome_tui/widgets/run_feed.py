@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from engine.api import eval_values, metric_line
 from engine.events import (
     CheckpointSaved,
     Eval,
@@ -26,8 +27,6 @@ from engine.events import (
     Started,
     Step,
 )
-from engine.metrics import eval_values
-from engine.metrics import line as metric_line
 
 LOG_LINES = 200
 """Log lines kept for the log tail."""

@@ -1,19 +1,56 @@
-"""Text for the training screen's panels, drawn from a ``RunFeed`` (pure functions, no widgets).
+"""Text for the training screen's panels, drawn from a ``RunFeed`` (pure functions), and the gauges widget.
 
 Kept apart from the screen so that they are easy to test and so the screen only wires keys and
 messages: the head line, progress numbers, metric line, resource gauges and the sample panel.
+``Gauges`` shows the run's own CPU and memory (from its worker's samples; cleared when the run
+ends, never left frozen at the last reading) above the machine's: CPU overall and per core,
+RAM, and the workspace's disk, sampled here every second with psutil (btop-like).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from rich.text import Text
+from textual.timer import Timer
+from textual.widgets import Static
 
-from engine.metrics import line as metric_line
+from engine.api import metric_line
 from llamahome_tui.widgets.run_feed import RunFeed, format_duration
 
 GAUGE_WIDTH = 10
+SYSTEM_SAMPLE_S = 1.0
+"""Seconds between two samples of the machine's CPU, memory and disk."""
+BARS = "▁▂▃▄▅▆▇█"
+"""Per-core load glyphs, empty to full."""
+
+
+@dataclass(frozen=True)
+class SystemSample:
+    """The machine at one moment: CPU per core (percent), memory and the workspace disk (bytes)."""
+
+    cpu_per_core: tuple[float, ...]
+    mem_used: float
+    mem_total: float
+    disk_used: float
+    disk_total: float
+
+
+def system_sample(folder: Path) -> SystemSample:
+    """Sample the machine now (CPU since the previous call; the first call reads zeros)."""
+    import psutil  # loaded with the engine's control module already
+
+    memory = psutil.virtual_memory()
+    try:
+        disk = psutil.disk_usage(str(folder))
+        disk_used, disk_total = float(disk.used), float(disk.total)
+    except OSError:
+        disk_used = disk_total = 0.0
+    return SystemSample(tuple(psutil.cpu_percent(percpu=True)), float(memory.total - memory.available),
+                        float(memory.total), disk_used, disk_total)
 
 
 @cache
@@ -33,40 +70,112 @@ def gauge(label: str, fraction: float | None, value: str, width: int = GAUGE_WID
         return text.append("n/a", style="dim")
     fraction = min(max(fraction, 0.0), 1.0)
     filled = int(round(fraction * width))
-    color = "green" if fraction < 0.6 else "yellow" if fraction < 0.85 else "red"
     text.append("▕")
-    text.append("█" * filled, style=color)
+    text.append("█" * filled, style=_color(fraction))
     text.append("░" * (width - filled), style="dim")
     text.append("▏ ")
     return text.append(value)
 
 
-def gauges_text(feed: RunFeed | None) -> Text:
-    """CPU, RAM, GPU and GPU memory of the run's worker, one gauge per line (then each rank of a group)."""
-    res = feed.resources if feed else None
+def _color(fraction: float) -> str:
+    """Green, yellow, then red as a gauge fills."""
+    return "green" if fraction < 0.6 else "yellow" if fraction < 0.85 else "red"
+
+
+def _gib(value: float) -> str:
+    """``5.1G`` / ``512M``."""
+    return f"{value / 2**30:.1f}G" if value >= 2**30 else f"{value / 2**20:.0f}M"
+
+
+def run_gauges(feed: RunFeed | None, width: int) -> list[Text]:
+    """The run's own CPU (in cores) and memory; a line saying why when there is nothing live to show."""
+    if feed is None:
+        return [Text("run: none in view", style="dim")]
+    if feed.ended:
+        return [Text("run: ended, no resources", style="dim")]
+    res = feed.resources
     if res is None:
-        return Text("resources: waiting for a sample", style="dim")
+        return [Text("run: waiting for a sample", style="dim")]
+    bar = max(width - 5 - 3 - 9, 3)
     total = total_memory_mb()
-    lines = [
-        gauge("CPU", res.cpu_percent / 100 / _cores(), f"{res.cpu_percent:.0f}%"),
-        gauge("RAM", res.rss_mb / total if total else None, f"{res.rss_mb:,.0f} MB"),
-        gauge("GPU", None if res.gpu_util is None else res.gpu_util / 100,
-              "" if res.gpu_util is None else f"{res.gpu_util:.0f}%"),
-        gauge("VRAM", None, "") if res.gpu_mem_mb is None
-        else Text.assemble(("VRAM ", "bold"), f"{res.gpu_mem_mb:,.0f} MB"),
-    ]
+    lines = [Text("run", style="bold underline"),
+             gauge("CPU", res.cpu_percent / 100 / _cores(), f"{res.cpu_percent / 100:.1f} cores", bar),
+             gauge("RAM", res.rss_mb / total if total else None, _gib(res.rss_mb * 2**20), bar)]
+    if res.gpu_util is not None:
+        lines.append(gauge("GPU", res.gpu_util / 100, f"{res.gpu_util:.0f}%", bar))
+    if res.gpu_mem_mb is not None:
+        lines.append(Text.assemble(("VRAM ", "bold"), _gib(res.gpu_mem_mb * 2**20)))
     if len(res.ranks) > 1:  # a torchrun group: CPU and RAM of each rank on this machine (the gauges: their sum)
         lines.append(Text.assemble(("ranks", "bold"), *(
-            f" r{int(r['rank'])} {r['cpu_percent']:.0f}% {r['rss_mb']:,.0f} MB" for r in res.ranks)))
-    return Text("\n").join(lines)
+            f" r{int(r['rank'])} {r['cpu_percent'] / 100:.1f} {_gib(r['rss_mb'] * 2**20)}" for r in res.ranks)))
+    return lines
+
+
+def system_gauges(sample: SystemSample | None, width: int) -> list[Text]:
+    """The machine: CPU overall, a glyph per core, RAM and the workspace's disk."""
+    if sample is None:
+        return [Text("machine: sampling…", style="dim")]
+    bar = max(width - 5 - 3 - 11, 3)
+    cores = sample.cpu_per_core or (0.0,)
+    overall = sum(cores) / len(cores)
+    per_core = Text("cores", style="bold").append(" ")
+    for load in cores[: max(width - 6, 1)]:
+        per_core.append(BARS[min(int(load / 100 * (len(BARS) - 1) + 0.5), len(BARS) - 1)],
+                        style=_color(load / 100))
+    mem = sample.mem_used / sample.mem_total if sample.mem_total else None
+    disk = sample.disk_used / sample.disk_total if sample.disk_total else None
+    return [Text("machine", style="bold underline"),
+            gauge("CPU", overall / 100, f"{overall:.0f}% ×{len(cores)}", bar), per_core,
+            gauge("RAM", mem, f"{_gib(sample.mem_used)}/{_gib(sample.mem_total)}", bar),
+            gauge("disk", disk, f"{_gib(sample.disk_total - sample.disk_used)} free", bar)]
+
+
+def gauges_text(feed: RunFeed | None, sample: SystemSample | None = None, width: int = 26) -> Text:
+    """The run's gauges above the machine's, one per line."""
+    return Text("\n").join([*run_gauges(feed, width), *system_gauges(sample, width)])
 
 
 @cache
 def _cores() -> int:
     """CPU cores (cpu_percent of a process can reach 100 × cores)."""
-    import os
-
     return os.cpu_count() or 1
+
+
+class Gauges(Static):
+    """The resource panel: ``show(feed)`` for the run's part; the machine's part samples itself."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.feed: RunFeed | None = None
+        self.sample: SystemSample | None = None
+        self.timer: Timer | None = None
+
+    def on_mount(self) -> None:
+        """Start sampling the machine (the first sample primes psutil's CPU counters)."""
+        self.take_sample()
+        self.timer = self.set_interval(SYSTEM_SAMPLE_S, self.take_sample)
+
+    def take_sample(self) -> None:
+        """Sample the machine and redraw (only while the panel's screen is in view)."""
+        if self.sample is not None and not self.screen.is_current:
+            return
+        engine = getattr(self.app, "engine", None)
+        folder = engine.workspace.root if engine is not None else Path.cwd()
+        self.sample = system_sample(folder)
+        self.redraw()
+
+    def show(self, feed: RunFeed | None) -> None:
+        """Draw the run's part from its feed (None: no run in view)."""
+        self.feed = feed
+        self.redraw()
+
+    def on_resize(self) -> None:
+        """Bars follow the panel's width."""
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw both parts at the current width."""
+        self.update(gauges_text(self.feed, self.sample, max(self.content_size.width, 20)))
 
 
 def progress_text(feed: RunFeed) -> Text:

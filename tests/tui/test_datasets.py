@@ -48,8 +48,8 @@ async def test_issue_table_and_enter_shows_the_record_in_its_file(make_app, data
         assert any(" 4 {" in row and "What is 3 + 3?" in row for row in lines), "the line below is missing"
         await pilot.press("escape")
         assert isinstance(app.screen, DatasetsScreen)
-        await pilot.press("shift+tab", "j")
-        assert isinstance(app.screen, RecordScreen), "j from the file table shows the first issue"
+        await pilot.press("shift+tab", "r")
+        assert isinstance(app.screen, RecordScreen), "r from the file table shows the first issue"
         await pilot.press("escape")
         await pilot.press("down")
         await settle(pilot)
@@ -68,7 +68,7 @@ async def test_a_bad_record_of_a_json_array_shows_that_record(make_app, data_dir
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert app.screen.query_one("#data-files", FilterTable).selected_key == "data/array.json"
-        await pilot.press("j")
+        await pilot.press("r")
         assert isinstance(app.screen, RecordScreen)
         assert "record 2" in line_with(app, "data/array.json")
         assert "no answer here" in line_with(app, '"content"')
@@ -111,7 +111,7 @@ async def test_duplicates_are_a_warning_when_kept_and_invalid_when_dropped(make_
         assert "✓ valid" in report and "8 of 8 records usable" in report
         assert '⚠ 2 duplicates (kept: data.duplicates = "keep")' in report and "invalid" not in report
         assert not app.screen.query_one("#data-issues", FilterTable).display
-        await pilot.press("j")
+        await pilot.press("r")
         assert isinstance(app.screen, RecordScreen)
         assert "What is 0 + 0?" in line_with(app, "▶7 ")
     (workspace.root / "config.toml").write_text('[data]\nduplicates = "drop"\n')

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from history import T0, fake_run, live_run_in_stage
+from test_snapshots import MACHINE
 from textual.pilot import Pilot
 
 import engine.store
@@ -26,9 +27,11 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"
 
 @pytest.fixture(autouse=True)
 def pinned_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Gauges scale by the machine's cores and RAM: pin both; events are stamped T0 + 1 s each, in UTC."""
+    """Gauges scale by the machine's cores and RAM and show its load: pin them; events are stamped
+    T0 + 1 s each, in UTC."""
     monkeypatch.setattr(run_panels, "_cores", lambda: 4)
     monkeypatch.setattr(run_panels, "total_memory_mb", lambda: 8192.0)
+    monkeypatch.setattr(run_panels, "system_sample", lambda folder: MACHINE)
     ticks = iter(range(1_000_000))
     monkeypatch.setattr(engine.store, "time", types.SimpleNamespace(time=lambda: T0 + next(ticks)))
     monkeypatch.setenv("TZ", "UTC")

@@ -75,8 +75,10 @@ async def test_runs_compare_and_delete(make_app, engine):
         assert table.keys == ["20260101-000100-bbbb", "20260101-000000-aaaa"]
         await pilot.press("m", "down", "m", "c")
         chart = app.screen.query_one(LineChart)
-        assert [s.label for s in chart.series] == ["20260101-000100-bbbb", "20260101-000000-aaaa"]
-        assert len(chart.series[1].values) == 40
+        lines = [s for s in chart.series if not s.markers]
+        assert [s.label for s in lines] == ["20260101-000100-bbbb", "20260101-000000-aaaa"]
+        assert len(lines[1].values) == 40
+        assert [len(s.values) for s in chart.series if s.markers] == [2, 4], "each run's evaluations, as points"
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")

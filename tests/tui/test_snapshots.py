@@ -1,4 +1,4 @@
-"""SVG snapshots of the console at 80×24 (pytest-textual-snapshot).
+"""SVG snapshots of the console at 80×24, and of the views that use a bigger terminal at 120×40 too.
 
 Everything shown is deterministic: fixed run ids and times, a frozen clock, data files made by
 the fixtures (shown relative to their folder), and the machine-dependent gauge scales pinned.
@@ -14,13 +14,17 @@ from textual.pilot import Pilot
 from llamahome_tui.widgets import run_detail, run_panels
 
 SIZE = (80, 24)
+WIDE = (120, 40)
+MACHINE = run_panels.SystemSample((12.0, 55.0, 90.0, 3.0), 3.1 * 2**30, 8 * 2**30, 40 * 2**30, 100 * 2**30)
+"""The machine the gauges show in every snapshot."""
 
 
 @pytest.fixture(autouse=True)
 def pinned_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Gauges scale by the machine's cores and RAM: pin both; a live run's start date is the real now: pin it."""
+    """Gauges scale by the machine's cores and RAM and show its load; a live run's start date is now: pin them."""
     monkeypatch.setattr(run_panels, "_cores", lambda: 4)
     monkeypatch.setattr(run_panels, "total_memory_mb", lambda: 8192.0)
+    monkeypatch.setattr(run_panels, "system_sample", lambda folder: MACHINE)
     monkeypatch.setattr(run_detail, "start_date", lambda started_at: "2026-01-01 00:00")  # a live run's is now
 
 
@@ -36,19 +40,21 @@ def test_datasets_screen_with_a_bad_file(snap_compare, make_app):
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=settle)
 
 
-def test_training_screen_replaying_a_finished_run(snap_compare, make_app, engine):
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
+def test_training_screen_replaying_a_finished_run(snap_compare, make_app, engine, size):
     run_id = fake_run(engine, "20260101-000000-aaaa", 60, 3.0)
-    assert snap_compare(make_app("training", run_id=run_id), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(make_app("training", run_id=run_id), terminal_size=size, run_before=settle)
 
 
 def test_training_screen_empty(snap_compare, make_app):
     assert snap_compare(make_app("training"), terminal_size=SIZE)
 
 
-def test_runs_screen_comparing_two_runs(snap_compare, make_app, engine):
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
+def test_runs_screen_comparing_two_runs(snap_compare, make_app, engine, size):
     fake_run(engine, "20260101-000000-aaaa", 60, 3.0)
     fake_run(engine, "20260101-000100-bbbb", 30, 2.0, status="stopped", method="full")
-    assert snap_compare(make_app("runs"), terminal_size=SIZE, press=["m", "down", "m", "c"])
+    assert snap_compare(make_app("runs"), terminal_size=size, press=["m", "down", "m", "c"])
 
 
 def test_checkpoints_screen(snap_compare, make_app, engine):
@@ -56,9 +62,10 @@ def test_checkpoints_screen(snap_compare, make_app, engine):
     assert snap_compare(make_app("checkpoints", run_id=run_id), terminal_size=SIZE)
 
 
-def test_config_screen_with_a_preset_filtered_to_lora(snap_compare, make_app, workspace):
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
+def test_config_screen_with_a_preset_filtered_to_lora(snap_compare, make_app, workspace, size):
     (workspace.root / "config.toml").write_text("[lora]\nr = 8\n")
-    assert snap_compare(make_app("config"), terminal_size=SIZE, press=["f5", "slash", *"lora", "enter"])
+    assert snap_compare(make_app("config"), terminal_size=size, press=["f5", "slash", *"lora", "enter"])
 
 
 def test_help_on_the_training_screen(snap_compare, make_app):
@@ -108,3 +115,25 @@ def test_chat_screen_streaming_an_answer(snap_compare, make_app, engine, monkeyp
 def test_chat_model_picker(snap_compare, make_app, engine, monkeypatch, tmp_path):
     app, _ = _chat_app(make_app, engine, monkeypatch, tmp_path)
     assert snap_compare(app, terminal_size=SIZE, press=["ctrl+o"])
+
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
+def test_a_live_run_followed_at_start_and_counted_in_the_header(snap_compare, make_app, engine, size):
+    from test_keep_place import fake_live_run
+
+    fake_run(engine, "20260101-000000-aaaa", 20, 3.0)
+    fake_live_run(engine)
+    assert snap_compare(make_app("training"), terminal_size=size, run_before=lambda pilot: pilot.pause(0.3))
+
+
+@pytest.mark.parametrize("size", [(60, 20), (79, 30)], ids=["60x20", "79x30"])
+def test_too_small_notice(snap_compare, make_app, size):
+    assert snap_compare(make_app("runs"), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
+def test_starting_while_a_run_is_live_asks(snap_compare, make_app, engine, data_dir, size):
+    from test_keep_place import fake_live_run
+
+    run_id = fake_live_run(engine)
+    app = make_app("training", dataset=data_dir / "chat.jsonl", run_id=run_id)
+    assert snap_compare(app, terminal_size=size, press=["n"])

@@ -56,7 +56,7 @@ async def test_a_flood_of_interleaved_updates_is_drawn_a_few_times_with_the_last
         assert "step 250/250" in text_of(screen, "#progress-text")
         assert "0.5000" in text_of(screen, "#run-numbers")
         gauges = text_of(screen, "#gauges")
-        assert f"{250 % 97}%" in gauges and "350 MB" in gauges
+        assert f"{(250 % 97) / 100:.1f} cores" in gauges and "350M" in gauges
 
 
 async def test_progress_line_fits_80_columns_with_elapsed_from_event_times(make_app, engine, store_clock):
