@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ from engine.builtin import base_dir, install_shipped, is_built
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.config import PROJECT_ROOT, Config, config_from_dict, config_to_dict, model_family
 from engine.control import looks_dead, process_alive, status_after_death
-from engine.data.dataset import fingerprint, load_conversations
+from engine.data.dataset import fingerprint
 from engine.data.validate import precheck
 from engine.errors import DiskFullError, UserError
+from engine.evaluation import eval_objective, reference_base
 from engine.events import Failed, Finished
 from engine.resume import adopt, adopt_workspace, latest_checkpoint_dir, remove_partial_checkpoints, resumable
 from engine.store import LIVE_STATUSES, CheckpointRecord, RunRecord, RunStore, StoredEvent
@@ -169,13 +171,23 @@ class Engine:
         check_checkpoint(checkpoint)
         return checkpoint, run
 
-    def evaluate(self, target: Path, data: Path, config: Config) -> str:
-        """Start an ``eval`` run of a model folder, adapter or checkpoint on a data file."""
+    def evaluate(self, target: Path, data: Path, config: Config, objective: str | None = None) -> str:
+        """Start an ``eval`` run of a model folder, adapter or checkpoint on a data file.
+
+        It evaluates with ``objective``, else as ``engine.evaluation.eval_objective`` decides (a
+        ``training.objective`` other than sft counts as asked for); the data is checked for it
+        first (a record of another kind is one line naming the objective and the shape found).
+        """
         target, data = Path(target).resolve(), Path(data).resolve()
         if not target.is_dir():
             raise UserError(f"{target}: no such model or checkpoint folder")
-        load_conversations(data)
-        stored = {**config_to_dict(config), "job": {"target": str(target), "data": str(data)}}
+        asked = objective or (config.training.objective if config.training.objective != "sft" else None)
+        fmt = config.data.format or None
+        name = eval_objective(target, data, fmt, asked)
+        config = replace(config, training=replace(config.training, objective=name))
+        precheck(data, fmt, config.data.on_invalid, config.data.duplicates == "keep", name)
+        job = {"target": str(target), "data": str(data), "reference": reference_base(target, config.model.path)}
+        stored = {**config_to_dict(config), "job": job}
         return self.start_run("eval", stored, str(target), str(data), fingerprint=fingerprint(data))
 
     # Following and controlling runs

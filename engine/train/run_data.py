@@ -46,10 +46,23 @@ def prepare_run_data(config: Config, job: dict[str, Any], tokenizer: Any, worksp
         store.link_run_dataset(run_id, held_out.fingerprint, "eval")
     finally:
         store.close()
-    return RunData(prepared.dataset, held_out.dataset, _probe(Path(job["eval_data"]), config))
+    return RunData(prepared.dataset, held_out.dataset, probe_conversations(Path(job["eval_data"]), config))
 
 
-def _probe(path: Path, config: Config) -> list[Conversation]:
+def prepare_eval_data(config: Config, path: Path, tokenizer: Any, workspace: Workspace, run_id: str) -> Any:
+    """An evaluation's samples of ``path`` (cached as a run's data is), linked to the run."""
+    prefix = add_control_tokens(tokenizer, config.data.prepend_tokens)
+    store = RunStore(workspace.db_path)
+    try:
+        cache = TokenCache.from_config(workspace.cache_dir, store, config.cache)
+        prepared = prepare([path], tokenizer, config, cache, prefix)
+        store.link_run_dataset(run_id, prepared.fingerprint, "eval")
+    finally:
+        store.close()
+    return prepared.dataset
+
+
+def probe_conversations(path: Path, config: Config) -> list[Conversation]:
     """The first ``eval.generate_samples`` conversations of the eval file (none if it has bad records)."""
     if config.eval.generate_samples <= 0:
         return []
