@@ -32,6 +32,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "samples"
 N_TRAIN = 4000
 N_ALPACA = 200
 N_SHAREGPT = 200
+N_KTO = 2000
 N_PARAGRAPHS = 9000
 N_QA_LINES = 12000
 SYSTEM_RATE = 0.15
@@ -627,6 +628,26 @@ def preference_records(conversations: list[list[Message]], seed: int) -> list[di
     return records
 
 
+def kto_records(conversations: list[list[Message]], seed: int) -> list[dict[str, Any]]:
+    """TRL KTO records (``prompt``/``completion``/``label``) from the first ``N_KTO`` conversations.
+
+    Each prompt gets, by a coin toss, its own answer (``label`` true) or the answer of another,
+    randomly drawn training conversation (``label`` false), as in ``preference_records``. Drawn
+    from its own ``random.Random`` so the other files stay byte-identical.
+    """
+    rng = random.Random(seed + 2)
+    records = []
+    for messages in conversations[:N_KTO]:
+        answer = messages[-1]["content"]
+        desirable = rng.random() < 0.5
+        completion = answer
+        while not desirable and completion == answer:
+            completion = rng.choice(conversations)[-1]["content"]
+        records.append({"prompt": messages[:-1], "completion": [{"role": "assistant", "content": completion}],
+                        "label": desirable})
+    return records
+
+
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
     """Write one JSON object per line."""
     write_text(path, "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records))
@@ -685,6 +706,7 @@ unit test `tests/unit/test_samples.py` checks the shipped files match it.
 | `alpaca.json` | JSON array of `{{"instruction", "input", "output"}}` | {alpaca} |
 | `sharegpt.json` | JSON array of `{{"conversations": [{{"from", "value"}}]}}` | {sharegpt} |
 | `preference_train.jsonl` | TRL pairs `{{"prompt", "chosen", "rejected"}}` (message lists) | {preference} |
+| `kto_train.jsonl` | TRL KTO `{{"prompt", "completion", "label"}}` (message lists, a boolean) | {kto} |
 
 Chat messages use roles `system` (optional, first; about 15% of
 conversations), then alternating `user` / `assistant`. About 10% of training
@@ -693,7 +715,10 @@ conversations are two-turn. ShareGPT uses `system` / `human` / `gpt`.
 `preference_train.jsonl` pairs every `chat_train.jsonl` conversation's prompt
 (all turns but the last) with its own answer (chosen) and the answer of another,
 randomly drawn training conversation (rejected): data for `training.objective =
-"dpo"`, `"orpo"` or `"simpo"`.
+"dpo"`, `"orpo"` or `"simpo"`. `kto_train.jsonl` gives each of the first {kto}
+conversations' prompts either its own answer (`label` true: {kto_desirable} of
+them) or another conversation's answer (`label` false), by a seeded coin toss:
+data for `training.objective = "kto"`.
 
 ## Domains
 
@@ -740,7 +765,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in (
         "chat_train.jsonl", "chat_eval.jsonl", "base_corpus.txt",
-        "alpaca.json", "sharegpt.json", "README.md", "preference_train.jsonl")]
+        "alpaca.json", "sharegpt.json", "README.md", "preference_train.jsonl", "kto_train.jsonl")]
     write_jsonl(paths[0], train)
     write_jsonl(paths[1], evals)
     write_text(paths[2], "\n".join(corpus) + "\n")
@@ -748,9 +773,12 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
     write_json(paths[4], sharegpt)
     preference = preference_records(train, seed)
     write_records(paths[6], preference)
+    kto = kto_records(train, seed)
+    write_records(paths[7], kto)
     counts = {"train": len(train), "eval": len(evals), "corpus": len(corpus),
               "alpaca": len(alpaca), "sharegpt": len(sharegpt),
-              "n_capitals": len(CAPITALS), "preference": len(preference)}
+              "n_capitals": len(CAPITALS), "preference": len(preference), "kto": len(kto),
+              "kto_desirable": sum(r["label"] for r in kto)}
     write_text(paths[5], readme(seed, counts, domains))
     return paths
 

@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # loaded on first use (see LAZY): the console's first frame d
     from engine.events import Generation, StoredEvent
     from engine.launch.rank import group_label
     from engine.log_lines import EventLines, LogLine
-    from engine.metrics import eval_values
+    from engine.metrics import eval_values, screen_line
     from engine.metrics import line as metric_line
     from engine.run_info import RunDetail
     from engine.train.export import default_output
@@ -73,8 +73,8 @@ __all__ = [
     "GenerationSettings", "Issue", "LogLine", "Message", "RunDetail", "RunRecord", "StoredEvent", "UserError",
     "ValidationReport", "Workspace", "check_file", "check_value", "compute_stats", "config_from_dict",
     "config_to_dict", "default_output", "eval_values", "group_label", "histogram_text", "latest_checkpoint_dir",
-    "load_config", "metric_line", "model_family", "new_report", "parse_text", "resolve_config", "set_value",
-    "valid_conversations",
+    "load_config", "metric_line", "model_family", "new_report", "parse_text", "resolve_config", "screen_line",
+    "set_value", "valid_conversations",
 ]
 
 PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
@@ -90,6 +90,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "eval_values": ("engine.metrics", "eval_values"),
     "StoredEvent": ("engine.events", "StoredEvent"),
     "metric_line": ("engine.metrics", "line"),
+    "screen_line": ("engine.metrics", "screen_line"),
     "default_output": ("engine.train.export", "default_output"),
     **{name: ("engine.log_lines", name) for name in ("EventLines", "LogLine")},
     "RunDetail": ("engine.run_info", "RunDetail"),
@@ -290,16 +291,28 @@ class Engine:
         check_checkpoint(checkpoint)
         return checkpoint, run
 
-    def evaluate(self, target: Path, data: Path, config: Config) -> str:
-        """Start an ``eval`` run of a model folder, adapter or checkpoint on a data file."""
+    def evaluate(self, target: Path, data: Path, config: Config, objective: str | None = None) -> str:
+        """Start an ``eval`` run of a model folder, adapter or checkpoint on a data file.
+
+        It evaluates with ``objective``, else as ``engine.evaluation.eval_objective`` decides (a
+        ``training.objective`` other than sft counts as asked for); the data is checked for it
+        first (a record of another kind is one line naming the objective and the shape found).
+        """
         from engine.config import config_to_dict
-        from engine.data.dataset import fingerprint, load_conversations
+        from engine.data.dataset import fingerprint
+        from engine.data.validate import precheck
+        from engine.evaluation import eval_objective, reference_base
 
         target, data = Path(target).resolve(), Path(data).resolve()
         if not target.is_dir():
             raise UserError(f"{target}: no such model or checkpoint folder")
-        load_conversations(data)
-        stored = {**config_to_dict(config), "job": {"target": str(target), "data": str(data)}}
+        asked = objective or (config.training.objective if config.training.objective != "sft" else None)
+        fmt = config.data.format or None
+        name = eval_objective(target, data, fmt, asked)
+        config = dataclasses.replace(config, training=dataclasses.replace(config.training, objective=name))
+        precheck(data, fmt, config.data.on_invalid, config.data.duplicates == "keep", name)
+        job = {"target": str(target), "data": str(data), "reference": reference_base(target, config.model.path)}
+        stored = {**config_to_dict(config), "job": job}
         return self.start_run("eval", stored, str(target), str(data), fingerprint=fingerprint(data))
 
     # Following and controlling runs

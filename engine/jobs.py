@@ -9,18 +9,20 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.builtin import base_dir, is_built
 from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint, read_checkpoint_meta
 from engine.config import Config, config_from_dict
-from engine.data.dataset import Conversation, load_conversations, tokenize_all
+from engine.data.dataset import Conversation
 from engine.data.mixing import Mixture, samples_seen
 from engine.disk import writing
 from engine.errors import UserError
 from engine.events import Log, Runtime, Stage
 from engine.launch.rank import RankInfo
+from engine.objectives import make as make_objective
 from engine.store import RunRecord
 from engine.train import precision, qat
 from engine.train.distributed import Group, end_group, start_group
@@ -39,7 +41,7 @@ from engine.train.model import (
 from engine.train.pretrain import build_base
 from engine.train.quant import describe
 from engine.train.recipe import FineTune, RecipeData
-from engine.train.run_data import prepare_run_data
+from engine.train.run_data import prepare_eval_data, prepare_run_data, probe_conversations
 from engine.train.tensorboard import TensorBoardLog, with_tensorboard
 from engine.workspace import Workspace
 
@@ -272,43 +274,76 @@ def export_job(run: RunRecord, workspace: Workspace, emit: Emit) -> dict[str, An
 
 def eval_job(run: RunRecord, workspace: Workspace, emit: Emit,
              should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
-    """Evaluate a model folder, adapter or checkpoint on a dataset: loss, perplexity, exact match.
+    """Evaluate a model folder, adapter or checkpoint on a dataset with the run's objective.
 
-    A stop request ends it between two batches (``EvalStopped``; the run is recorded as stopped).
+    The data goes through the token cache as a training run's does, and the loss and metrics come
+    from the objective and ``evaluate_loss``, as a run's evaluations do: eval loss and perplexity
+    for sft and pretrain (plus exact match on chat data), eval loss and the rewards for pairs and
+    judged answers. A stop request ends it between two batches (``EvalStopped``; the run is
+    recorded as stopped).
     """
     config, job = run_config(run)
     target = Path(job["target"])
     emit(Stage("loading_model", detail=target.name))
-    model, tokenizer = load_for_eval(target, config)
+    model, tokenizer = load_for_eval(target, config, job.get("reference", ""))
     config = precision.resolve(config, emit, next(model.parameters()).device)
-    conversations = load_conversations(Path(job["data"]))
-    emit(Stage("tokenizing", 0, len(conversations), f"of {Path(job['data']).name}"))
-    samples = tokenize_all(tokenizer, conversations, config.data.train_on, config.data.max_length)
-    emit(Stage("tokenizing", len(conversations), len(conversations), f"of {Path(job['data']).name}"))
+    objective = eval_objective_for(model, target, config, job.get("reference", ""))
+    samples = prepare_eval_data(config, Path(job["data"]), tokenizer, workspace, run.id, emit)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:  # data.prepend_tokens added
+        model.resize_token_embeddings(len(tokenizer))
     result = evaluate_loss(model, samples, config.eval.batch_size, tokenizer.pad_token_id,
-                           config.training.precision, should_stop=should_stop, emit=emit)
-    metrics: dict[str, Any] = {"eval_loss": result.loss, "perplexity": result.perplexity,
-                               "tokens": result.tokens, "samples": len(samples)}
-    probe = conversations[: config.eval.generate_samples]
+                           config.training.precision, should_stop=should_stop, objective=objective, emit=emit)
+    metrics: dict[str, Any] = {"objective": objective.name, "eval_loss": result.loss, "samples": len(samples)}
+    if result.metrics:
+        metrics.update(result.metrics)
+    else:
+        metrics.update(perplexity=result.perplexity, tokens=result.tokens)
+    if getattr(objective, "reference", None) is not None:
+        metrics["reference"] = "the base, adapter off" if objective.reference.adapter_off else job["reference"]
+    probe = probe_conversations(Path(job["data"]), config) if objective.records == "chat" else []
     if probe:
         metrics["exact_match"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens,
                                              should_stop=should_stop, emit=emit).accuracy
     return metrics
 
 
-def load_for_eval(target: Path, config: Config) -> tuple[Any, Any]:
-    """A model ready to evaluate from a model folder, an adapter folder or a checkpoint."""
+def eval_objective_for(model: Any, target: Path, config: Config, reference: str) -> Any:
+    """The run's objective, attached to ``model`` with its reference model where it has one.
+
+    An adapter's reference is its base with the adapter switched off; a full model's is the base
+    its run started from (``reference``), loaded when the objective asks for it.
+    """
+    adapter = (target / "adapter_config.json").is_file()
+    config = replace(config, training=replace(config.training, method="lora" if adapter else "full"))
+    objective = make_objective(config)
+
+    def base_copy() -> Any:
+        if not reference:
+            raise UserError(f"{target}: training.objective = '{objective.name}' compares with the model's "
+                            "base, and none is known (no checkpoint of its run beside it); name it with "
+                            "--set model.path=BASE_FOLDER")
+        return load_model(Path(reference), config).to(device())
+    objective.attach(model, base_copy)
+    return objective
+
+
+def load_for_eval(target: Path, config: Config, base: str = "") -> tuple[Any, Any]:
+    """A model ready to evaluate from a model folder, an adapter folder or a checkpoint.
+
+    The tokenizer is the target's, else its base's: the adapter's base, or ``base`` (the run's
+    base model) for a full-weights checkpoint, which holds no tokenizer.
+    """
     if not target.is_dir():
         raise UserError(f"{target}: no such model or checkpoint folder")
     adapter = target / "adapter_config.json"
+    source = inspect_source(target, fallback_base=Path(base) if base else None)
+    tokenizer = export_tokenizer(source)
     if not adapter.is_file():
-        return load_model(target, config).to(device()), export_tokenizer(inspect_source(target))
+        return load_model(target, config).to(device()), tokenizer
     from peft import PeftModel
 
-    source = inspect_source(target)
-    tokenizer = export_tokenizer(source)
     assert source.base is not None
-    base = load_model(source.base, config)
-    fit_embeddings(base, len(tokenizer), config.training.seed)
-    model = PeftModel.from_pretrained(base, str(target))
+    base_model = load_model(source.base, config)
+    fit_embeddings(base_model, len(tokenizer), config.training.seed)
+    model = PeftModel.from_pretrained(base_model, str(target))
     return model.to(device()), tokenizer

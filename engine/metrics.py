@@ -27,6 +27,8 @@ class Metric:
     """Python format spec of its value."""
     line: bool = True
     """Whether the one-line summaries (headless step lines, the console's eval lines) include it."""
+    screen: bool = False
+    """Whether the training screen's numbers row shows it (room for a few: the ones to watch)."""
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
@@ -40,8 +42,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("reward_rejected", "rejected reward", ".3f"),
     Metric("reward_desirable", "desirable reward", ".3f"),
     Metric("reward_undesirable", "undesirable reward", ".3f"),
-    Metric("reward_margin", "margin", ".3f"),
-    Metric("reward_accuracy", "reward accuracy", ".2f"),
+    Metric("reward_margin", "margin", ".3f", screen=True),
+    Metric("reward_accuracy", "reward accuracy", ".2f", screen=True),
     Metric("chosen_nll", "chosen nll", ".4f", line=False),
     Metric("exact_match", "exact match", ".3f"),
 )}
@@ -53,7 +55,8 @@ def metric(name: str) -> Metric:
         return METRICS[name]
     base = name.removeprefix("eval_")
     if base in METRICS:
-        return Metric(name, f"eval {METRICS[base].label}", METRICS[base].format, METRICS[base].line)
+        known = METRICS[base]
+        return Metric(name, f"eval {known.label}", known.format, known.line, known.screen)
     return Metric(name, name, ".4g")
 
 
@@ -68,6 +71,11 @@ def shown(name: str, value: Any) -> str:
 def line(values: Mapping[str, Any]) -> str:
     """The metrics of ``values`` that go on one line, in the order given, two spaces apart."""
     return "  ".join(shown(name, value) for name, value in values.items() if metric(name).line)
+
+
+def screen_line(values: Mapping[str, Any]) -> str:
+    """The metrics of ``values`` the training screen's numbers row shows, in the order given."""
+    return "  ".join(shown(name, value) for name, value in values.items() if metric(name).screen)
 
 
 def step_values(event: Any) -> dict[str, Any]:

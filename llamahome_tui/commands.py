@@ -35,9 +35,11 @@ def register(commands: Any) -> None:
     add_group_flags(resume)
     add_detach_flag(resume)
     resume.set_defaults(handler=with_engine(train_resume))
-    evaluate = commands.add_parser("train-eval", help="loss and perplexity of a model or checkpoint")
+    evaluate = commands.add_parser("train-eval", help="eval loss and metrics of a model or checkpoint")
     evaluate.add_argument("target", metavar="MODEL_OR_CHECKPOINT")
     evaluate.add_argument("data")
+    evaluate.add_argument("--objective", help="evaluate as this training.objective does (default: the "
+                                              "model's run's, else the one the data's records suit)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     add_config_flags(evaluate)
     evaluate.set_defaults(handler=with_engine(train_eval))
@@ -135,7 +137,7 @@ def train_eval(engine: Engine, args: argparse.Namespace) -> int:
     from llamahome_tui import headless  # rich's progress bars load only for a headless command
 
     config = resolve_config(args.config, list(args.set))
-    run_id = engine.evaluate(Path(args.target), Path(args.data), config)
+    run_id = engine.evaluate(Path(args.target), Path(args.data), config, args.objective)
     code = headless.follow(engine, run_id, quiet=args.json)
     result = engine.get_run(run_id)
     if code == 0:

@@ -160,7 +160,7 @@ def stats_command(args: argparse.Namespace) -> int:
         print(json.dumps(stats.to_dict(), indent=2))
         return 0
     lengths = ", ".join(f"{k} {v:g}" for k, v in stats.lengths.items())
-    unit = "pairs" if stats.sides else "samples"
+    unit = "pairs" if "chosen" in stats.sides else "answers" if "desirable" in stats.sides else "samples"
     print(f"{stats.path} (as {stats.objective} reads it): {stats.samples} {unit}, {stats.tokens} {stats.token_unit}, "
           f"{stats.invalid} invalid, {stats.duplicates} duplicates")
     print(f"length per sample ({stats.token_unit}): {lengths}")

@@ -175,11 +175,17 @@ DEFAULT_OBJECTIVE = {"chat": "sft", "text": "sft", "pair": "dpo", "unpaired": "k
 """The objective a file is read for when none is named (``data validate``, ``data stats``)."""
 
 
-def file_objective(path: Any, fmt: str | None = None) -> str:
-    """The objective the first readable record of a file suits (sft when there is none)."""
+def file_kind(path: Any, fmt: str | None = None) -> str | None:
+    """The record kind of the first readable record of a file (None when there is none)."""
     from engine.data.formats import BadRecord, read_items
 
     for _, item in read_items(path, fmt):
         if not isinstance(item, BadRecord):
-            return DEFAULT_OBJECTIVE[detect_shape(item)[0]]
-    return "sft"
+            return detect_shape(item)[0]
+    return None
+
+
+def file_objective(path: Any, fmt: str | None = None) -> str:
+    """The objective the first readable record of a file suits (sft when there is none)."""
+    kind = file_kind(path, fmt)
+    return DEFAULT_OBJECTIVE[kind] if kind else "sft"

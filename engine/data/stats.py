@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.data.chat_template import ModelTemplate
-from engine.data.examples import Pair, sequences
+from engine.data.examples import Judged, Pair, sequences
 from engine.data.shapes import Message
 from engine.data.template import chatml_spans
 from engine.data.validate import Measure, ValidationReport, char_length, new_report, valid_conversations
@@ -27,6 +27,8 @@ from engine.errors import DataError
 
 PERCENTILES = (50, 90, 95, 99)
 CHARS_PER_TOKEN = 4
+PAIR_SIDES = ("chosen", "rejected")
+JUDGED_SIDES = ("desirable", "undesirable")
 
 
 def load_light_tokenizer(folder: Path) -> Any:
@@ -81,7 +83,8 @@ class DatasetStats:
     objective: str = "sft"
     """The objective the records were read for; a pair's length is both sides together."""
     sides: dict[str, dict[str, float]] = field(default_factory=dict)
-    """For preference pairs: the length summary of the chosen and of the rejected sequences."""
+    """Preference pairs: the count and length summary of the chosen and of the rejected sequences;
+    KTO records: of the desirable and of the undesirable answers."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -104,6 +107,7 @@ def compute_stats(path: Path, tokenizer: Any = None, fmt: str | None = None,
     roles: Counter[str] = Counter()
     lengths, chosen, rejected = array("q"), array("q"), array("q")
     longest: list[tuple[int, int, str]] = []  # (length, -index, where): the max_outliers longest
+    names = PAIR_SIDES
     for where, example in valid_conversations(path, report, measure, fmt, objective=objective):
         parts = [measure(messages) for messages in sequences(example)]
         roles.update(m["role"] for messages in sequences(example) for m in messages)
@@ -111,13 +115,16 @@ def compute_stats(path: Path, tokenizer: Any = None, fmt: str | None = None,
         if isinstance(example, Pair):
             chosen.append(parts[0])
             rejected.append(parts[1])
+        elif isinstance(example, Judged):  # kto: the answers judged desirable, then the others
+            (chosen if example.desirable else rejected).append(parts[0])
+            names = JUDGED_SIDES
         _keep_longest(longest, (lengths[-1], -len(lengths) + 1, where), max_outliers)
     if not lengths:
         raise DataError(f"{path}: no valid records ({report.invalid} invalid)")
     values = np.frombuffer(lengths, dtype=np.int64)
     duplicates = sum(1 for issue in report.issues if issue.code == "duplicate")
-    sides = {name: _summary(np.frombuffer(side, dtype=np.int64))
-             for name, side in (("chosen", chosen), ("rejected", rejected)) if len(side)}
+    sides = {name: {"count": len(side), **_summary(np.frombuffer(side, dtype=np.int64))}
+             for name, side in zip(names, (chosen, rejected), strict=True) if len(side)}
     return DatasetStats(str(path), len(values), report.invalid - duplicates, int(values.sum()), unit,
                         _summary(values), _histogram(values, bins), dict(roles.most_common()),
                         duplicates, _outliers(values, longest), objective, sides)

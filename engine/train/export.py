@@ -53,7 +53,8 @@ def inspect_source(folder: Path, fallback_base: Path | None = None) -> ExportSou
     """Describe an export source; UserError when it is not a checkpoint, adapter or model folder.
 
     ``fallback_base`` is the base to use when an adapter's recorded base is no longer a local
-    model folder (a workspace moved: its built-in base is found again where it lives now).
+    model folder (a workspace moved: its built-in base is found again where it lives now), or
+    when a full-weights folder records none (its tokenizer is looked for there too).
     """
     if not folder.is_dir():
         raise UserError(f"{folder}: no such checkpoint folder")
@@ -68,7 +69,7 @@ def inspect_source(folder: Path, fallback_base: Path | None = None) -> ExportSou
         if base is None or not (base / "config.json").is_file():
             raise UserError(f"{folder}: the adapter's base model {base_name!r} is not a local model folder")
     elif (folder / "config.json").is_file():
-        base = Path(meta["base_model"]) if meta.get("base_model") else None
+        base = Path(meta["base_model"]) if meta.get("base_model") else fallback_base
     else:
         raise UserError(f"{folder}: not a checkpoint, adapter or model folder "
                         "(no adapter_config.json or config.json)")

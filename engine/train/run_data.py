@@ -59,7 +59,7 @@ def prepare_run_data(config: Config, job: dict[str, Any], tokenizer: Any, worksp
         store.link_run_dataset(run_id, held_out.fingerprint, "eval")
     finally:
         store.close()
-    return RunData(prepared.dataset, held_out.dataset, _probe(Path(job["eval_data"]), config), prefix)
+    return RunData(prepared.dataset, held_out.dataset, probe_conversations(Path(job["eval_data"]), config), prefix)
 
 
 def _mixed(config: Config, job: dict[str, Any], tokenizer: Any, prefix: list[int], cache: TokenCache,
@@ -82,10 +82,25 @@ def _mixed(config: Config, job: dict[str, Any], tokenizer: Any, prefix: list[int
         return RunData(mixture, Concat(list(kept.values())), [], prefix, kept)
     held_out = prepare([Path(job["eval_data"])], tokenizer, config, cache, prefix, emit=emit)
     store.link_run_dataset(run_id, held_out.fingerprint, "eval")
-    return RunData(mixture, held_out.dataset, _probe(Path(job["eval_data"]), config), prefix)
+    return RunData(mixture, held_out.dataset, probe_conversations(Path(job["eval_data"]), config), prefix)
 
 
-def _probe(path: Path, config: Config) -> list[Conversation]:
+def prepare_eval_data(config: Config, path: Path, tokenizer: Any, workspace: Workspace, run_id: str,
+                      emit: Callable[[Any], None] | None = None) -> Any:
+    """An evaluation's samples of ``path`` (cached as a run's data is), linked to the run; ``emit``
+    gets the tokenizing stage."""
+    prefix = add_control_tokens(tokenizer, config.data.prepend_tokens)
+    store = RunStore(workspace.db_path)
+    try:
+        cache = TokenCache.from_config(workspace.cache_dir, store, config.cache)
+        prepared = prepare([path], tokenizer, config, cache, prefix, emit=emit)
+        store.link_run_dataset(run_id, prepared.fingerprint, "eval")
+    finally:
+        store.close()
+    return prepared.dataset
+
+
+def probe_conversations(path: Path, config: Config) -> list[Conversation]:
     """The first ``eval.generate_samples`` conversations of the eval file (none if it has bad records)."""
     if config.eval.generate_samples <= 0:
         return []

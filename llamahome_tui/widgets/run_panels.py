@@ -18,7 +18,7 @@ from rich.text import Text
 from textual.timer import Timer
 from textual.widgets import Static
 
-from engine.api import metric_line
+from engine.api import screen_line
 from llamahome_tui.widgets.run_feed import RunFeed, format_duration
 
 GAUGE_WIDTH = 10
@@ -107,7 +107,7 @@ def run_gauges(feed: RunFeed | None, width: int) -> list[Text]:
         lines.append(Text.assemble(("VRAM ", "bold"), _gib(res.gpu_mem_mb * 2**20)))
     if len(res.ranks) > 1:  # a torchrun group: CPU and RAM of each rank on this machine (the gauges: their sum)
         lines.append(Text.assemble(("ranks", "bold"), *(
-            f" r{int(r['rank'])} {r['cpu_percent'] / 100:.1f} {_gib(r['rss_mb'] * 2**20)}" for r in res.ranks)))
+            f" r{int(r['rank'])} {r['cpu_percent'] / 100:.1f} cores {_gib(r['rss_mb'] * 2**20)}" for r in res.ranks)))
     return lines
 
 
@@ -204,13 +204,25 @@ def numbers_text(feed: RunFeed) -> Text:
     if step is not None:
         text.append("  lr ", style="dim").append(f"{step.lr:.2e}")
         text.append("  tok/s ", style="dim").append(f"{step.tokens_per_s:,.0f}")
-        if step.metrics:
-            text.append("  " + metric_line(step.metrics), style="cyan")
-    if feed.last_eval is not None and feed.last_eval.metrics:
-        text.append("  eval " + metric_line(feed.last_eval.metrics), style="magenta")
+    text.append_text(objective_numbers(feed))
     if feed.error:
         text.append(f"  error: {feed.error}", style="bold red")
     return text
+
+
+def objective_numbers(feed: RunFeed) -> Text:
+    """A second row with the objective's metrics to watch (``engine.metrics``: ``screen``), or nothing.
+
+    ``margin 1.439  reward accuracy 0.81  eval margin 1.516  reward accuracy 0.85``: the newest
+    step's, then the newest evaluation's; the rest are in the log's eval lines and the history.
+    """
+    text = Text()
+    step, evaluated = feed.last_step, feed.last_eval
+    if step is not None and screen_line(step.metrics):
+        text.append(screen_line(step.metrics), style="cyan")
+    if evaluated is not None and screen_line(evaluated.metrics):
+        text.append("  " if text else "").append("eval " + screen_line(evaluated.metrics), style="magenta")
+    return Text("\n").append_text(text) if text else text
 
 
 def samples_text(feed: RunFeed | None) -> Text:

@@ -163,4 +163,4 @@ def test_console_shows_world_size_and_each_rank() -> None:
                                ranks=[{"rank": 0, "pid": 1, "cpu_percent": 95.0, "rss_mb": 450.0},
                                       {"rank": 1, "pid": 2, "cpu_percent": 95.0, "rss_mb": 450.0}])
     text = gauges_text(feed).plain
-    assert "r0 95% 450 MB" in text and "r1 95% 450 MB" in text
+    assert "r0 0.9 cores 450M" in text and "r1 0.9 cores 450M" in text

@@ -133,3 +133,15 @@ def test_stats_count_pairs_with_both_sides_lengths_and_the_objective_is_found_fr
     assert stats.sides["rejected"]["max"] > stats.sides["chosen"]["max"]  # the wrong answer is longer
     assert stats.tokens == sum(stats.sides[side]["mean"] * 2 for side in stats.sides)
     assert stats.role_counts == {"user": 4, "assistant": 4}
+
+
+def test_stats_of_kto_records_count_desirable_and_undesirable_answers_with_their_lengths(tmp_path) -> None:
+    from support import kto_records, write_jsonl
+
+    from engine.data.stats import compute_stats
+
+    path = write_jsonl(tmp_path / "kto.jsonl", kto_records(6, seed=1)[:5])  # 3 desirable, 2 undesirable
+    stats = compute_stats(path, objective="kto")
+    assert stats.samples == 5 and set(stats.sides) == {"desirable", "undesirable"}
+    assert (stats.sides["desirable"]["count"], stats.sides["undesirable"]["count"]) == (3, 2)
+    assert stats.tokens == pytest.approx(sum(side["mean"] * side["count"] for side in stats.sides.values()), abs=0.5)

@@ -16,6 +16,7 @@ SAMPLES = ROOT / "data" / "samples"
 EXPECTED = (
     "chat_train.jsonl", "chat_eval.jsonl", "base_corpus.txt",
     "alpaca.json", "sharegpt.json", "README.md", "preference_train.jsonl",
+    "kto_train.jsonl",
 )
 CAPITAL_ANSWER = re.compile(r"^The capital of (?:the )?(.+) is (.+)\.$")
 
@@ -112,4 +113,20 @@ def test_preference_pairs_choose_the_right_answer_and_validate_for_dpo() -> None
         assert pair["chosen"] == [messages[-1]]
         assert pair["rejected"][0]["content"] != messages[-1]["content"]
     report = check_file(SAMPLES / "preference_train.jsonl", objective="dpo")
+    assert report.invalid == report.counts().get("duplicate", 0)
+
+
+def test_kto_records_judge_the_right_answer_desirable_and_validate_for_kto() -> None:
+    """A desirable completion is its conversation's own answer, an undesirable one another answer."""
+    from engine.data.validate import check_file
+
+    train = load_jsonl("chat_train.jsonl")
+    records = [json.loads(line) for line in (SAMPLES / "kto_train.jsonl").read_text().splitlines()]
+    assert 1000 <= len(records) <= len(train)
+    for messages, record in zip(train, records, strict=False):
+        assert record["prompt"] == messages[:-1]
+        right = record["completion"][0]["content"] == messages[-1]["content"]
+        assert right is record["label"]
+    assert 0.4 < sum(r["label"] for r in records) / len(records) < 0.6
+    report = check_file(SAMPLES / "kto_train.jsonl", objective="kto")
     assert report.invalid == report.counts().get("duplicate", 0)
