@@ -53,8 +53,9 @@ from engine.data.splits import split_indices
 from engine.data.template import template_source
 from engine.data.token_cache import TokenCache
 from engine.data.tokenized import Subset, TokenizedDataset
-from engine.data.validate import Issue, ValidationReport, char_length, new_report, valid_conversations
+from engine.data.validate import WARNING_CODES, Issue, ValidationReport, char_length, new_report, valid_conversations
 from engine.errors import DataError
+from engine.events import Log
 from engine.stages import StageTicker
 
 PIPELINE_VERSION = 2
@@ -121,6 +122,7 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     key = cache_key(paths, tokenizer, settings_of(config, prefix_ids))
     cached = cache.lookup(key)
     if cached is not None:
+        say_skipped(emit, cached.meta)
         return Prepared(cached, key, [], True)
     reports = [new_report(p, config.data.format or None, "characters", 2**62) for p in paths]
     writer = cache.writer(key)
@@ -134,14 +136,32 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
         ticker.end()
         if not len(writer):
             raise DataError(f"{paths[0]}: no sample left with a trained token within data.max_length")
-        dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports)})
+        dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports),
+                                 **skipped_of(reports)})
     except BaseException:
         writer.abort()
         raise
+    say_skipped(emit, dataset.meta)
     if store_version and cache.store is not None:
         cache.store.add_dataset_version(key, ";".join(map(str, paths)), len(dataset), dataset.total_tokens,
                                         sum(r.invalid for r in reports))
     return Prepared(dataset, key, reports, False)
+
+
+def skipped_of(reports: Sequence[ValidationReport]) -> dict[str, Any]:
+    """``{"skipped": n, "first_skipped": line}``: the records left out as invalid (``data.on_invalid =
+    "skip"``; duplicates and other warnings are not counted), kept in the cache entry's meta."""
+    issues = [issue for report in reports for issue in report.issues if issue.code not in WARNING_CODES]
+    return {"skipped": len(issues), "first_skipped": issues[0].line() if issues else ""}
+
+
+def say_skipped(emit: Callable[[Any], None] | None, meta: dict[str, Any]) -> None:
+    """A warning line for the records ``data.on_invalid = "skip"`` left out (every run, cached or not)."""
+    count = int(meta.get("skipped", 0))
+    if emit is None or not count:
+        return
+    emit(Log("warning", f"data.on_invalid = \"skip\" left out {count} invalid record{'s' if count > 1 else ''} "
+                        f"(first: {meta.get('first_skipped', '')}); `data validate` lists them all"))
 
 
 def _examples(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[Located]:
