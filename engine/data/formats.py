@@ -280,7 +280,7 @@ TOO_DEEP = "JSON nested too deeply to read (thousands of [ or {)"
 def _parse_object(line: str) -> Record | BadRecord:
     """A JSON object from one line, or why it is not one."""
     try:
-        record = json.loads(line)
+        record = json.loads(line.rstrip("\r\n"))  # a line cut short is named where it ends, not "column 1"
     except json.JSONDecodeError as exc:
         return BadRecord("bad_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
     except RecursionError:
