@@ -85,3 +85,11 @@ async def test_long_values_are_cut_so_the_changed_marker_shows_at_80_columns(mak
         await pilot.pause(0.3)
         row = line_with(app, "lora.target_modules")
         assert "…" in row and row.rstrip().endswith("changed"), row
+
+
+async def test_a_help_text_with_toml_tables_shows_as_written(make_app):
+    app = make_app("config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", *"data.sources", "enter")
+        await pilot.pause()
+        assert '[{path="a.jsonl", weight=3}, {path="b.jsonl"}]' in text_of(app.screen, "#config-help")
