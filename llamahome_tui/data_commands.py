@@ -93,7 +93,8 @@ def validate_command(args: argparse.Namespace) -> int:
     return EXIT_INVALID if report.errors else 0
 
 
-WARNING_NOTES = {"too_long": " (warning: train truncates it to data.max_length)",
+WARNING_NOTES = {"too_long": " (warning: train cuts it at data.max_length and leaves it out when no answer token "
+                             "is left)",
                  "duplicate": " (warning: train keeps or drops it as data.duplicates says)"}
 
 

@@ -336,12 +336,10 @@ def _cell_record(row: dict[str, Any]) -> Record | BadRecord:
 def _ragged(row: dict[Any, Any], header: int) -> BadRecord | None:
     """Why a CSV/TSV row does not match its header's field count, if it does not."""
     extra = row.get(None)
-    if extra:
-        return BadRecord("ragged_row", f"{header + len(extra)} fields, the header names {header}")
-    missing = sum(1 for value in row.values() if value is None)
-    if missing:
-        return BadRecord("ragged_row", f"{header - missing} fields, the header names {header}")
-    return None
+    found = header + len(extra) if extra else header - sum(1 for value in row.values() if value is None)
+    if found == header:
+        return None
+    return BadRecord("ragged_row", f"{found} field{'s' if found != 1 else ''}, the header names {header}")
 
 
 def _read_delimited(path: Path, delimiter: str) -> Iterator[Item]:

@@ -216,7 +216,7 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] 
         return Issue(where, "", "template", problem)
     length = example_length(messages, measure)
     if length > max_length:
-        return Issue(where, "", "too_long", f"{length} over the length limit of {max_length}")
+        return Issue(where, "", "too_long", f"length {length}, over the limit of {max_length}")
     if seen is None:
         return messages
     digest = _digest(messages)

@@ -29,7 +29,7 @@ def test_ragged_csv_rows_are_named_with_their_line(tmp_path: Path) -> None:
     report = check_file(path)
     assert report.valid == 2
     lines = [issue.line() for issue in report.issues if issue.code == "ragged_row"]
-    assert lines == [f"{path}:3: 4 fields, the header names 2", f"{path}:4: 1 fields, the header names 2"]
+    assert lines == [f"{path}:3: 4 fields, the header names 2", f"{path}:4: 1 field, the header names 2"]
 
 
 def test_ragged_tsv_row(tmp_path: Path) -> None:
