@@ -15,7 +15,9 @@ gzip-compressed (``data.jsonl.gz``), read as a stream, or zstd-compressed (``.zs
 A folder is read as the files it holds, one after the other (``folder_files``): the Arrow files
 of a ``datasets`` ``save_to_disk`` folder in the order its ``state.json`` lists them (what
 ``datasets.load_from_disk`` reads; of a ``DatasetDict``, its ``train`` split), else every data
-file of the folder in name order, each in its own format (``data.format`` forces one for all).
+file of the folder in name order, each in its own format (``data.format`` forces one for all),
+leaving out a repository's documents (README.md, LICENSE...). Subfolders are not read (a
+repository's ``data/`` may hold its test split beside its train split): the error names them.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def open_binary(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+NOT_DATA = ("readme", "license", "licence", "changelog", "notice", "citation", "contributing")
+"""Names (before the first dot) of a dataset repository's documents, which a folder's reading leaves out."""
+
+
 def folder_files(folder: Path) -> list[Path]:
     """The data files a folder holds, in reading order (see the module docstring); DataError if none."""
     splits = _json_file(folder / "dataset_dict.json").get("splits")
@@ -132,9 +138,13 @@ def folder_files(folder: Path) -> list[Path]:
         return files
     known = {ext for fmt in formats().values() for ext in fmt.extensions}
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.name.split(".")[0].lower() not in NOT_DATA
                    and (p.with_suffix("") if is_gzip(p) else p).suffix.lower() in known)
     if not files:
-        raise DataError(f"{folder}: no data files in this folder (looked for {', '.join(sorted(known))})")
+        inner = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        where = (f"its folders: {', '.join(inner)}; name one, e.g. {folder / inner[0]}" if inner
+                 else f"looked for {', '.join(sorted(known))}")
+        raise DataError(f"{folder}: no data files in this folder ({where})")
     return files
 
 

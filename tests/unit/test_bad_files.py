@@ -169,3 +169,21 @@ def test_multimodal_and_tool_calling_records_are_counted_and_refused_by_a_run(tm
     clean = tmp_path / "clean.jsonl"
     clean.write_text("\n".join(json.dumps(r) for r in plain) + "\n")
     assert precheck(clean).unsupported == {}
+
+
+def test_a_folder_as_a_dataset_repository_has_it(tmp_path: Path) -> None:
+    """A dataset repository's README.md and LICENSE are not records; data in a subfolder is named."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("---\nlicense: mit\n---\n# My data\nSome notes.\n")
+    (repo / "LICENSE.txt").write_text("MIT License\n")
+    (repo / "train.jsonl").write_text("".join(json.dumps({"messages": json.loads(chat(n))}) + "\n" for n in range(3)))
+    report = check_file(repo)
+    assert (report.format, report.valid, report.issues) == ("jsonl", 3, [])
+    nested = tmp_path / "nested"
+    (nested / "data").mkdir(parents=True)
+    (nested / "README.md").write_text("# My data\n")
+    (nested / "data" / "train.jsonl").write_text(json.dumps({"messages": json.loads(chat(1))}) + "\n")
+    with pytest.raises(DataError, match=rf"^{nested}: no data files in this folder \(its folders: data; name "
+                                        rf"one, e.g. {nested / 'data'}\)"):
+        check_file(nested)
