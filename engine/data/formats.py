@@ -310,7 +310,9 @@ def read_json(path: Path) -> Iterator[Item]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        hint = ('; the file is JSON Lines (an object a line): set data.format = "jsonl", or "" to detect it'
+                if exc.msg == "Extra data" and _is_json_lines(path) else "")
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno}){hint}") from None
     except RecursionError:
         raise DataError(f"{path}: {TOO_DEEP}") from None
     if isinstance(data, dict):

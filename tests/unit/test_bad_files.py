@@ -63,6 +63,15 @@ def test_json_lines_named_json_are_read_as_json_lines(tmp_path: Path) -> None:
     assert (report.format, report.valid, report.issues) == ("jsonl", 3, [])
 
 
+def test_json_lines_read_as_json_on_request_say_what_the_file_is(tmp_path: Path) -> None:
+    path = tmp_path / "saved_by_datasets.json"
+    path.write_text("\n".join(json.dumps({"messages": json.loads(chat(n))}) for n in range(3)) + "\n")
+    with pytest.raises(DataError) as info:
+        check_file(path, fmt="json")
+    assert str(info.value) == (f"{path}:2: invalid JSON: Extra data (column 1); the file is JSON Lines (an object "
+                               'a line): set data.format = "jsonl", or "" to detect it')
+
+
 def test_a_json_document_on_one_line_stays_json(tmp_path: Path) -> None:
     path = tmp_path / "one.json"
     path.write_text(json.dumps({"data": [{"messages": json.loads(chat(n))} for n in range(2)]}) + "\n")
