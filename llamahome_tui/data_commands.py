@@ -17,7 +17,14 @@ from typing import Any
 from engine.config import load_config
 from engine.data.chat_template import read_model_template
 from engine.data.stats import CHARS_PER_TOKEN, compute_stats, histogram_text, load_light_tokenizer, token_measure
-from engine.data.validate import WARNING_CODES, ValidationReport, char_length, check_file, unsupported_lines
+from engine.data.validate import (
+    WARNING_CODES,
+    ValidationReport,
+    char_length,
+    check_file,
+    placeholder_line,
+    unsupported_lines,
+)
 from engine.errors import DataError, UserError
 from engine.workspace import Workspace
 
@@ -108,9 +115,7 @@ def report_lines(report: ValidationReport) -> list[str]:
               for code, count in report.counts().items()]
     lines += [f"warning: {report.mixed}"] if report.mixed else []
     lines += [f"warning: {line}; train refuses them" for line in unsupported_lines(report)]
-    count, where, placeholder = report.placeholders
-    lines += [f"warning: {where}: {count} record{'s' if count > 1 else ''} with template placeholders "
-              f"like {placeholder} left in (first here); they would be trained literally"] if count else []
+    lines += [f"warning: {line}" for line in [placeholder_line(report)] if line]
     lines += [f"{issue.line()}{WARNING_NOTES.get(issue.code, '')}" for issue in report.issues]
     return lines
 
