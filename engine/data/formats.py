@@ -33,6 +33,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import IO, Any
 
+from engine.data.shapes import json_kind
 from engine.errors import DataError
 
 Record = dict[str, Any]
@@ -296,7 +297,7 @@ def _parse_object(line: str) -> Record | BadRecord:
     except RecursionError:
         return BadRecord("too_deep", TOO_DEEP)
     if not isinstance(record, dict):
-        return BadRecord("not_object", f"expected a JSON object, got {type(record).__name__}")
+        return BadRecord("not_object", f"expected a JSON object, got {json_kind(record)}")
     return record
 
 
