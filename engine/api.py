@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # loaded on first use (see LAZY): the console's first frame d
         parse_text,
         set_value,
     )
+    from engine.data.formats import open_binary
     from engine.data.shapes import Message
     from engine.data.stats import DatasetStats, compute_stats, histogram_text
     from engine.data.validate import Issue, ValidationReport, check_file, new_report, valid_conversations
@@ -73,8 +74,8 @@ __all__ = [
     "GenerationSettings", "Issue", "LogLine", "Message", "RunDetail", "RunRecord", "StoredEvent", "UserError",
     "ValidationReport", "Workspace", "check_file", "check_value", "compute_stats", "config_from_dict",
     "config_to_dict", "default_output", "eval_values", "group_label", "histogram_text", "latest_checkpoint_dir",
-    "load_config", "metric_line", "model_family", "new_report", "parse_text", "resolve_config", "screen_line",
-    "set_value", "valid_conversations",
+    "load_config", "metric_line", "model_family", "new_report", "open_binary", "parse_text", "resolve_config",
+    "screen_line", "set_value", "valid_conversations",
 ]
 
 PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
@@ -92,6 +93,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "metric_line": ("engine.metrics", "line"),
     "screen_line": ("engine.metrics", "screen_line"),
     "default_output": ("engine.train.export", "default_output"),
+    "open_binary": ("engine.data.formats", "open_binary"),
     **{name: ("engine.log_lines", name) for name in ("EventLines", "LogLine")},
     "RunDetail": ("engine.run_info", "RunDetail"),
     "group_label": ("engine.launch.rank", "group_label"),

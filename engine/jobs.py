@@ -156,9 +156,18 @@ def check_mixture(train: Any, resume: Path | None) -> dict[str, Any]:
     signature = train.signature()
     saved = read_checkpoint_meta(resume).get("mixture") if resume is not None else None
     if saved is not None and saved != signature:
-        raise UserError(f"{resume}: the data sources changed since this checkpoint (mixture then {saved}, now "
-                        f"{signature}); the run cannot continue exactly, start a new one")
+        raise UserError(f"{resume}: the data sources changed since this checkpoint (then {mixture_words(saved)}; "
+                        f"now {mixture_words(signature)}); the run cannot continue exactly, start a new one")
     return {"mixture": signature}
+
+
+def mixture_words(signature: Any) -> str:
+    """``chat 58 samples (87 an epoch), multi 58 samples (29 an epoch)`` from a mixture's signature."""
+    try:
+        return ", ".join(f"{name} {size} samples ({count} an epoch)" for name, size, count in
+                         zip(signature["names"], signature["sizes"], signature["counts"], strict=True))
+    except (KeyError, TypeError, ValueError):
+        return str(signature)
 
 
 def base_kept_apart(config: Config) -> bool:

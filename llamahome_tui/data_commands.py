@@ -100,13 +100,14 @@ def validate_command(args: argparse.Namespace) -> int:
     return EXIT_INVALID if report.errors else 0
 
 
-WARNING_NOTES = {"too_long": " (warning: train truncates it to data.max_length)",
+WARNING_NOTES = {"too_long": " (warning: train cuts it at data.max_length and leaves it out when no answer token "
+                             "is left)",
                  "duplicate": " (warning: train keeps or drops it as data.duplicates says)"}
 
 
 def report_lines(report: ValidationReport) -> list[str]:
     """The report as text: a summary, counts by reason, then one line per issue."""
-    from engine.data.validate import WARNING_CODES, unsupported_lines
+    from engine.data.validate import WARNING_CODES, placeholder_line, unsupported_lines
 
     lines = [f"{report.path} ({report.format}, as {report.objective} reads it): {report.total} records, "
              f"{report.valid} valid, "
@@ -116,9 +117,7 @@ def report_lines(report: ValidationReport) -> list[str]:
               for code, count in report.counts().items()]
     lines += [f"warning: {report.mixed}"] if report.mixed else []
     lines += [f"warning: {line}; train refuses them" for line in unsupported_lines(report)]
-    count, where, placeholder = report.placeholders
-    lines += [f"warning: {where}: {count} record{'s' if count > 1 else ''} with template placeholders "
-              f"like {placeholder} left in (first here); they would be trained literally"] if count else []
+    lines += [f"warning: {line}" for line in [placeholder_line(report)] if line]
     lines += [f"{issue.line()}{WARNING_NOTES.get(issue.code, '')}" for issue in report.issues]
     return lines
 

@@ -15,7 +15,9 @@ gzip-compressed (``data.jsonl.gz``), read as a stream, or zstd-compressed (``.zs
 A folder is read as the files it holds, one after the other (``folder_files``): the Arrow files
 of a ``datasets`` ``save_to_disk`` folder in the order its ``state.json`` lists them (what
 ``datasets.load_from_disk`` reads; of a ``DatasetDict``, its ``train`` split), else every data
-file of the folder in name order, each in its own format (``data.format`` forces one for all).
+file of the folder in name order, each in its own format (``data.format`` forces one for all),
+leaving out a repository's documents (README.md, LICENSE...). Subfolders are not read (a
+repository's ``data/`` may hold its test split beside its train split): the error names them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import IO, Any
 
+from engine.data.shapes import json_kind
 from engine.errors import DataError
 
 Record = dict[str, Any]
@@ -114,6 +117,10 @@ def open_binary(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+NOT_DATA = ("readme", "license", "licence", "changelog", "notice", "citation", "contributing")
+"""Names (before the first dot) of a dataset repository's documents, which a folder's reading leaves out."""
+
+
 def folder_files(folder: Path) -> list[Path]:
     """The data files a folder holds, in reading order (see the module docstring); DataError if none."""
     splits = _json_file(folder / "dataset_dict.json").get("splits")
@@ -132,9 +139,13 @@ def folder_files(folder: Path) -> list[Path]:
         return files
     known = {ext for fmt in formats().values() for ext in fmt.extensions}
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.name.split(".")[0].lower() not in NOT_DATA
                    and (p.with_suffix("") if is_gzip(p) else p).suffix.lower() in known)
     if not files:
-        raise DataError(f"{folder}: no data files in this folder (looked for {', '.join(sorted(known))})")
+        inner = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        where = (f"its folders: {', '.join(inner)}; name one, e.g. {folder / inner[0]}" if inner
+                 else f"looked for {', '.join(sorted(known))}")
+        raise DataError(f"{folder}: no data files in this folder ({where})")
     return files
 
 
@@ -280,13 +291,13 @@ TOO_DEEP = "JSON nested too deeply to read (thousands of [ or {)"
 def _parse_object(line: str) -> Record | BadRecord:
     """A JSON object from one line, or why it is not one."""
     try:
-        record = json.loads(line)
+        record = json.loads(line.rstrip("\r\n"))  # a line cut short is named where it ends, not "column 1"
     except json.JSONDecodeError as exc:
         return BadRecord("bad_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
     except RecursionError:
         return BadRecord("too_deep", TOO_DEEP)
     if not isinstance(record, dict):
-        return BadRecord("not_object", f"expected a JSON object, got {type(record).__name__}")
+        return BadRecord("not_object", f"expected a JSON object, got {json_kind(record)}")
     return record
 
 
@@ -300,7 +311,9 @@ def read_json(path: Path) -> Iterator[Item]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        hint = ('; the file is JSON Lines (an object a line): set data.format = "jsonl", or "" to detect it'
+                if exc.msg == "Extra data" and _is_json_lines(path) else "")
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno}){hint}") from None
     except RecursionError:
         raise DataError(f"{path}: {TOO_DEEP}") from None
     if isinstance(data, dict):
@@ -336,12 +349,10 @@ def _cell_record(row: dict[str, Any]) -> Record | BadRecord:
 def _ragged(row: dict[Any, Any], header: int) -> BadRecord | None:
     """Why a CSV/TSV row does not match its header's field count, if it does not."""
     extra = row.get(None)
-    if extra:
-        return BadRecord("ragged_row", f"{header + len(extra)} fields, the header names {header}")
-    missing = sum(1 for value in row.values() if value is None)
-    if missing:
-        return BadRecord("ragged_row", f"{header - missing} fields, the header names {header}")
-    return None
+    found = header + len(extra) if extra else header - sum(1 for value in row.values() if value is None)
+    if found == header:
+        return None
+    return BadRecord("ragged_row", f"{found} field{'s' if found != 1 else ''}, the header names {header}")
 
 
 def _read_delimited(path: Path, delimiter: str) -> Iterator[Item]:

@@ -53,8 +53,17 @@ from engine.data.splits import split_indices
 from engine.data.template import template_source
 from engine.data.token_cache import TokenCache
 from engine.data.tokenized import Subset, TokenizedDataset
-from engine.data.validate import Issue, ValidationReport, char_length, new_report, valid_conversations
+from engine.data.validate import (
+    WARNING_CODES,
+    Issue,
+    ValidationReport,
+    char_length,
+    new_report,
+    note_lines,
+    valid_conversations,
+)
 from engine.errors import DataError
+from engine.events import Log
 from engine.stages import StageTicker
 
 PIPELINE_VERSION = 2
@@ -121,6 +130,7 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
     key = cache_key(paths, tokenizer, settings_of(config, prefix_ids))
     cached = cache.lookup(key)
     if cached is not None:
+        say_notes(emit, cached.meta)
         return Prepared(cached, key, [], True)
     reports = [new_report(p, config.data.format or None, "characters", 2**62) for p in paths]
     writer = cache.writer(key)
@@ -134,14 +144,38 @@ def prepare(paths: Sequence[Path], tokenizer: Any, config: Config, cache: TokenC
         ticker.end()
         if not len(writer):
             raise DataError(f"{paths[0]}: no sample left with a trained token within data.max_length")
-        dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports)})
+        dataset = writer.commit({"paths": [str(p) for p in paths], "invalid": sum(r.invalid for r in reports),
+                                 **notes_of(reports)})
     except BaseException:
         writer.abort()
         raise
+    say_notes(emit, dataset.meta)
     if store_version and cache.store is not None:
         cache.store.add_dataset_version(key, ";".join(map(str, paths)), len(dataset), dataset.total_tokens,
                                         sum(r.invalid for r in reports))
     return Prepared(dataset, key, reports, False)
+
+
+def notes_of(reports: Sequence[ValidationReport]) -> dict[str, Any]:
+    """What every run on these files is told, kept in the cache entry's meta: the records left out as
+    invalid (``data.on_invalid = "skip"``; duplicates are not counted) and the file-level warnings
+    (record shapes mixed, ``{{name}}`` placeholders left in)."""
+    issues = [issue for report in reports for issue in report.issues if issue.code not in WARNING_CODES]
+    return {"skipped": len(issues), "first_skipped": issues[0].line() if issues else "",
+            "warnings": [line for report in reports for line in note_lines(report)]}
+
+
+def say_notes(emit: Callable[[Any], None] | None, meta: dict[str, Any]) -> None:
+    """Warning lines for the records ``data.on_invalid = "skip"`` left out and the files' warnings (every
+    run, cached or not)."""
+    if emit is None:
+        return
+    count = int(meta.get("skipped", 0))
+    if count:
+        emit(Log("warning", f"data.on_invalid = \"skip\" left out {count} invalid record{'s' if count > 1 else ''} "
+                            f"(first: {meta.get('first_skipped', '')}); `data validate` lists them all"))
+    for line in meta.get("warnings", []):
+        emit(Log("warning", str(line)))
 
 
 def _examples(paths: list[Path], reports: list[ValidationReport], config: Config) -> Iterator[Located]:
@@ -150,7 +184,7 @@ def _examples(paths: list[Path], reports: list[ValidationReport], config: Config
     for path, report in zip(paths, reports, strict=True):
         yield from valid_conversations(path, report, char_length, config.data.format or None,
                                        config.data.on_invalid, config.data.duplicates == "keep",
-                                       config.training.objective)
+                                       config.training.objective, notes=True)
 
 
 def _chunks(examples: Iterator[Located]) -> Iterator[list[Located]]:

@@ -39,10 +39,20 @@ def to_messages(record: dict[str, Any], where: str) -> list[Message]:
     return messages
 
 
+def json_kind(value: Any) -> str:
+    """What a value is, in JSON's words (``null``, ``a number``, ``an array``...), for error lines."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    kinds = {int: "a number", float: "a number", str: "a string", list: "an array", dict: "an object"}
+    return next((kind for cls, kind in kinds.items() if isinstance(value, cls)), type(value).__name__)
+
+
 def _message(role: str, content: Any, where: str, field: str) -> Message:
     """One message, with content checked to be a non-empty string."""
     if not isinstance(content, str):
-        raise DataError(f"{where}: {field}: content must be a string, got {type(content).__name__}")
+        raise DataError(f"{where}: {field}: content must be a string, got {json_kind(content)}")
     if not content.strip():
         raise DataError(f"{where}: {field}: empty content")
     return {"role": role, "content": content}
@@ -116,7 +126,7 @@ def _from_alpaca(record: dict[str, Any], where: str) -> list[Message]:
     prompt = _message("user", record["instruction"], where, "instruction")["content"]
     extra = record.get("input")
     if extra is not None and not isinstance(extra, str):
-        raise DataError(f"{where}: input: content must be a string, got {type(extra).__name__}")
+        raise DataError(f"{where}: input: content must be a string, got {json_kind(extra)}")
     if extra and extra.strip():
         prompt = f"{prompt}\n\n{extra}"
     messages.append({"role": "user", "content": prompt})

@@ -216,7 +216,7 @@ def check_record(where: str, item: dict[str, Any] | BadRecord, seen: set[bytes] 
         return Issue(where, "", "template", problem)
     length = example_length(messages, measure)
     if length > max_length:
-        return Issue(where, "", "too_long", f"{length} over the length limit of {max_length}")
+        return Issue(where, "", "too_long", f"length {length}, over the limit of {max_length}")
     if seen is None:
         return messages
     digest = _digest(messages)
@@ -323,3 +323,17 @@ def unsupported_lines(report: ValidationReport) -> list[str]:
     """One line per kind of record text training cannot learn (multimodal, tool-calling)."""
     return [f"{where}: {count} {kind} record{'s' if count > 1 else ''} (first here), which text training "
             "would learn as plain text" for kind, (count, where) in report.unsupported.items()]
+
+
+def placeholder_line(report: ValidationReport) -> str:
+    """The warning about ``{{name}}`` placeholders left in the records ("" if none)."""
+    count, where, placeholder = report.placeholders
+    if not count:
+        return ""
+    return (f"{where}: {count} record{'s' if count > 1 else ''} with template placeholders like {placeholder} "
+            "left in (first here); they would be trained literally")
+
+
+def note_lines(report: ValidationReport) -> list[str]:
+    """The file-level warnings a run goes on with: record shapes mixed, placeholders left in."""
+    return [line for line in (report.mixed, placeholder_line(report)) if line]

@@ -6,7 +6,10 @@ merged export, a full checkpoint or any ``save_pretrained`` folder with
 ``AutoModelForCausalLM``. The conversation is rendered with the model's chat template (ChatML
 when it has none: ``engine.data.template.render``, as training rendered it) and answered by
 transformers' ``generate`` on a thread of its own, its text read from a ``TextIteratorStreamer``
-as it comes; a stopping criterion ends it early when asked.
+as it comes; it ends at the token the template closes an answer with (``<end_of_turn>``,
+``<|end|>``...) or EOS, and a stopping criterion ends it early when asked. A run that gave a
+template-less model chat markers left an adapter for a grown vocabulary: the base's embeddings
+grow to the run's tokenizer before the adapter loads.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 
 from engine.chat_models import chat_source
 from engine.config import Config
+from engine.data.chat_tokens import stop_token_ids
 from engine.data.template import render
-from engine.train.model import device, load_model, load_tokenizer
+from engine.train.export import export_tokenizer
+from engine.train.model import device, fit_embeddings, load_model
 
 
 @dataclass
@@ -44,17 +49,19 @@ def load_chat_model(folder: Path, models_dir: Path | None, say: Callable[[str], 
     """
     source = chat_source(folder, models_dir)
     config = Config()
+    say("loading the tokenizer")
+    tokenizer = export_tokenizer(source)  # a checkpoint's: its base's as the run changed it (chat markers)
     if source.adapter:
         from peft import PeftModel
 
         assert source.base is not None
         say(f"loading base {source.base.name}")
-        model = PeftModel.from_pretrained(load_model(source.base, config), str(source.folder))
+        base = load_model(source.base, config)
+        fit_embeddings(base, len(tokenizer), 0)  # rows the run added come from the adapter
+        model = PeftModel.from_pretrained(base, str(source.folder))
     else:
         say(f"loading {source.folder.name}")
         model = load_model(source.folder, config)
-    say("loading the tokenizer")
-    tokenizer = load_tokenizer(source.tokenizer_dir)
     model = model.to(device()).eval()
     description = {"kind": "adapter" if source.adapter else "model",
                    "base": str(source.base) if source.adapter and source.base else "",
@@ -109,7 +116,7 @@ def stream_reply(loaded: LoadedChat, messages: list[dict[str, str]], max_new_tok
     arguments = {"input_ids": ids.to(model.device), "attention_mask": torch.ones_like(ids).to(model.device),
                  "max_new_tokens": max_new_tokens, "streamer": streamer,
                  "stopping_criteria": StoppingCriteriaList([_StopWhen(should_stop)]),
-                 "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+                 "eos_token_id": stop_token_ids(tokenizer), "pad_token_id": tokenizer.pad_token_id,
                  **sampling_arguments(temperature, top_p)}
     result: dict[str, Any] = {}
 

@@ -108,7 +108,7 @@ class ConfigScreen(ConsoleScreen):
         """Where the config saves, the key table and the highlighted key's help."""
         yield Static(id="config-presets")
         yield FilterTable("key", ("value", ELASTIC), ("", 8), id="config-table", enter="Edit")
-        yield Static(id="config-help")
+        yield Static(id="config-help", markup=False)  # help text holds [tables]
 
     def on_mount(self) -> None:
         """Read the values and fill the table; watch the file."""

@@ -32,14 +32,27 @@ if TYPE_CHECKING:
     from engine.api import Issue
     from llamahome_tui.widgets.data_report import FileReport
 
-DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet", ".arrow", ".feather")
+COMPRESSED = (".gz", ".zst")
 SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
 REPORT_DELAY_S = 0.15
 """The cursor rests this long on a file before its report is built."""
 
 
+def is_data_file(path: Path) -> bool:
+    """A file with a data extension, also compressed (``chat.jsonl.gz``)."""
+    inner = path.with_suffix("") if path.suffix in COMPRESSED else path
+    return inner.suffix in DATA_SUFFIXES and path.is_file()
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """A ``datasets`` ``save_to_disk`` folder (a Dataset or a DatasetDict), read as one dataset."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
 def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
-    """``(path, shown name)`` of every data file under the roots (run outputs and caches skipped).
+    """``(path, shown name)`` of every data file under the roots (run outputs and caches skipped); a
+    ``save_to_disk`` folder is one entry, its files are not listed.
 
     The shown name is a valid path (``shown_path``), so it can be typed into any path prompt.
     """
@@ -47,13 +60,25 @@ def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
     for root in roots:
         if not root.is_dir():
             continue
+        saved: list[Path] = []
         for path in sorted(root.rglob("*")):
             parts = path.relative_to(root).parts
             if any(p in SKIP_DIRS or p.startswith(".") for p in parts[:-1]) or parts[-1].startswith("."):
                 continue
-            if path.suffix in DATA_SUFFIXES and path.is_file() and path.resolve() not in seen:
+            if any(folder in path.parents for folder in saved):
+                continue
+            if is_saved_dataset(path):
+                saved.append(path)
+            elif not is_data_file(path):
+                continue
+            if path.resolve() not in seen:
                 seen.add(path.resolve())
                 yield path, shown_path(path)
+
+
+def disk_size(path: Path) -> int:
+    """Bytes of a file, or of the files under a folder."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def human_size(size: int) -> str:
@@ -113,7 +138,7 @@ class DatasetsScreen(ConsoleScreen):
             if path is not None and path.resolve() not in {p.resolve() for p, _ in found}:
                 found.append((path, shown_path(path)))
         self.paths = {name: path for path, name in found}
-        rows = [(name, (name, human_size(path.stat().st_size), self.role_of(path))) for path, name in found]
+        rows = [(name, (name, human_size(disk_size(path)), self.role_of(path))) for path, name in found]
         self.query_one("#data-files", FilterTable).set_rows(rows)
 
     def role_of(self, path: Path) -> str:
@@ -261,13 +286,13 @@ class DatasetsScreen(ConsoleScreen):
         self.console.action_mode("training")
 
     def action_open(self) -> None:
-        """Ask for a path and show that file."""
+        """Ask for a path and show that file (or folder)."""
         def opened(answer: str | None) -> None:
             if not answer:
                 return
             path = Path(answer).expanduser()
-            if not path.is_file():
-                self.notify(f"{answer}: no such file", severity="error")
+            if not path.exists():  # a file, or a folder of them (save_to_disk, data files)
+                self.notify(f"{answer}: no such file or folder", severity="error")
                 return
             self.refresh_files(extra=path.resolve())
             table = self.query_one("#data-files", FilterTable)

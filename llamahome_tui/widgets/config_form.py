@@ -56,12 +56,21 @@ def read_key_help(path: Path) -> list[KeyHelp]:
 
 
 def value_text(value: Any) -> str:
-    """A value as the user types it: ``true``, ``1e-04``, ``lora``, ``q_proj, v_proj``."""
+    """A value as the user types it: ``true``, ``1e-04``, ``lora``, ``q_proj, v_proj``, and tables
+    (``data.sources``) as a TOML inline array, ``[{path = "a.jsonl", weight = 3.0}]``."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list) and any(isinstance(v, Mapping) for v in value):
+        return "[" + ", ".join(_inline_table(v) for v in value) + "]"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def _inline_table(table: Mapping[str, Any]) -> str:
+    """``{key = value, ...}`` in TOML, leaving out empty strings (a key at its default)."""
+    return "{" + ", ".join(f"{key} = {tomlkit.item(item).as_string()}" for key, item in table.items()
+                           if item != "") + "}"
 
 
 def shorten(text: str, width: int) -> str:

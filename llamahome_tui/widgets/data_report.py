@@ -9,6 +9,7 @@ With ``data.duplicates = "keep"`` a duplicate is usable, so it counts as a warni
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from engine.api import (
     compute_stats,
     histogram_text,
     new_report,
+    open_binary,
     valid_conversations,
 )
 
@@ -92,8 +94,11 @@ def record_context(where: str, radius: int = CONTEXT_LINES) -> list[tuple[int | 
         shown = json.dumps(records[number - 1], indent=2, ensure_ascii=False)
         return [(None, line, True) for line in shown.splitlines()]
     first = max(number - radius, 1)
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        lines = list(islice(handle, first - 1, number + radius))
+    try:
+        with open_binary(path) as raw:  # a .gz / .zst file is read decompressed
+            lines = list(islice(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"), first - 1, number + radius))
+    except (OSError, EOFError, UserError):
+        return []
     return [(first + i, line.rstrip("\n")[:LINE_CHARS], first + i == number) for i, line in enumerate(lines)]
 
 

@@ -127,3 +127,14 @@ def test_cli_modules_do_not_import_torch() -> None:
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "dups.jsonl", chat_records(1, seed=1) * 3000)  # ~300 kB of report lines
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LLAMAHOME_")}
+    command = [sys.executable, "-m", "llamahome_tui", "--no-ui", "data", "validate", str(data)]
+    with subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stdout.readline()  # as `| head -1` reads
+        child.stdout.close()
+        _, err = child.communicate(timeout=30)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()

@@ -77,6 +77,25 @@ def _mixed_data(model_dir: Path, sources: tuple[Path, Path]) -> RecipeData:
     return RecipeData(mixture, held, tokenizer.pad_token_id, eval_sets={"sums": parts[0], "more": held})
 
 
+def test_resuming_after_a_source_changed_says_what_changed_in_words(tmp_path: Path) -> None:
+    import json
+
+    from engine.errors import UserError
+    from engine.jobs import check_mixture
+
+    before = Mixture([Lengths(58, 1), Lengths(58, 2)], [3.0, 1.0], ["chat", "multi"], seed=42)
+    checkpoint = tmp_path / "step-000020"
+    checkpoint.mkdir()
+    (checkpoint / "progress.json").write_text(json.dumps({"progress": {}, "mixture": before.signature()}))
+    assert check_mixture(before, checkpoint) == {"mixture": before.signature()}
+    now = Mixture([Lengths(62, 1), Lengths(58, 2)], [3.0, 1.0], ["chat", "multi"], seed=42)
+    with pytest.raises(UserError) as info:
+        check_mixture(now, checkpoint)
+    assert str(info.value) == (f"{checkpoint}: the data sources changed since this checkpoint (then chat 58 samples "
+                               "(87 an epoch), multi 58 samples (29 an epoch); now chat 62 samples (90 an epoch), "
+                               "multi 58 samples (30 an epoch)); the run cannot continue exactly, start a new one")
+
+
 def test_a_mixed_run_stopped_and_resumed_matches_an_uninterrupted_one(tiny_model_dir, sources, tmp_path) -> None:
     config = _config("lora")
     data = _mixed_data(tiny_model_dir, sources)

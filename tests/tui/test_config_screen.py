@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from screen_text import line_with
-from textual.widgets import Input, Static
+from textual.widgets import Input, Label, Static
 
 from engine.config import load_config
 from llamahome_tui.screens.config import ConfigScreen
@@ -85,3 +85,37 @@ async def test_long_values_are_cut_so_the_changed_marker_shows_at_80_columns(mak
         await pilot.pause(0.3)
         row = line_with(app, "lora.target_modules")
         assert "…" in row and row.rstrip().endswith("changed"), row
+
+
+async def test_data_sources_read_as_toml_tables_and_edit_back_unchanged(make_app, workspace):
+    config_file = workspace.root / "config.toml"
+    config_file.write_text('[[data.sources]]\npath = "chat.jsonl"\nweight = 3\n\n'
+                           '[[data.sources]]\npath = "more.csv"\nformat = "csv"\nname = "extra"\n')
+    app = make_app("config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.press("slash", *"sources", "enter")
+        assert screen.text_of("data.sources") == ('[{path = "chat.jsonl", weight = 3.0, name = "chat"}, '
+                                                  '{path = "more.csv", weight = 1.0, format = "csv", name = "extra"}]')
+        await pilot.press("enter")
+        editor = app.screen
+        assert isinstance(editor, ValueEditor)
+        editor.query_one(Input).value = editor.query_one(Input).value.replace("3.0", "2.5")  # checked live
+        await pilot.pause()
+        assert str(editor.query_one("#value-error", Label).render()) == ""
+        await pilot.press("enter")
+        assert app.screen is screen and "data.sources" in screen.edits
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    sources = load_config(config_file, env={}).data.sources
+    assert [(s.path, s.weight, s.format, s.name) for s in sources] == [("chat.jsonl", 2.5, "", "chat"),
+                                                                       ("more.csv", 1.0, "csv", "extra")]
+    assert "[[data.sources]]" in config_file.read_text()
+
+
+async def test_a_help_text_with_toml_tables_shows_as_written(make_app):
+    app = make_app("config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", *"data.sources", "enter")
+        await pilot.pause()
+        assert '[{path="a.jsonl", weight=3}, {path="b.jsonl"}]' in text_of(app.screen, "#config-help")

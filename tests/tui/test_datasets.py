@@ -144,3 +144,40 @@ async def test_the_names_shown_are_paths_that_open_the_files(make_app, data_dir,
         assert sorted(names) == [str(data_dir / "broken.jsonl"), str(data_dir / "chat.jsonl")]
     monkeypatch.chdir(tmp_path)
     assert [Path(name).is_file() for name in ("data/broken.jsonl", "data/chat.jsonl")] == [True, True]
+
+
+async def test_files_users_have_are_listed_and_a_folder_opens(make_app, data_dir, tmp_path):
+    import gzip
+
+    import datasets
+
+    records = [json.loads(line) for line in (data_dir / "chat.jsonl").read_text().splitlines()]
+    with gzip.open(data_dir / "more.jsonl.gz", "wt") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in records)
+    datasets.Dataset.from_list(records).save_to_disk(str(data_dir / "saved"))  # a folder, its shard inside
+    (data_dir / "model.tar.gz").write_bytes(b"not data")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text((data_dir / "chat.jsonl").read_text())
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        names = app.screen.query_one("#data-files", FilterTable).keys
+        assert sorted(Path(n).name for n in names) == ["broken.jsonl", "chat.jsonl", "more.jsonl.gz", "saved"]
+        await pilot.press("o", *str(folder), "enter")
+        await settle(pilot)
+        table = app.screen.query_one("#data-files", FilterTable)
+        assert Path(table.selected_key).resolve() == folder.resolve()
+        assert f"{len(records)} records" in text_of(app.screen, "#report-text")
+
+
+def test_a_record_of_a_compressed_file_shows_as_text(tmp_path):
+    import gzip
+
+    from llamahome_tui.widgets.data_report import record_context
+
+    path = tmp_path / "chat.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write('{"a": 1}\n{"b": 2}\n{"c": 3}\n')
+    assert record_context(f"{path}:2", radius=1) == [(1, '{"a": 1}', False), (2, '{"b": 2}', True),
+                                                      (3, '{"c": 3}', False)]

@@ -29,7 +29,7 @@ def test_ragged_csv_rows_are_named_with_their_line(tmp_path: Path) -> None:
     report = check_file(path)
     assert report.valid == 2
     lines = [issue.line() for issue in report.issues if issue.code == "ragged_row"]
-    assert lines == [f"{path}:3: 4 fields, the header names 2", f"{path}:4: 1 fields, the header names 2"]
+    assert lines == [f"{path}:3: 4 fields, the header names 2", f"{path}:4: 1 field, the header names 2"]
 
 
 def test_ragged_tsv_row(tmp_path: Path) -> None:
@@ -61,6 +61,15 @@ def test_json_lines_named_json_are_read_as_json_lines(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps({"messages": json.loads(chat(n))}) for n in range(3)) + "\n")
     report = check_file(path)
     assert (report.format, report.valid, report.issues) == ("jsonl", 3, [])
+
+
+def test_json_lines_read_as_json_on_request_say_what_the_file_is(tmp_path: Path) -> None:
+    path = tmp_path / "saved_by_datasets.json"
+    path.write_text("\n".join(json.dumps({"messages": json.loads(chat(n))}) for n in range(3)) + "\n")
+    with pytest.raises(DataError) as info:
+        check_file(path, fmt="json")
+    assert str(info.value) == (f"{path}:2: invalid JSON: Extra data (column 1); the file is JSON Lines (an object "
+                               'a line): set data.format = "jsonl", or "" to detect it')
 
 
 def test_a_json_document_on_one_line_stays_json(tmp_path: Path) -> None:
@@ -169,3 +178,21 @@ def test_multimodal_and_tool_calling_records_are_counted_and_refused_by_a_run(tm
     clean = tmp_path / "clean.jsonl"
     clean.write_text("\n".join(json.dumps(r) for r in plain) + "\n")
     assert precheck(clean).unsupported == {}
+
+
+def test_a_folder_as_a_dataset_repository_has_it(tmp_path: Path) -> None:
+    """A dataset repository's README.md and LICENSE are not records; data in a subfolder is named."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("---\nlicense: mit\n---\n# My data\nSome notes.\n")
+    (repo / "LICENSE.txt").write_text("MIT License\n")
+    (repo / "train.jsonl").write_text("".join(json.dumps({"messages": json.loads(chat(n))}) + "\n" for n in range(3)))
+    report = check_file(repo)
+    assert (report.format, report.valid, report.issues) == ("jsonl", 3, [])
+    nested = tmp_path / "nested"
+    (nested / "data").mkdir(parents=True)
+    (nested / "README.md").write_text("# My data\n")
+    (nested / "data" / "train.jsonl").write_text(json.dumps({"messages": json.loads(chat(1))}) + "\n")
+    with pytest.raises(DataError, match=rf"^{nested}: no data files in this folder \(its folders: data; name "
+                                        rf"one, e.g. {nested / 'data'}\)"):
+        check_file(nested)

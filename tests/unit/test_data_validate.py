@@ -42,7 +42,7 @@ def test_every_reason_with_its_line_and_field(bad_file: Path) -> None:
                      ("8", "too_long", ""), ("9", "duplicate", ""), ("10", "not_utf8", "")]
     assert (report.total, report.valid, report.invalid) == (10, 1, 9)
     assert report.to_dict()["counts"]["missing_role_or_content"] == 2
-    assert report.issues[6].reason == "500 over the length limit of 100"
+    assert report.issues[6].reason == "length 500, over the limit of 100"
 
 
 def test_skip_reports_and_fail_stops_at_the_first(bad_file: Path) -> None:

@@ -25,6 +25,14 @@ def test_jsonl_lines_and_bad_lines_are_items(tmp_path: Path) -> None:
         (f"{path}:3", "bad_json"), (f"{path}:4", "not_object"), (f"{path}:5", "not_utf8")]
 
 
+def test_a_line_cut_short_names_the_column_where_it_ends(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    line = '{"messages": [{"role": "user", "content": "cut"'
+    path.write_text(line + "\r\n")
+    [(_, bad)] = list(read_items(path))
+    assert isinstance(bad, BadRecord) and bad.reason.endswith(f"(column {len(line) + 1})")
+
+
 def test_csv_and_tsv_rows_name_their_first_line(tmp_path: Path) -> None:
     csv_path = tmp_path / "d.csv"
     csv_path.write_text('prompt,completion\nQ1,A1\n"multi\nline",A2\n')

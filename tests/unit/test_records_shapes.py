@@ -93,9 +93,9 @@ def test_messages_shape_wins_over_other_keys() -> None:
     pytest.param({"messages": [user("Q"), assistant("  \n")]},
                  f"{WHERE}: messages[1].content: empty content", id="empty-content"),
     pytest.param({"messages": [user("Q"), {"role": "assistant", "content": 42}]},
-                 f"{WHERE}: messages[1].content: content must be a string, got int", id="int-content"),
+                 f"{WHERE}: messages[1].content: content must be a string, got a number", id="int-content"),
     pytest.param({"messages": [{"role": "user", "content": None}, assistant("A")]},
-                 f"{WHERE}: messages[0].content: content must be a string, got NoneType", id="null-content"),
+                 f"{WHERE}: messages[0].content: content must be a string, got null", id="null-content"),
     pytest.param({"messages": [assistant("A"), user("Q")]},
                  f"{WHERE}: message 0: roles out of order: expected user, got assistant", id="assistant-first"),
     pytest.param({"messages": [user("Q"), user("Q again"), assistant("A")]},
@@ -117,24 +117,24 @@ def test_messages_shape_wins_over_other_keys() -> None:
     pytest.param({"instruction": "Q"}, f"{WHERE}: output: missing", id="alpaca-no-output"),
     pytest.param({"instruction": "", "output": "A"}, f"{WHERE}: instruction: empty content", id="alpaca-empty"),
     pytest.param({"instruction": 5, "input": "x", "output": "A"},
-                 f"{WHERE}: instruction: content must be a string, got int", id="alpaca-int-instruction"),
+                 f"{WHERE}: instruction: content must be a string, got a number", id="alpaca-int-instruction"),
     pytest.param({"instruction": "Q", "input": ["x"], "output": "A"},
-                 f"{WHERE}: input: content must be a string, got list", id="alpaca-list-input"),
+                 f"{WHERE}: input: content must be a string, got an array", id="alpaca-list-input"),
     pytest.param({"instruction": "Q", "output": None},
-                 f"{WHERE}: output: content must be a string, got NoneType", id="alpaca-null-output"),
+                 f"{WHERE}: output: content must be a string, got null", id="alpaca-null-output"),
     pytest.param({"instruction": "Q", "output": "A", "history": [["only one"]]},
                  f"{WHERE}: history[0]: expected a [question, answer] pair", id="alpaca-history-pair"),
     pytest.param({"instruction": "Q", "output": "A", "history": 5},
                  f"{WHERE}: history: expected a list of [question, answer] pairs", id="alpaca-history-int"),
     pytest.param({"instruction": "Q", "output": "A", "history": [["Q0", 7]]},
-                 f"{WHERE}: history[0][1]: content must be a string, got int", id="alpaca-history-content"),
+                 f"{WHERE}: history[0][1]: content must be a string, got a number", id="alpaca-history-content"),
     pytest.param({"instruction": "Q", "output": "A", "system": 3},
-                 f"{WHERE}: system: content must be a string, got int", id="alpaca-system"),
+                 f"{WHERE}: system: content must be a string, got a number", id="alpaca-system"),
     pytest.param({"prompt": "Q", "completion": ""}, f"{WHERE}: completion: empty content", id="completion"),
     pytest.param({"prompt": ["Q"], "completion": "A"},
-                 f"{WHERE}: prompt: content must be a string, got list", id="prompt-list"),
+                 f"{WHERE}: prompt: content must be a string, got an array", id="prompt-list"),
     pytest.param({"text": " "}, f"{WHERE}: text: empty content", id="text-empty"),
-    pytest.param({"text": {"body": "x"}}, f"{WHERE}: text: content must be a string, got dict", id="text-dict"),
+    pytest.param({"text": {"body": "x"}}, f"{WHERE}: text: content must be a string, got an object", id="text-dict"),
 ])
 def test_shape_errors_name_record_and_field(record: dict[str, Any], expected: str) -> None:
     message = data_error(record)
@@ -172,7 +172,7 @@ def test_jsonl_line_that_is_not_utf8_is_named(tmp_path: Path) -> None:
 def test_jsonl_line_that_is_not_an_object_is_named(tmp_path: Path) -> None:
     path = tmp_path / "chat.jsonl"
     path.write_text('{"text": "fine"}\n["a", "list"]\n')
-    assert read_error(path) == f"{path}:2: expected a JSON object, got list"
+    assert read_error(path) == f"{path}:2: expected a JSON object, got an array"
 
 
 def test_jsonl_with_byte_order_mark_reads(tmp_path: Path) -> None:

@@ -145,6 +145,39 @@ def test_memory_lru_keeps_only_hot_shards(tmp_path: Path) -> None:
     assert dataset._held <= MIB // 2 + 4096 * 30 * 5 and len(dataset._shards) < 3
 
 
+def test_skipped_records_are_said_on_every_run(tokenizer: Any, cache: TokenCache, tmp_path: Path) -> None:
+    from engine.events import Log
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(chat_records(1, 0)[0]) + "\n{oops\n" + json.dumps(chat_records(1, 1)[0]) + "\n")
+    for _ in range(2):  # tokenized, then from the cache
+        said: list[Any] = []
+        prepare([path], tokenizer, _config(on_invalid="skip"), cache, emit=said.append)
+        warnings = [e.message for e in said if isinstance(e, Log) and e.level == "warning"]
+        assert len(warnings) == 1 and "left out 1 invalid record" in warnings[0]
+        assert f"first: {path}:2: invalid JSON" in warnings[0] and 'data.on_invalid = "skip"' in warnings[0]
+    said = []
+    prepare([write_jsonl(tmp_path / "ok.jsonl", chat_records(3, 0))], tokenizer, _config(on_invalid="skip"), cache,
+            emit=said.append)
+    assert not [e for e in said if isinstance(e, Log)]
+
+
+def test_placeholders_and_mixed_shapes_are_said_on_every_run(tokenizer: Any, cache: TokenCache,
+                                                             tmp_path: Path) -> None:
+    from engine.events import Log
+
+    records = chat_records(2, 0) + [{"prompt": "Hello {{name}}, what is 2 + 2?", "completion": "4"}]
+    path = write_jsonl(tmp_path / "mixed.jsonl", records)
+    for _ in range(2):  # tokenized, then from the cache
+        said: list[Any] = []
+        prepare([path], tokenizer, Config(), cache, emit=said.append)
+        warnings = [e.message for e in said if isinstance(e, Log) and e.level == "warning"]
+        assert warnings == [f"{path}:3: record shape prompt/completion, while the first record's is OpenAI messages: "
+                            "the file mixes record shapes",
+                            f"{path}:3: 1 record with template placeholders like {{{{name}}}} left in (first here); "
+                            "they would be trained literally"]
+
+
 def test_fail_and_skip_on_invalid(tokenizer: Any, cache: TokenCache, tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(chat_records(1, 0)[0]) + "\n{oops\n" + json.dumps(chat_records(1, 1)[0]) + "\n")
