@@ -122,6 +122,17 @@ class Group:
         with contextlib.nullcontext() if last else trained.no_sync():
             yield
 
+    def own_stream(self, seed: int, step: int = 0) -> None:
+        """Give this rank a random stream of its own from here on; rank 0 keeps the one it has.
+
+        Every rank seeds ``training.seed`` so that all build the same model (LoRA's random
+        init); after that, ranks left on one stream would draw the same dropout masks for
+        their different samples. Rank 0 is left alone, so its stream is the one a run
+        continued in one process goes on with.
+        """
+        if self.rank:
+            torch.manual_seed(rank_seed(seed, self.rank, step))
+
     def grad_norm(self, norm: torch.Tensor) -> torch.Tensor:
         """The whole gradient's norm (FSDP's clipping returns it as a DTensor)."""
         return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
@@ -169,6 +180,11 @@ class Gathered:
     def save_pretrained(self, path: str, safe_serialization: bool = True) -> None:
         """``model.save_pretrained`` with the gathered weights."""
         self.model.save_pretrained(path, state_dict=self.state, safe_serialization=safe_serialization)
+
+
+def rank_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of rank ``rank``'s own stream from optimizer step ``step`` on (a different one per rank and step)."""
+    return ((seed * 1_000_003 + rank) * 1_000_003 + step) % 2**63
 
 
 def start_group(config: Config, info: RankInfo) -> Group:

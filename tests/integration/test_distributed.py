@@ -61,8 +61,21 @@ def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir
     assert all(r["rss_mb"] > 50 for r in per_rank[-1])
     launcher.wait(timeout=30)
     assert not group_processes(engine, run_id), "no process of the group is left"
+    _ranks_draw_their_own_random_numbers(engine.checkpoints(run_id)[-1].path)
     final = engine.get_run(run_id).final_metrics
     _evaluates_like_the_run(final["final_path"], chat_files[1], tiny_model_dir, final["eval_loss"])
+
+
+def _ranks_draw_their_own_random_numbers(folder: str) -> None:
+    """Each rank's random stream (its dropout masks) is its own: ranks on one stream draw the same masks."""
+    from pathlib import Path
+
+    import torch
+
+    from engine.train.checkpoint import load_trainer_state
+
+    streams = [state["torch"] for state in load_trainer_state(Path(folder))["rank_rng"]]
+    assert len(streams) == 2 and not torch.equal(streams[0], streams[1])
 
 
 def _evaluates_like_the_run(folder: str, data, model_dir, eval_loss: float) -> None:

@@ -15,7 +15,7 @@ from engine.data.template import TokenizedSample
 from engine.errors import ConfigError
 from engine.launch.rank import RankInfo, lost_group
 from engine.threads import ThreadBudget
-from engine.train.distributed import by_index, by_name
+from engine.train.distributed import Group, by_index, by_name
 from engine.train.feed import BatchFeed
 from engine.train.shards import pieces, plan_config, share
 
@@ -164,3 +164,20 @@ def test_console_shows_world_size_and_each_rank() -> None:
                                       {"rank": 1, "pid": 2, "cpu_percent": 95.0, "rss_mb": 450.0}])
     text = gauges_text(feed).plain
     assert "r0 0.9 cores 450M" in text and "r1 0.9 cores 450M" in text
+
+
+def test_each_rank_gets_a_stream_of_its_own_and_rank_0_keeps_its_own() -> None:
+    """After the model is built every rank reseeds but rank 0 (its stream is a one-process run's)."""
+    def draws(rank: int, step: int = 0) -> torch.Tensor:
+        torch.manual_seed(42)
+        Group(RankInfo(rank, 3)).own_stream(42, step)
+        return torch.rand(4)
+
+    torch.manual_seed(42)
+    untouched = torch.rand(4)
+    assert torch.equal(draws(0), untouched)
+    streams = [draws(1), draws(2), draws(1, step=7)]
+    assert torch.equal(draws(1), streams[0]), "deterministic"
+    every = [untouched, *streams]
+    assert all(not torch.equal(a, b) for i, a in enumerate(every) for b in every[i + 1:])
+
