@@ -187,6 +187,39 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
     return ((seed * 1_000_003 + rank) * 1_000_003 + step) % 2**63
 
 
+def parity_note(config: Config, model: Any) -> str:
+    """Why a group's per-step losses will follow one process's on the same global batch without
+    equalling them ("" when nothing stands in the way: no dropout, fp32).
+
+    Every rank draws its own dropout masks for its own slice of the batch, so no mask matches
+    the one process's; bf16 and fp16 round each rank's smaller batches differently.
+    """
+    dropouts = [name for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Dropout) and module.p > 0]
+    own = any("lora_dropout" not in name for name in dropouts) or attention_dropout(model) > 0
+    causes, cures = [], []
+    if any("lora_dropout" in name for name in dropouts):
+        causes.append(f"lora.dropout = {config.lora.dropout:g}")
+        cures.append("lora.dropout = 0")
+    if own:
+        causes.append("the model's own dropout")
+        cures.append("the dropout keys of the model's config.json at 0")
+    parts = [f"each rank draws its own dropout masks ({', '.join(causes)})"] if causes else []
+    if config.training.precision in ("bf16", "fp16"):
+        parts.append(f"{config.training.precision} rounds each rank's smaller batches differently")
+        cures.append('training.precision = "fp32"')
+    if not parts:
+        return ""
+    return (f"per-step losses will follow one process's on the same global batch, not equal them: "
+            f"{' and '.join(parts)}; for equal losses: {', '.join(cures)}")
+
+
+def attention_dropout(model: Any) -> float:
+    """The dropout a model applies to its attention weights in training (``attention_dropout`` of its config)."""
+    value = getattr(getattr(model, "config", None), "attention_dropout", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def start_group(config: Config, info: RankInfo) -> Group:
     """Join the torchrun group this process belongs to: NCCL with a GPU per rank, else gloo."""
     cuda = torch.cuda.is_available()

@@ -15,7 +15,7 @@ from engine.data.template import TokenizedSample
 from engine.errors import ConfigError
 from engine.launch.rank import RankInfo, lost_group
 from engine.threads import ThreadBudget
-from engine.train.distributed import Group, by_index, by_name
+from engine.train.distributed import Group, by_index, by_name, parity_note
 from engine.train.feed import BatchFeed
 from engine.train.shards import pieces, plan_config, share
 
@@ -181,3 +181,27 @@ def test_each_rank_gets_a_stream_of_its_own_and_rank_0_keeps_its_own() -> None:
     every = [untouched, *streams]
     assert all(not torch.equal(a, b) for i, a in enumerate(every) for b in every[i + 1:])
 
+
+class _Dropouts(torch.nn.Module):
+    """A model's dropout as the parity note sees it: LoRA's modules, its own modules, its attention's."""
+
+    def __init__(self, lora: float, own: float, attention: float) -> None:
+        super().__init__()
+        self.lora_dropout = torch.nn.ModuleDict({"default": torch.nn.Dropout(lora)})
+        self.resid = torch.nn.Dropout(own)
+        self.config = type("Shape", (), {"attention_dropout": attention})()
+
+
+@pytest.mark.parametrize(("model", "precision", "named"), [
+    (_Dropouts(0.05, 0, 0), "bf16", ["lora.dropout = 0.05", "bf16", 'training.precision = "fp32"']),
+    (_Dropouts(0, 0.1, 0), "fp32", ["the model's own dropout", "config.json"]),
+    (_Dropouts(0, 0, 0.1), "fp32", ["the model's own dropout"]),
+    (_Dropouts(0, 0, 0), "fp32", []),
+])
+def test_a_group_says_what_keeps_its_losses_from_equalling_one_process(model, precision, named) -> None:
+    config = load_config(overrides=[f"lora.dropout={model.lora_dropout['default'].p}",
+                                    f"training.precision={precision!r}"])
+    note = parity_note(config, model)
+    assert all(part in note for part in named), note
+    assert bool(note) == bool(named)
+    assert "\n" not in note
