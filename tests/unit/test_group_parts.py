@@ -13,7 +13,7 @@ import torch
 from engine.config import Config, load_config
 from engine.data.template import TokenizedSample
 from engine.errors import ConfigError
-from engine.launch.rank import RankInfo, lost_group
+from engine.launch.rank import RankInfo, lost_group, lost_reason
 from engine.threads import ThreadBudget
 from engine.train.distributed import Group, by_index, by_name, parity_note
 from engine.train.feed import BatchFeed
@@ -205,3 +205,16 @@ def test_a_group_says_what_keeps_its_losses_from_equalling_one_process(model, pr
     assert all(part in note for part in named), note
     assert bool(note) == bool(named)
     assert "\n" not in note
+
+
+@pytest.mark.parametrize(("said", "reason"), [
+    ("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:32443: "
+     "Connection reset by peer. This is typically caused by a remote worker hanging or bugs in the application",
+     "Read error [127.0.0.1]:32443: Connection reset by peer."),
+    ("[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 30000ms for recv operation "
+     "to complete\nException raised from recv at ...", "Timed out waiting 30000ms for recv operation to complete"),
+    ("word " * 60, ("word " * 40).strip() + " …"),
+    ("", "RuntimeError"),
+])
+def test_a_lost_rank_is_told_in_torch_words_without_its_source_file(said: str, reason: str) -> None:
+    assert lost_reason(RuntimeError(said)) == reason
