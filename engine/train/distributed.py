@@ -5,7 +5,7 @@ torchrun (``torch.distributed.run``) starts the ranks and sets their environment
 ``distributed.timeout_s`` as the collective timeout). ``Group`` then holds what the recipe
 needs and nothing home-made: DDP (``DistributedDataParallel``) or FSDP2
 (``torch.distributed.fsdp.fully_shard``, one unit per decoder layer plus the root), gradient
-sync only on an optimizer step's last micro-batch (``no_sync`` / ``set_requires_gradient_sync``),
+sync only in an optimizer step's last backward pass (``no_sync`` / ``set_requires_gradient_sync``),
 and torch's collectives for the few numbers ranks must agree on.
 
 Checkpoints are **gathered full state dicts written by rank 0**
@@ -89,6 +89,12 @@ class Group:
         """The smallest of every rank's ``value``."""
         reduced = torch.tensor([value], dtype=torch.int64, device=self.device)
         dist.all_reduce(reduced, op=dist.ReduceOp.MIN)
+        return int(reduced.item())
+
+    def all_max(self, value: int) -> int:
+        """The largest of every rank's ``value``."""
+        reduced = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
         return int(reduced.item())
 
     def from_lead(self, values: list[int]) -> list[int]:

@@ -107,3 +107,20 @@ def test_no_rank_is_left_when_the_launcher_dies(tiny_model_dir, chat_files, tmp_
     gone, alive = psutil.wait_procs(processes[1:], timeout=60)
     assert not alive, f"ranks left behind: {alive}"
     assert ended(engine, run_id) in ("stopped", "crashed")
+
+
+@pytest.mark.slow
+def test_a_token_budget_matches_one_process_whatever_rows_the_slices_hold(tiny_model_dir, chat_files, tmp_path,
+                                                                          monkeypatch):
+    """With data.batch_tokens a slice holds as many rows as fit, a row more or less than the other rank's: cut into
+    pieces of training.batch_size rows, the ranks ran unlike numbers of FSDP passes and the group hung."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = group_config(tiny_model_dir, "training.max_steps=6", "training.batch_size=1", "data.batch_tokens=1200")
+    want = step_losses(reference(Workspace(tmp_path / "ref"), one, chat_files[0], chat_files[1]))
+    engine = Engine(Workspace(tmp_path / "ws"))
+    config = group_config(tiny_model_dir, "training.max_steps=6", "training.batch_size=1", "data.batch_tokens=600",
+                          "distributed.nproc_per_node=2", "distributed.strategy=fsdp", "distributed.timeout_s=30")
+    run_id = engine.start_training(chat_files[0], config, eval_data=chat_files[1])
+    assert ended(engine, run_id) == "finished", engine.get_run(run_id).error
+    assert_close_losses(losses(engine, run_id), want)
+    assert len(losses(engine, run_id)) == 6

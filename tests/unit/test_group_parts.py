@@ -17,7 +17,7 @@ from engine.launch.rank import RankInfo, lost_group, lost_reason
 from engine.threads import ThreadBudget
 from engine.train.distributed import Group, by_index, by_name, parity_note
 from engine.train.feed import BatchFeed
-from engine.train.shards import pieces, plan_config, share
+from engine.train.shards import pieces, plan_config, share, slice_pieces
 
 PAD = 0
 
@@ -218,3 +218,9 @@ def test_a_group_says_what_keeps_its_losses_from_equalling_one_process(model, pr
 ])
 def test_a_lost_rank_is_told_in_torch_words_without_its_source_file(said: str, reason: str) -> None:
     assert lost_reason(RuntimeError(said)) == reason
+
+
+def test_slices_are_cut_alike_on_every_rank() -> None:
+    """Only a run continued with fewer ranks than it started with cuts its slices, into pieces known to all ranks."""
+    assert [slice_pieces(started, now) for started, now in ((1, 2), (2, 2), (3, 2), (4, 2), (8, 3), (4, 4))] == [
+        1, 1, 2, 2, 3, 1]
