@@ -61,7 +61,7 @@ def group_step(recipe: Any, device: torch.device) -> Any:
         loss = loss + part.double().cpu() * weight
         for name, value in values.items():
             metrics[name] = metrics.get(name, 0) + value.double().cpu() * weight
-    names = sorted(metrics)
+    names = list(metrics)  # the objective's order, the same on every rank
     tokens = float(sum(m.real_tokens for m in micros))
     summed = group.all_sum(torch.stack([loss, *(metrics[n] for n in names), torch.tensor(tokens, dtype=torch.float64)]))
     stats = recipe._apply_gradients(summed[0].float(), int(summed[-1]),
