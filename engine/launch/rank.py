@@ -100,12 +100,13 @@ SOURCE_TAG = re.compile(r"\[[^\]\s]*\.(?:cc|cpp|c|h|hpp|py):\d+\]\s*")
 
 
 def lost_reason(exc: BaseException, limit: int = 200) -> str:
-    """What a collective said when the group lost a rank: its first sentence, without torch's source tag."""
+    """What a collective said when the group lost a rank: its first sentence (no full stop, it is quoted
+    inside a sentence), without torch's source tag."""
     text = SOURCE_TAG.sub("", str(exc).strip().split("\n", 1)[0]).strip()
     if not text:
         return type(exc).__name__
     sentence = re.match(r".*?[.!?](?=\s|$)", text)
-    text = sentence.group(0) if sentence else text
+    text = (sentence.group(0) if sentence else text).rstrip(".")
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
