@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from engine.config import Config, load_config
+from engine.data.render import SECOND, TRAINED
 from engine.data.template import TokenizedSample
 from engine.errors import ConfigError
 from engine.launch.rank import RankInfo, lost_group, lost_reason
@@ -224,3 +225,51 @@ def test_slices_are_cut_alike_on_every_rank() -> None:
     """Only a run continued with fewer ranks than it started with cuts its slices, into pieces known to all ranks."""
     assert [slice_pieces(started, now) for started, now in ((1, 2), (2, 2), (3, 2), (4, 2), (8, 3), (4, 4))] == [
         1, 1, 2, 2, 3, 1]
+
+
+class _Pairs:
+    """Cached preference pairs as a dataset: a prompt, then the chosen and the rejected answer (flagged SECOND)."""
+
+    def __init__(self, count: int = 23) -> None:
+        rng = np.random.default_rng(3)
+        self.rows = []
+        for _ in range(count):
+            prompt, chosen, rejected = (rng.integers(1, 90, n).tolist() for n in rng.integers(2, 9, 3))
+            ids = prompt + chosen + prompt + rejected
+            flags = [0] * len(prompt) + [TRAINED] * len(chosen) + [SECOND] * len(prompt) + [SECOND | TRAINED] * len(
+                rejected)
+            self.rows.append((np.array(ids, dtype=np.int64), np.array(flags, dtype=np.uint8)))
+        self.lengths = np.array([len(ids) for ids, _ in self.rows], dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.rows[index]
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, flags = self.rows[index]
+        return ids, (flags & TRAINED) > 0
+
+
+def test_packed_pairs_are_packed_from_each_rank_s_own_pairs() -> None:
+    """A rank takes its slice of a global batch's pair indices, then packs those pairs alone: between them the
+    ranks' packed batches hold the one process's pairs, whole, in its order."""
+    from engine.objectives import make
+    from engine.objectives.pair_packing import is_packed, pairs_in, segments_of
+
+    plain = load_config(overrides=["training.objective='dpo'", "training.batch_size=3", "data.pack_length=40",
+                                   "data.prefetch_depth=1"])
+    collate = make(plain).batch_form()
+    whole = BatchFeed(_Pairs(), plan_config(plain, 2), PAD, 100, collate=collate)
+    ranks = [BatchFeed(_Pairs(), plan_config(plain, 2), PAD, 100, collate=collate, shard=(r, 2)) for r in range(2)]
+    for _ in range(whole.batches_per_epoch() + 1):
+        one, parts = whole.next(), [feed.next() for feed in ranks]
+        assert is_packed(one.inputs) and all(is_packed(p.inputs) for p in parts)
+        assert [pairs_in(p.inputs) for p in parts] == [p.samples for p in parts]
+        mine = [s for p in parts for s in segments_of(p.inputs)]
+        theirs = segments_of(one.inputs)
+        assert [(s.prompt.tolist(), [a.tolist() for a, _ in s.answers]) for s in mine] == [
+            (s.prompt.tolist(), [a.tolist() for a, _ in s.answers]) for s in theirs]
+    for feed in (whole, *ranks):
+        feed.close()
