@@ -120,7 +120,7 @@ class Group:
 
     @contextlib.contextmanager
     def sync(self, trained: Any, last: bool) -> Iterator[None]:
-        """Reduce gradients only in the backward of an optimizer step's last micro-batch."""
+        """Reduce gradients in the backward of this forward only when ``last`` (the optimizer step's last pass)."""
         if self.strategy == "fsdp":
             fsdp_root(trained).set_requires_gradient_sync(last)
             yield
