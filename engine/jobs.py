@@ -25,7 +25,7 @@ from engine.launch.rank import RankInfo
 from engine.objectives import make as make_objective
 from engine.store import RunRecord
 from engine.train import precision, qat
-from engine.train.distributed import Group, end_group, start_group
+from engine.train.distributed import Group, end_group, parity_note, start_group
 from engine.train.evaluate import evaluate_loss, exact_match
 from engine.train.export import export_checkpoint, export_tokenizer, inspect_source, save_generation_config, stop_at
 from engine.train.generation import SampleGenerations
@@ -133,6 +133,8 @@ def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Calla
         emit(Runtime(world_size=group.world, strategy=group.strategy, backend=group.backend))
         emit(Log("info", f"{group.describe()}: each optimizer step trains a global batch of "
                          f"{global_batch(recipe)} samples, every rank its share"))
+        if note := parity_note(recipe.config, recipe.model):
+            emit(Log("info", note))
     trainable, total = trainable_parameters(recipe.model)
     emit(Log("info", f"{recipe.objective.summary()}, {method_summary(config)}: training {trainable:,} of "
                      f"{total:,} parameters on {len(data.train)} samples for {recipe.total_steps} steps"))

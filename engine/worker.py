@@ -42,7 +42,7 @@ from engine.events import (
     Stage,
     Started,
 )
-from engine.launch.rank import RankInfo, die_with_parent, lost_group
+from engine.launch.rank import RankInfo, die_with_parent, lost_group, lost_reason
 from engine.log_lines import EventLines
 from engine.monitor import GpuProbe, MonitorThread, ResourceMonitor, interval_s
 from engine.quiet import quiet_libraries
@@ -189,8 +189,7 @@ class Worker:
 
     def _lost_message(self, exc: BaseException) -> str:
         """Why a group run ended when a rank was lost, and how to continue it."""
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        return (f"the group lost a rank (killed, out of memory, or its machine failed): {first}; "
+        return (f"the group lost a rank (killed, out of memory, or its machine failed): {lost_reason(exc)}; "
                 f"continue with: llamahome-tui --no-ui train-resume {self.run.id}")
 
     def _execute_rank(self) -> int:

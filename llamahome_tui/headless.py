@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -59,7 +60,7 @@ class RunPrinter:
             self._stage(event)
         elif isinstance(event, Failed):
             self._close()
-            self.console.print(f"[red]error:[/red] {event.error}", highlight=False)
+            self.console.print(f"[red]error:[/red] {escape(event.error)}", highlight=False)
         elif self.quiet:
             return
         elif isinstance(event, Started):
@@ -81,8 +82,9 @@ class RunPrinter:
             self._close()
 
     def _line(self, text: str) -> None:
-        """A line above the progress bar (or on its own when plain)."""
-        (self.progress.console if self.progress else self.console).print(text, highlight=False)
+        """A line above the progress bar (or on its own when plain), as written (no markup: torch's
+        errors hold ``[/path/file.cc:78]``, which rich would read as a closing tag)."""
+        (self.progress.console if self.progress else self.console).print(text, highlight=False, markup=False)
 
     def _stage(self, event: Stage) -> None:
         """A line when a stage begins or completes, and its progress every ``STAGE_EVERY_S``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import sys
 from collections.abc import Mapping
@@ -92,6 +93,21 @@ def lost_group(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(marker in text for marker in LOST_MARKERS)
+
+
+SOURCE_TAG = re.compile(r"\[[^\]\s]*\.(?:cc|cpp|c|h|hpp|py):\d+\]\s*")
+"""torch's note of where in its own source an error was raised (``[/…/gloo/transport/tcp/pair.cc:537]``)."""
+
+
+def lost_reason(exc: BaseException, limit: int = 200) -> str:
+    """What a collective said when the group lost a rank: its first sentence (no full stop, it is quoted
+    inside a sentence), without torch's source tag."""
+    text = SOURCE_TAG.sub("", str(exc).strip().split("\n", 1)[0]).strip()
+    if not text:
+        return type(exc).__name__
+    sentence = re.match(r".*?[.!?](?=\s|$)", text)
+    text = (sentence.group(0) if sentence else text).rstrip(".")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def group_label(runtime: Mapping[str, object] | None) -> str:

@@ -5,7 +5,7 @@ torchrun (``torch.distributed.run``) starts the ranks and sets their environment
 ``distributed.timeout_s`` as the collective timeout). ``Group`` then holds what the recipe
 needs and nothing home-made: DDP (``DistributedDataParallel``) or FSDP2
 (``torch.distributed.fsdp.fully_shard``, one unit per decoder layer plus the root), gradient
-sync only on an optimizer step's last micro-batch (``no_sync`` / ``set_requires_gradient_sync``),
+sync only in an optimizer step's last backward pass (``no_sync`` / ``set_requires_gradient_sync``),
 and torch's collectives for the few numbers ranks must agree on.
 
 Checkpoints are **gathered full state dicts written by rank 0**
@@ -91,6 +91,12 @@ class Group:
         dist.all_reduce(reduced, op=dist.ReduceOp.MIN)
         return int(reduced.item())
 
+    def all_max(self, value: int) -> int:
+        """The largest of every rank's ``value``."""
+        reduced = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+        return int(reduced.item())
+
     def from_lead(self, values: list[int]) -> list[int]:
         """The lead's ``values`` on every rank (small integers: control flags)."""
         sent = torch.tensor(values, dtype=torch.int64, device=self.device)
@@ -114,13 +120,24 @@ class Group:
 
     @contextlib.contextmanager
     def sync(self, trained: Any, last: bool) -> Iterator[None]:
-        """Reduce gradients only in the backward of an optimizer step's last micro-batch."""
+        """Reduce gradients in the backward of this forward only when ``last`` (the optimizer step's last pass)."""
         if self.strategy == "fsdp":
             fsdp_root(trained).set_requires_gradient_sync(last)
             yield
             return
         with contextlib.nullcontext() if last else trained.no_sync():
             yield
+
+    def own_stream(self, seed: int, step: int = 0) -> None:
+        """Give this rank a random stream of its own from here on; rank 0 keeps the one it has.
+
+        Every rank seeds ``training.seed`` so that all build the same model (LoRA's random
+        init); after that, ranks left on one stream would draw the same dropout masks for
+        their different samples. Rank 0 is left alone, so its stream is the one a run
+        continued in one process goes on with.
+        """
+        if self.rank:
+            torch.manual_seed(rank_seed(seed, self.rank, step))
 
     def grad_norm(self, norm: torch.Tensor) -> torch.Tensor:
         """The whole gradient's norm (FSDP's clipping returns it as a DTensor)."""
@@ -169,6 +186,44 @@ class Gathered:
     def save_pretrained(self, path: str, safe_serialization: bool = True) -> None:
         """``model.save_pretrained`` with the gathered weights."""
         self.model.save_pretrained(path, state_dict=self.state, safe_serialization=safe_serialization)
+
+
+def rank_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of rank ``rank``'s own stream from optimizer step ``step`` on (a different one per rank and step)."""
+    return ((seed * 1_000_003 + rank) * 1_000_003 + step) % 2**63
+
+
+def parity_note(config: Config, model: Any) -> str:
+    """Why a group's per-step losses will follow one process's on the same global batch without
+    equalling them ("" when nothing stands in the way: no dropout, fp32).
+
+    Every rank draws its own dropout masks for its own slice of the batch, so no mask matches
+    the one process's; bf16 and fp16 round each rank's smaller batches differently.
+    """
+    dropouts = [name for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Dropout) and module.p > 0]
+    own = any("lora_dropout" not in name for name in dropouts) or attention_dropout(model) > 0
+    causes, cures = [], []
+    if any("lora_dropout" in name for name in dropouts):
+        causes.append(f"lora.dropout = {config.lora.dropout:g}")
+        cures.append("lora.dropout = 0")
+    if own:
+        causes.append("the model's own dropout")
+        cures.append("the dropout keys of the model's config.json at 0")
+    parts = [f"each rank draws its own dropout masks ({', '.join(causes)})"] if causes else []
+    if config.training.precision in ("bf16", "fp16"):
+        parts.append(f"{config.training.precision} rounds each rank's smaller batches differently")
+        cures.append('training.precision = "fp32"')
+    if not parts:
+        return ""
+    return (f"per-step losses will follow one process's on the same global batch, not equal them: "
+            f"{' and '.join(parts)}; for equal losses: {', '.join(cures)}")
+
+
+def attention_dropout(model: Any) -> float:
+    """The dropout a model applies to its attention weights in training (``attention_dropout`` of its config)."""
+    value = getattr(getattr(model, "config", None), "attention_dropout", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def start_group(config: Config, info: RankInfo) -> Group:

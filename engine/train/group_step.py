@@ -10,6 +10,13 @@ global micro-batches' mean losses: what one process computes on the same global 
 reported loss and metrics are summed over the ranks with the same weights (one more
 ``all_reduce``), and the tokens too, so the Step events read like one process's.
 
+**Passes.** Every rank runs as many forward and backward passes per micro-batch as the others
+(FSDP gathers the weights in each) and reduces gradients in the step's last one only. A slice is
+cut into pieces only when the run started with more ranks than it has now (or backed off from
+running out of memory in one process), the same number on every rank; where a rank's slice
+yields fewer pieces (fewer rows, a piece without trained tokens), it makes up the passes at
+weight 0 (``forward_backward``'s ``agree``).
+
 **Control.** Stop, pause and checkpoint requests reach the lead (rank 0) alone; after every
 optimizer step the lead's flags are broadcast and every rank acts on the same ones, so they save,
 pause and stop together. A paused group keeps broadcasting the flags about every
@@ -28,7 +35,7 @@ import torch
 from engine.control import CONTROL_POLL_S, ControlState
 from engine.train.evaluate import autocast
 from engine.train.oom import forward_backward
-from engine.train.shards import pieces
+from engine.train.shards import slice_pieces
 
 
 def group_step(recipe: Any, device: torch.device) -> Any:
@@ -42,17 +49,19 @@ def group_step(recipe: Any, device: torch.device) -> Any:
     shares = units / group.all_sum(units).clamp(min=1.0)
     loss = torch.zeros((), dtype=torch.float64)
     metrics: dict[str, torch.Tensor] = {}
+    splits = max(recipe.progress.micro_batch_splits, slice_pieces(recipe.progress.data_ranks, group.world))
     for k, batch in enumerate(batches):
-        splits = max(recipe.progress.micro_batch_splits, pieces(objective.rows(batch), int(training.batch_size)))
         scale = float(shares[k]) * group.world / accumulation
-        with group.sync(recipe.trained, last=k == accumulation - 1):
-            part, values = forward_backward(objective, recipe.trained, batch, splits, scale, recipe._backward,
-                                            lambda: autocast(training.precision, device))
+        last = k == accumulation - 1
+        part, values = forward_backward(objective, recipe.trained, batch, splits, scale, recipe._backward,
+                                        lambda: autocast(training.precision, device),
+                                        lambda final, last=last: group.sync(recipe.trained, last and final),
+                                        group.all_max)
         weight = float(shares[k]) / accumulation
         loss = loss + part.double().cpu() * weight
         for name, value in values.items():
             metrics[name] = metrics.get(name, 0) + value.double().cpu() * weight
-    names = sorted(metrics)
+    names = list(metrics)  # the objective's order, the same on every rank
     tokens = float(sum(m.real_tokens for m in micros))
     summed = group.all_sum(torch.stack([loss, *(metrics[n] for n in names), torch.tensor(tokens, dtype=torch.float64)]))
     stats = recipe._apply_gradients(summed[0].float(), int(summed[-1]),

@@ -33,37 +33,75 @@ def free_memory(device: torch.device) -> None:
 
 
 Metrics = dict[str, torch.Tensor]
+Sync = Callable[[bool], contextlib.AbstractContextManager[Any]]
+"""``sync(final)``: a context in which a piece's forward and backward reduce gradients over a group or not."""
 
 
 def forward_backward(objective: Any, model: Any, batch: dict[str, torch.Tensor], splits: int, scale: float,
                      backward: Backward,
-                     context: Callable[[], contextlib.AbstractContextManager[Any]]) -> tuple[torch.Tensor, Metrics]:
+                     context: Callable[[], contextlib.AbstractContextManager[Any]],
+                     sync: Sync | None = None,
+                     agree: Callable[[int], int] | None = None) -> tuple[torch.Tensor, Metrics]:
     """Forward and backward one micro-batch in ``splits`` pieces; its (detached) mean loss and metrics.
 
     ``objective`` computes the loss (``engine.objectives.base``); ``scale`` multiplies it before
     ``backward`` (1 / accumulation steps). Pieces keep the objective's units whole (pairs stay
     pairs) and are weighted by their share of the units (trained tokens, pairs).
+
+    In a group every rank must run as many passes as the others (FSDP gathers the weights in each
+    forward) and reduce gradients in its last one only, whatever its slice of the batch: with
+    ``splits > 1`` (the same on every rank) ``agree(n)`` turns this rank's number of pieces into
+    the group's largest, the missing passes run the first piece again at weight 0, and
+    ``sync(final)`` wraps every pass, ``final`` true for the last.
     """
-    rows = objective.rows(batch)
-    if splits <= 1 or rows == 1:
-        with context():
-            out = objective.compute(model, batch)
-        backward(out.loss * scale)
+    around = sync if sync is not None else _no_sync
+    runs = _weighed_pieces(objective, batch, splits)
+    extra = agree(len(runs)) - len(runs) if agree is not None and splits > 1 else 0
+    for _ in range(extra):  # stand-in passes, adding gradients of zero
+        _pass(objective, model, runs[0][0] if runs else batch, 0.0, backward, context, around(False))
+    if len(runs) == 1 and runs[0][0] is batch:  # not split
+        out = _pass(objective, model, batch, scale, backward, context, around(True))
         return out.loss.detach(), {k: v.detach() for k, v in out.metrics.items()}
-    total = objective.weight(batch).clamp(min=1)
     mean = torch.zeros((), device=batch["input_ids"].device)
     metrics: Metrics = {}
-    for piece in objective.split(batch, min(splits, rows)):
-        weight = objective.weight(piece) / total
-        if float(weight) == 0.0:
-            continue
-        with context():
-            out = objective.compute(model, piece)
-        backward(out.loss * weight * scale)
+    for index, (piece, weight) in enumerate(runs):
+        out = _pass(objective, model, piece, weight * scale, backward, context, around(index == len(runs) - 1))
         mean = mean + out.loss.detach().float() * weight
         for name, value in out.metrics.items():
             metrics[name] = metrics.get(name, 0) + value.detach().float() * weight
     return mean, metrics
+
+
+def _pass(objective: Any, model: Any, piece: dict[str, torch.Tensor], factor: Any, backward: Backward,
+          context: Callable[[], contextlib.AbstractContextManager[Any]],
+          sync: contextlib.AbstractContextManager[Any]) -> Any:
+    """One forward and backward (of the loss times ``factor``) inside ``sync``; the objective's output."""
+    with sync:
+        with context():
+            out = objective.compute(model, piece)
+        backward(out.loss * factor)
+    return out
+
+
+def _weighed_pieces(objective: Any, batch: dict[str, torch.Tensor], splits: int) -> list[tuple[Any, Any]]:
+    """``(piece, its share of the batch's units)`` for each piece a micro-batch runs as.
+
+    Pieces without a unit (no trained token) are left out: their mean loss is 0/0. A batch split
+    into nothing but such pieces runs no pass at all in one process; in a group its stand-in
+    passes then run the whole batch, whose 0/0 loss makes the gradient NaN (a rank holding not
+    one trained token in a micro-batch of several pieces).
+    """
+    rows = objective.rows(batch)
+    if splits <= 1 or rows == 1:
+        return [(batch, 1.0)]
+    total = objective.weight(batch).clamp(min=1)
+    weighed = [(piece, objective.weight(piece) / total) for piece in objective.split(batch, min(splits, rows))]
+    return [(piece, weight) for piece, weight in weighed if float(weight) != 0.0]
+
+
+def _no_sync(final: bool) -> contextlib.AbstractContextManager[Any]:
+    """One process: no gradient reduction to switch."""
+    return contextlib.nullcontext()
 
 
 def backoff_message(step: int, batch_size: int, accumulation: int, splits: int) -> str:

@@ -118,6 +118,8 @@ class FineTune:
         self._resolve_batch_size(resume_from)
         self.trained = self.model if self.group is None else self.group.wrap(self.model)
         """The module training forwards go through (DDP around the model, or the model sharded)."""
+        if self.group is not None:
+            self.group.own_stream(self.config.training.seed)  # the model is built: each rank its own dropout
         fp16 = self.config.training.precision == "fp16"
         self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
         self.optimizer = adamw(self.model, self.config)
@@ -220,6 +222,8 @@ class FineTune:
         saved = dict(ckpt.read_meta(folder)["progress"])
         saved.setdefault("data_state", {"epoch": saved.get("epoch", 0), "index": saved.get("batch_in_epoch", 0)})
         self.progress = ckpt.TrainingProgress(**saved)
+        if self.group is not None and not same_world:  # every rank got the one saved stream
+            self.group.own_stream(self.config.training.seed, self.progress.step)
         best = self.progress.best_checkpoint
         self.best_checkpoint = Path(best) if best and Path(best).is_dir() else None
 

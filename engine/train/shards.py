@@ -7,7 +7,7 @@ with, kept in its checkpoints. Rank ``r`` of ``w`` takes a contiguous slice of e
 micro-batch's rows. The data position saved is the global one (epoch, global micro-batch), the
 same on every rank, so a run resumed with another world size walks the same global batches:
 at 1 rank the one process takes whole global micro-batches (in pieces of about
-``batch_size`` rows, see ``pieces``), at 2 each rank takes half.
+``batch_size`` rows, see ``pieces``), at 2 each rank takes half (in ``slice_pieces`` pieces).
 
 A rank whose slice is empty (a global micro-batch with fewer rows than ranks, which a token
 budget can make) gets the first row with ``samples = 0``: it runs forward and backward with
@@ -41,6 +41,16 @@ def plan_config(config: Config, data_ranks: int) -> Config:
 def pieces(rows: int, batch_size: int) -> int:
     """Pieces a rank runs its slice in so that each holds about ``batch_size`` rows (at least 1)."""
     return max(1, -(-rows // max(batch_size, 1)))
+
+
+def slice_pieces(data_ranks: int, world: int) -> int:
+    """Pieces each rank runs its slice of a global micro-batch in: one, unless the run started with
+    more ranks than it has now (``data_ranks`` > ``world``: a slice holds several ranks' shares).
+
+    The same on every rank (the rows of a slice are not: a token budget makes them vary, and
+    slices differ by a row), so all ranks know alike whether micro-batches are cut.
+    """
+    return max(1, -(-data_ranks // max(world, 1)))
 
 
 class _SharedPlan:

@@ -61,8 +61,21 @@ def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir
     assert all(r["rss_mb"] > 50 for r in per_rank[-1])
     launcher.wait(timeout=30)
     assert not group_processes(engine, run_id), "no process of the group is left"
+    _ranks_draw_their_own_random_numbers(engine.checkpoints(run_id)[-1].path)
     final = engine.get_run(run_id).final_metrics
     _evaluates_like_the_run(final["final_path"], chat_files[1], tiny_model_dir, final["eval_loss"])
+
+
+def _ranks_draw_their_own_random_numbers(folder: str) -> None:
+    """Each rank's random stream (its dropout masks) is its own: ranks on one stream draw the same masks."""
+    from pathlib import Path
+
+    import torch
+
+    from engine.train.checkpoint import load_trainer_state
+
+    streams = [state["torch"] for state in load_trainer_state(Path(folder))["rank_rng"]]
+    assert len(streams) == 2 and not torch.equal(streams[0], streams[1])
 
 
 def _evaluates_like_the_run(folder: str, data, model_dir, eval_loss: float) -> None:
@@ -94,3 +107,20 @@ def test_no_rank_is_left_when_the_launcher_dies(tiny_model_dir, chat_files, tmp_
     gone, alive = psutil.wait_procs(processes[1:], timeout=60)
     assert not alive, f"ranks left behind: {alive}"
     assert ended(engine, run_id) in ("stopped", "crashed")
+
+
+@pytest.mark.slow
+def test_a_token_budget_matches_one_process_whatever_rows_the_slices_hold(tiny_model_dir, chat_files, tmp_path,
+                                                                          monkeypatch):
+    """With data.batch_tokens a slice holds as many rows as fit, a row more or less than the other rank's: cut into
+    pieces of training.batch_size rows, the ranks ran unlike numbers of FSDP passes and the group hung."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = group_config(tiny_model_dir, "training.max_steps=6", "training.batch_size=1", "data.batch_tokens=1200")
+    want = step_losses(reference(Workspace(tmp_path / "ref"), one, chat_files[0], chat_files[1]))
+    engine = Engine(Workspace(tmp_path / "ws"))
+    config = group_config(tiny_model_dir, "training.max_steps=6", "training.batch_size=1", "data.batch_tokens=600",
+                          "distributed.nproc_per_node=2", "distributed.strategy=fsdp", "distributed.timeout_s=30")
+    run_id = engine.start_training(chat_files[0], config, eval_data=chat_files[1])
+    assert ended(engine, run_id) == "finished", engine.get_run(run_id).error
+    assert_close_losses(losses(engine, run_id), want)
+    assert len(losses(engine, run_id)) == 6

@@ -6,6 +6,7 @@ import pytest
 from group_runs import (
     assert_close_losses,
     ended,
+    events,
     grad_norms,
     group_config,
     losses,
@@ -16,6 +17,7 @@ from group_runs import (
 from support import preference_records, write_jsonl
 
 from engine.api import Engine
+from engine.events import Step
 from engine.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -43,6 +45,10 @@ def test_objective_and_method_match_one_process(objective, method, strategy, tin
     assert ended(engine, run_id) == "finished", engine.get_run(run_id).error
     assert_close_losses(losses(engine, run_id), step_losses(seen))
     assert_close_losses(grad_norms(engine, run_id), step_grad_norms(seen), rel=1e-4)
+    got = [e.metrics for e in events(engine, run_id, Step)]
+    want = [e.metrics for e in seen if isinstance(e, Step)]
+    assert [list(m) for m in got] == [list(m) for m in want], "the objective's metrics, in its order"
+    assert all(g[k] == pytest.approx(w[k], abs=1e-5) for g, w in zip(got, want, strict=True) for k in w)
     if method == "full":  # the gathered final model, read the way train-eval reads one, scores the run's loss
         from pathlib import Path
 

@@ -136,3 +136,28 @@ def test_two_machines_meet_at_the_master_address(tiny_model_dir, chat_files, tmp
     assert_close_losses(losses(machines[0], runs[0]), want)
     assert not losses(machines[1], runs[1]), "machine 1 keeps its status only"
     assert not machines[1].checkpoints(runs[1])
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_ranks_that_cut_their_slices_into_unlike_pieces_still_meet(strategy, tiny_model_dir, chat_files, tmp_path,
+                                                                   monkeypatch):
+    """A one-process run that backed off after running out of memory (micro-batches in 2 pieces) continues as
+    2 ranks: of a global micro-batch of 3 rows rank 0 gets 1 (one piece), rank 1 gets 2 (two pieces). Each
+    reduces gradients once; a reduction per piece left rank 1 waiting in a collective rank 0 never joined."""
+    import json
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = group_config(tiny_model_dir, "training.max_steps=6", "training.batch_size=3", "distributed.timeout_s=30")
+    want = step_losses(reference(Workspace(tmp_path / "ref"), one, chat_files[0], chat_files[1]))
+    workspace = Workspace(tmp_path / "ws")
+    run_id, _ = reference_run(workspace, one, chat_files[0], chat_files[1], stop_after=2)
+    engine = Engine(workspace)
+    meta = sorted((workspace.run_dir(run_id) / "checkpoints").glob("step-*"))[-1] / "progress.json"
+    saved = json.loads(meta.read_text())
+    saved["progress"]["micro_batch_splits"] = 2  # as the back-off leaves it
+    meta.write_text(json.dumps(saved))
+    resumed = engine.resume_run(run_id, distributed={"nproc_per_node": 2, "strategy": strategy})
+    assert ended(engine, resumed) == "finished", engine.get_run(resumed).error
+    got = losses(engine, resumed)
+    assert sorted(got) == [3, 4, 5, 6]
+    assert_close_losses(got, want)

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from engine.config import Config, load_config
+from engine.data.render import SECOND, TRAINED
 from engine.data.template import TokenizedSample
 from engine.errors import ConfigError
-from engine.launch.rank import RankInfo, lost_group
+from engine.launch.rank import RankInfo, lost_group, lost_reason
 from engine.threads import ThreadBudget
-from engine.train.distributed import by_index, by_name
+from engine.train.distributed import Group, by_index, by_name, parity_note
 from engine.train.feed import BatchFeed
-from engine.train.shards import pieces, plan_config, share
+from engine.train.shards import pieces, plan_config, share, slice_pieces
 
 PAD = 0
 
@@ -164,3 +165,111 @@ def test_console_shows_world_size_and_each_rank() -> None:
                                       {"rank": 1, "pid": 2, "cpu_percent": 95.0, "rss_mb": 450.0}])
     text = gauges_text(feed).plain
     assert "r0 0.9 cores 450M" in text and "r1 0.9 cores 450M" in text
+
+
+def test_each_rank_gets_a_stream_of_its_own_and_rank_0_keeps_its_own() -> None:
+    """After the model is built every rank reseeds but rank 0 (its stream is a one-process run's)."""
+    def draws(rank: int, step: int = 0) -> torch.Tensor:
+        torch.manual_seed(42)
+        Group(RankInfo(rank, 3)).own_stream(42, step)
+        return torch.rand(4)
+
+    torch.manual_seed(42)
+    untouched = torch.rand(4)
+    assert torch.equal(draws(0), untouched)
+    streams = [draws(1), draws(2), draws(1, step=7)]
+    assert torch.equal(draws(1), streams[0]), "deterministic"
+    every = [untouched, *streams]
+    assert all(not torch.equal(a, b) for i, a in enumerate(every) for b in every[i + 1:])
+
+
+class _Dropouts(torch.nn.Module):
+    """A model's dropout as the parity note sees it: LoRA's modules, its own modules, its attention's."""
+
+    def __init__(self, lora: float, own: float, attention: float) -> None:
+        super().__init__()
+        self.lora_dropout = torch.nn.ModuleDict({"default": torch.nn.Dropout(lora)})
+        self.resid = torch.nn.Dropout(own)
+        self.config = type("Shape", (), {"attention_dropout": attention})()
+
+
+@pytest.mark.parametrize(("model", "precision", "named"), [
+    (_Dropouts(0.05, 0, 0), "bf16", ["lora.dropout = 0.05", "bf16", 'training.precision = "fp32"']),
+    (_Dropouts(0, 0.1, 0), "fp32", ["the model's own dropout", "config.json"]),
+    (_Dropouts(0, 0, 0.1), "fp32", ["the model's own dropout"]),
+    (_Dropouts(0, 0, 0), "fp32", []),
+])
+def test_a_group_says_what_keeps_its_losses_from_equalling_one_process(model, precision, named) -> None:
+    config = load_config(overrides=[f"lora.dropout={model.lora_dropout['default'].p}",
+                                    f"training.precision={precision!r}"])
+    note = parity_note(config, model)
+    assert all(part in note for part in named), note
+    assert bool(note) == bool(named)
+    assert "\n" not in note
+
+
+@pytest.mark.parametrize(("said", "reason"), [
+    ("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:32443: "
+     "Connection reset by peer. This is typically caused by a remote worker hanging or bugs in the application",
+     "Read error [127.0.0.1]:32443: Connection reset by peer"),
+    ("[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 30000ms for recv operation "
+     "to complete\nException raised from recv at ...", "Timed out waiting 30000ms for recv operation to complete"),
+    ("word " * 60, ("word " * 40).strip() + " …"),
+    ("", "RuntimeError"),
+])
+def test_a_lost_rank_is_told_in_torch_words_without_its_source_file(said: str, reason: str) -> None:
+    assert lost_reason(RuntimeError(said)) == reason
+
+
+def test_slices_are_cut_alike_on_every_rank() -> None:
+    """Only a run continued with fewer ranks than it started with cuts its slices, into pieces known to all ranks."""
+    assert [slice_pieces(started, now) for started, now in ((1, 2), (2, 2), (3, 2), (4, 2), (8, 3), (4, 4))] == [
+        1, 1, 2, 2, 3, 1]
+
+
+class _Pairs:
+    """Cached preference pairs as a dataset: a prompt, then the chosen and the rejected answer (flagged SECOND)."""
+
+    def __init__(self, count: int = 23) -> None:
+        rng = np.random.default_rng(3)
+        self.rows = []
+        for _ in range(count):
+            prompt, chosen, rejected = (rng.integers(1, 90, n).tolist() for n in rng.integers(2, 9, 3))
+            ids = prompt + chosen + prompt + rejected
+            flags = [0] * len(prompt) + [TRAINED] * len(chosen) + [SECOND] * len(prompt) + [SECOND | TRAINED] * len(
+                rejected)
+            self.rows.append((np.array(ids, dtype=np.int64), np.array(flags, dtype=np.uint8)))
+        self.lengths = np.array([len(ids) for ids, _ in self.rows], dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.rows[index]
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, flags = self.rows[index]
+        return ids, (flags & TRAINED) > 0
+
+
+def test_packed_pairs_are_packed_from_each_rank_s_own_pairs() -> None:
+    """A rank takes its slice of a global batch's pair indices, then packs those pairs alone: between them the
+    ranks' packed batches hold the one process's pairs, whole, in its order."""
+    from engine.objectives import make
+    from engine.objectives.pair_packing import is_packed, pairs_in, segments_of
+
+    plain = load_config(overrides=["training.objective='dpo'", "training.batch_size=3", "data.pack_length=40",
+                                   "data.prefetch_depth=1"])
+    collate = make(plain).batch_form()
+    whole = BatchFeed(_Pairs(), plan_config(plain, 2), PAD, 100, collate=collate)
+    ranks = [BatchFeed(_Pairs(), plan_config(plain, 2), PAD, 100, collate=collate, shard=(r, 2)) for r in range(2)]
+    for _ in range(whole.batches_per_epoch() + 1):
+        one, parts = whole.next(), [feed.next() for feed in ranks]
+        assert is_packed(one.inputs) and all(is_packed(p.inputs) for p in parts)
+        assert [pairs_in(p.inputs) for p in parts] == [p.samples for p in parts]
+        mine = [s for p in parts for s in segments_of(p.inputs)]
+        theirs = segments_of(one.inputs)
+        assert [(s.prompt.tolist(), [a.tolist() for a, _ in s.answers]) for s in mine] == [
+            (s.prompt.tolist(), [a.tolist() for a, _ in s.answers]) for s in theirs]
+    for feed in (whole, *ranks):
+        feed.close()

@@ -79,3 +79,12 @@ def test_quiet_prints_no_stages(clock):
     printer = RunPrinter(Console(file=out, force_terminal=False), quiet=True)
     printer.show(Stage("tokenizing", 0, 10))
     assert out.getvalue() == ""
+
+
+def test_engine_text_in_brackets_is_printed_as_written(clock):
+    """torch's errors name their source as ``[/path/file.cc:78]``: rich read it as a closing tag and raised."""
+    from engine.events import Failed, Log
+
+    said = "Read error [/__w/pytorch/third_party/gloo/pair.cc:537] [bold]x[/bold]"
+    lines = printed([(0, Log("error", f"the group lost a rank: {said}")), (0, Failed(said))], clock)
+    assert lines == [f"the group lost a rank: {said}", f"error: {said}"]
