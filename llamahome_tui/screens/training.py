@@ -161,7 +161,7 @@ class TrainingScreen(ConsoleScreen):
             self.query_one("#samples", Static).update(samples_text(self.feed))
         if PROGRESS in changes or NEWS in changes:
             self.draw_progress()
-        if STAGE in changes:
+        if STAGE in changes or NEWS in changes:  # news may end a queue's wait (the head read the status)
             self.query_one("#run-stage", Static).update(stage_text(self.feed))
         if RESOURCES in changes:
             self.query_one(Gauges).show(self.feed)
@@ -198,7 +198,10 @@ class TrainingScreen(ConsoleScreen):
             run = self.engine.get_run(feed.run_id)
             status, dataset = run.status, Path(run.dataset_path).name or "-"
         except UserError:
-            status, dataset = "deleted", "-"
+            status, dataset, run = "deleted", "-", None
+        # the stage line says what a queued run waits for (the status is read here, with each news)
+        feed.queued_behind = tuple(run.config.get("job", {}).get("queue_after", [])) \
+            if run is not None and status == "queued" else ()
         return Text.assemble(("run ", "dim"), (feed.run_id, "bold"), f"  {feed.kind or '…'}  ",
                              (status, "bold green" if status == "running" else "bold"), f"  data: {dataset}")
 
@@ -295,6 +298,7 @@ class TrainingScreen(ConsoleScreen):
             self.notify(str(exc), severity="error")
             return
         self.notify(f"run {run_id}: {'resuming' if paused else 'pausing (checkpoint first)'}")
+        self.asked("resume" if paused else "pause")
 
     def action_stop(self) -> None:
         """Stop the run after a confirmation; it writes a checkpoint first."""
@@ -305,9 +309,16 @@ class TrainingScreen(ConsoleScreen):
         def answer(yes: bool | None) -> None:
             if yes:
                 self.engine.stop(run_id)
-                self.notify(f"stopping run {run_id}: writing a checkpoint")
+                self.notify(f"stopping run {run_id}: at the end of its step, with a checkpoint")
+                self.asked("stop")
 
         self.app.push_screen(ConfirmScreen(f"Stop run {run_id}? It writes a checkpoint first."), answer)
+
+    def asked(self, what: str) -> None:
+        """The stage line says ``what`` was asked until the run does it."""
+        if self.feed is not None:
+            self.feed.ask(what)
+            self.draw_changes()
 
     def action_checkpoint(self) -> None:
         """Ask the run to write a checkpoint now."""

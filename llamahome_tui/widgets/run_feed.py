@@ -54,6 +54,11 @@ class RunFeed:
     """What the worker is doing now (None before it says, and once the run has ended)."""
     paused_at: int | None = None
     """The step the run is paused at, while it is paused."""
+    asked: str = ""
+    """``stop`` / ``pause`` / ``resume`` asked of the run from here and not done yet (the worker
+    acts at the end of a step, after its samples, evaluation and checkpoint)."""
+    queued_behind: tuple[str, ...] = ()
+    """The runs this one waits for, while it is queued."""
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     generations: list[Generation] = field(default_factory=list)
     finished: dict[str, object] | None = None
@@ -133,11 +138,11 @@ class RunFeed:
         elif isinstance(event, Generation):
             self.generations.append(event)
         elif isinstance(event, Paused):
-            self.paused_at = event.step
+            self.paused_at, self.asked = event.step, "stop" if self.asked == "stop" else ""
             self.changes.add(STAGE)
             self._say(f"paused at step {event.step} (checkpoint written)")
         elif isinstance(event, Resumed):
-            self.paused_at = None
+            self.paused_at, self.asked = None, "stop" if self.asked == "stop" else ""
             self.changes.add(STAGE)
             self._say(f"resumed at step {event.step}")
         elif isinstance(event, Finished):
@@ -147,6 +152,11 @@ class RunFeed:
         elif isinstance(event, Failed):
             self.error, self.ended, self.stage = event.error, True, None
             self._say(f"error: {event.error}")
+
+    def ask(self, what: str) -> None:
+        """Note that ``what`` (stop, pause, resume) was asked of the run: the stage line says so until done."""
+        self.asked = what
+        self.changes.add(STAGE)
 
     def announce(self) -> bool:
         """Whether to post a change notice now: True unless one is already waiting (then it covers this)."""
@@ -164,7 +174,7 @@ class RunFeed:
         """The run is over with ``status``; say so in the log when its events did not."""
         if not self.ended and status in ("stopped", "crashed", "failed"):
             self._say(f"{status}: {error}" if error else status)
-        self.ended, self.stage = True, None
+        self.ended, self.stage, self.asked = True, None, ""
         self.changes.update((NEWS, STAGE))
 
     @property
