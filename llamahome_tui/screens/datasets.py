@@ -10,6 +10,7 @@ record in its file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from textual.widgets import Static
 
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.paths import shown_path
+from llamahome_tui.place import PLACE_FILE
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 
@@ -34,26 +36,42 @@ if TYPE_CHECKING:
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
 SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
+WORKSPACE_DB = "llamahome.db"
+"""A folder holding this is a workspace: its ``console.json`` is the console's state, not data."""
 REPORT_DELAY_S = 0.15
 """The cursor rests this long on a file before its report is built."""
 
 
 def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
-    """``(path, shown name)`` of every data file under the roots (run outputs and caches skipped).
+    """``(path, shown name)`` of every data file under the roots.
 
-    The shown name is a valid path (``shown_path``), so it can be typed into any path prompt.
+    Skipped: run outputs and caches, hidden files, saved model folders (their ``config.json`` and
+    tokenizer files are not data) and a workspace's own state (``console.json`` beside its
+    ``llamahome.db``). The shown name is a valid path (``shown_path``), so it can be typed into
+    any path prompt.
     """
     seen: set[Path] = set()
     for root in roots:
-        if not root.is_dir():
-            continue
-        for path in sorted(root.rglob("*")):
-            parts = path.relative_to(root).parts
-            if any(p in SKIP_DIRS or p.startswith(".") for p in parts[:-1]) or parts[-1].startswith("."):
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+            if is_model_folder(files):
+                dirs[:] = []
                 continue
-            if path.suffix in DATA_SUFFIXES and path.is_file() and path.resolve() not in seen:
+            for name in sorted(files):
+                path = Path(folder) / name
+                if name.startswith(".") or path.suffix not in DATA_SUFFIXES or path.resolve() in seen:
+                    continue
+                if name == PLACE_FILE and WORKSPACE_DB in files:
+                    continue
                 seen.add(path.resolve())
                 yield path, shown_path(path)
+
+
+def is_model_folder(files: list[str]) -> bool:
+    """Whether a folder's files are a saved model or adapter (``save_pretrained``), not data."""
+    names = set(files)
+    configs = {"config.json", "adapter_config.json"} & names
+    return bool(configs) and ("tokenizer.json" in names or any(n.endswith(".safetensors") for n in names))
 
 
 def human_size(size: int) -> str:
@@ -97,7 +115,10 @@ class DatasetsScreen(ConsoleScreen):
             yield Static("Highlight a file to see its report.", id="report-text", classes="muted")
 
     def on_mount(self) -> None:
-        """List the files."""
+        """List the files, the chosen dataset highlighted."""
+        table = self.query_one("#data-files", FilterTable)
+        if self.state.dataset is not None:
+            table.wanted_key = shown_path(self.state.dataset)
         self.refresh_files()
 
     def commands(self) -> Iterable[SystemCommand]:
