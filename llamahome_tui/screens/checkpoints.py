@@ -29,7 +29,7 @@ from llamahome_tui.screens.datasets import human_size
 from llamahome_tui.screens.dialogs import ConfirmScreen, PromptScreen
 from llamahome_tui.screens.resume_dialog import ResumeChoice, ResumeScreen
 from llamahome_tui.screens.runs import status_text
-from llamahome_tui.widgets.filter_table import FilterTable
+from llamahome_tui.widgets.filter_table import ELASTIC, FilterTable
 
 
 def checkpoint_cells(ckpt: CheckpointRecord) -> tuple[str, ...]:
@@ -67,7 +67,8 @@ class CheckpointsScreen(ConsoleScreen):
         """Runs, their checkpoints and a status line."""
         yield FilterTable("run", "status", "dataset", id="ckpt-runs")
         yield FilterTable("step", "eval loss", "best", "size", "folder", id="ckpt-table")
-        exports = FilterTable("export", "from", "status", "path (y copies)", id="ckpt-exports")
+        exports = FilterTable("export", "from", "status", ("path (y copies)", ELASTIC), id="ckpt-exports",
+                              keep_end=True)
         exports.display = False
         yield exports
         yield Static("", id="ckpt-status")
