@@ -212,7 +212,7 @@ class TrainingScreen(ConsoleScreen):
         if feed is None or feed.last_step is None:
             bar.update(total=1, progress=0)  # an empty bar: the indeterminate one animates
         else:
-            bar.update(total=feed.total_steps or None, progress=feed.last_step.step)
+            bar.update(total=feed.total_steps or None, progress=max(feed.last_step.step, feed.reached))
         self.query_one("#progress-text", Static).update(progress_text(feed) if feed else "")
         self.query_one("#run-numbers", Static).update(numbers_text(feed) if feed else "")
         series = [] if feed is None else [Series("train", feed.losses, "cyan", feed.steps),

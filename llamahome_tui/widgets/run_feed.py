@@ -42,6 +42,9 @@ class RunFeed:
     kind: str = ""
     total_steps: int = 0
     last_step: Step | None = None
+    reached: int = 0
+    """The newest step any event names: steps are logged every ``logging.steps``, but a checkpoint,
+    an evaluation or a pause says where the run is between them."""
     steps: list[int] = field(default_factory=list)
     """Step numbers of ``losses``."""
     losses: list[float] = field(default_factory=list)
@@ -94,6 +97,7 @@ class RunFeed:
             if self.first_step is None:
                 self.first_step, self.first_step_at = event, at
             self.last_step, self.last_step_at = event, at
+            self.reached = max(self.reached, event.step)
             self.total_steps = event.total_steps
             self.steps.append(event.step)
             self.losses.append(event.loss)
@@ -107,6 +111,10 @@ class RunFeed:
             self._stage(event)
             return
         self.changes.add(NEWS)
+        step = getattr(event, "step", None)
+        if isinstance(step, int) and step > self.reached:
+            self.reached = step
+            self.changes.add(PROGRESS)
         if isinstance(event, Started) and at is not None:
             self.started_at = at
         if isinstance(event, Eval):

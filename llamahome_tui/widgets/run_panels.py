@@ -184,9 +184,10 @@ def progress_text(feed: RunFeed) -> Text:
     if step is None:
         return Text("waiting for the first step…" if not feed.ended else "no steps", style="dim")
     text = Text()
-    text.append(f"step {step.step:,}/{step.total_steps:,}", style="bold")
+    now = max(step.step, feed.reached)
+    text.append(f"step {now:,}/{step.total_steps:,}", style="bold")
     if step.total_steps:
-        text.append(f" {100 * step.step // step.total_steps}%")
+        text.append(f" {100 * now // step.total_steps}%")
     text.append(f"  epoch {step.epoch:.2f}  elapsed {format_duration(feed.elapsed_s())}")
     text.append(f"  ETA {format_duration(feed.eta_s()) if not feed.ended else '-'}")
     return text

@@ -112,6 +112,7 @@ async def test_a_pause_asked_for_shows_until_the_run_pauses(make_app, engine):
         engine.store.add_event(run_id, Paused(31, "/x/step-000031"))
         await until(pilot, lambda: "paused at" in stage_line(app))
         assert stage_line(app) == "⏸ paused at step 31  p resumes"
+        assert "step 31/40" in line_with(app, "ETA"), "the progress says the step it paused at, not the last logged"
 
 
 async def test_a_queued_run_says_what_it_waits_for(make_app, engine):
