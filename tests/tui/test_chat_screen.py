@@ -182,3 +182,24 @@ async def test_a_chat_process_that_dies_is_said_and_the_next_pick_starts_another
         assert text_of(app, "#chat-status") == NO_MODEL
         await pick_first(pilot)
         assert [r[0] for r in fake.requests] == ["load", "generate", "load"]
+
+
+async def test_a_ctrl_c_just_after_an_answer_ended_does_not_quit(make_app, fake):
+    """A ctrl+c meant to stop an answer that ended a moment before it arrived stops nothing and
+    quits nothing (the conversation would be lost); one more ctrl+c quits as everywhere."""
+    app = make_app("chat")
+    exits: list[object] = []
+    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pick_first(pilot)
+        await send(pilot, QUESTION)
+        fake.stream(3)
+        fake.finish()
+        await wait_until(pilot, lambda: app.screen.request is None, "the answer ended")
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert exits == [] and isinstance(app.screen, ChatScreen)
+        assert len(conversation(app)) == 2
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert len(exits) == 1, "the next ctrl+c quits"
