@@ -203,3 +203,17 @@ async def test_a_ctrl_c_just_after_an_answer_ended_does_not_quit(make_app, fake)
         await pilot.press("ctrl+c")
         await pilot.pause()
         assert len(exits) == 1, "the next ctrl+c quits"
+
+
+async def test_a_long_model_list_leaves_the_path_input_and_keys_in_view_at_80x24(make_app, engine, fake):
+    for n in range(3):
+        fake_run(engine, f"20260101-00010{n}-run{n}", 30, 2.0)
+    app = make_app("chat")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        dialog = app.screen.query_one(".chat-pick")
+        assert app.screen.query_one("#pick-list").option_count >= 12
+        for part in (app.screen.query_one("#pick-path", Input), app.screen.query_one(".dialog-keys", Label)):
+            assert part.region.bottom <= dialog.content_region.bottom, f"{part} is cut off"
+            assert part.region.height >= 1
