@@ -184,7 +184,8 @@ class CheckpointsScreen(ConsoleScreen):
         if job.get("eval_data"):
             return job["eval_data"], "the run's eval file"
         if job.get("data"):
-            return job["data"], "the run's training file; it held out data.validation_split of it"
+            return job["data"], ("the run's training file, all of it: the records it trained on too, "
+                                 "not only its held-out part")
         return str(self.state.eval_data or self.state.dataset or ""), "the chosen dataset"
 
     def action_export(self, merge: bool) -> None:

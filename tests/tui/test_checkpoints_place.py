@@ -41,6 +41,8 @@ async def test_the_run_moved_to_stays_highlighted_after_a_dialog(make_app, engin
         await pilot.pause(0.2)
         assert isinstance(app.screen, PromptScreen)
         assert OLD in app.screen.question and "step-000030" in app.screen.question
+        assert app.screen.value == "/nowhere/chat.jsonl", "no eval file of its own: the run's training file"
+        assert "all of it" in app.screen.question, "it does not pretend to evaluate on the held-out part only"
         await pilot.press("escape")
         await pilot.pause(0.2)
         runs, checkpoints = tables(app)
