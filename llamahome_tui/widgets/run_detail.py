@@ -69,7 +69,7 @@ def detail_text(detail: RunDetail | None, now: float) -> Text:
     end = run.ended_at or (now if live else run.heartbeat_at)  # crashed: its last sign of life
     took = format_duration(end - run.started_at) if run.started_at and end else "-"
     text = Text.assemble(("run ", "dim"), (run.id, "bold"), f"  {run.kind}  {run.status}  ",
-                         ("started ", "dim"), started, (f"  {run.status} for " if live else "  took ", "dim"), took)
+                         ("started ", "dim"), started, ("  for " if live else "  took ", "dim"), took)
     model = detail.config.get("model", {}).get("path") or run.model or "-"
     runtime = run.runtime or {}
     extra = f"  {runtime['precision']}" if runtime.get("precision") else ""

@@ -73,7 +73,7 @@ def test_a_live_run_says_how_long_it_has_been_running(engine):
                             heartbeat_at=time.time())
     text = str(detail_text(engine.run_detail(RESUMED), now=start + 60))
     assert f"run {RESUMED}  train  running  started {time.strftime('%Y-%m-%d %H:%M', time.localtime(start))}" \
-           "  running for 1:00" in text
+           "  for 1:00" in text
     engine.store.update_run(RESUMED, status="crashed", pid=None, started_at=T0, heartbeat_at=T0 + 40)
     text = str(detail_text(engine.run_detail(RESUMED), now=T0 + 9_000))
     assert "crashed  started 2025-12-31 23:00  took 0:40" in text, "a crashed run's time ends at its last sign of life"
