@@ -113,7 +113,9 @@ async def test_checkpoints_list_delete_and_evaluate_prompt(make_app, engine, dat
         assert isinstance(screen, CheckpointsScreen)
         table = screen.query_one("#ckpt-table", FilterTable)
         assert len(table.keys) == 3
+        assert table.selected_key.endswith("step-000030"), "the newest checkpoint is highlighted"
         table.focus()
+        await pilot.press("g")  # the oldest
         await pilot.press("e")
         assert isinstance(app.screen, PromptScreen)
         await pilot.press("escape")
