@@ -227,18 +227,20 @@ def objective_numbers(feed: RunFeed) -> Text:
 
 
 def samples_text(feed: RunFeed | None) -> Text:
-    """The newest sample generation (prompt and answer), or the final metrics when done."""
+    """The newest sample generation (prompt and answer), or the final metrics (``Result``) when done without any."""
+    if feed and feed.finished and not feed.generations:
+        text = Text("Result\n", style="bold")
+        for key in sorted(feed.finished):
+            value = feed.finished[key]
+            if isinstance(value, int | float):
+                text.append(f"{key}: ", style="dim").append(f"{value:.4g}\n")
+        return text
     text = Text("Samples", style="bold").append("  S: all\n", style="dim")
     if feed and feed.generations:
         last = feed.generations[-1]
         text.append(f"step {last.step}\n", style="dim")
         text.append("> ", style="bold green").append(last.prompt.strip() + "\n")
         text.append("< ", style="bold cyan").append(last.text.strip() + "\n")
-    elif feed and feed.finished:
-        for key in sorted(feed.finished):
-            value = feed.finished[key]
-            if isinstance(value, int | float):
-                text.append(f"{key}: ", style="dim").append(f"{value:.4g}\n")
     else:
         text.append("none yet", style="dim")
     return text
