@@ -217,3 +217,14 @@ async def test_a_long_model_list_leaves_the_path_input_and_keys_in_view_at_80x24
         for part in (app.screen.query_one("#pick-path", Input), app.screen.query_one(".dialog-keys", Label)):
             assert part.region.bottom <= dialog.content_region.bottom, f"{part} is cut off"
             assert part.region.height >= 1
+
+
+def test_an_export_is_listed_under_the_run_it_came_from_with_a_short_path(tmp_path):
+    from engine.api import ChatModel
+    from llamahome_tui.screens.chat_dialogs import model_option
+
+    root = tmp_path / "ws"
+    folder = root / "runs" / RUN / "exports" / "step-000020-merged"
+    option = model_option(ChatModel(str(folder), "export", "20260101-000500-xprt", "step-000020-merged"), root)
+    assert str(option.prompt) == f"{RUN}  export       exports/step-000020-merged", "it fits 80 columns on one line"
+    assert option.id == str(folder)
