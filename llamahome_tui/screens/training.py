@@ -30,7 +30,7 @@ from llamahome_tui.screens.dialogs import ConfirmScreen, StartScreen
 from llamahome_tui.screens.log_view import RunLogScreen
 from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
-from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed
+from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed, StepClock
 from llamahome_tui.widgets.run_panels import Gauges, numbers_text, progress_text, samples_text
 from llamahome_tui.widgets.stage_line import stage_text
 
@@ -65,6 +65,7 @@ class TrainingScreen(ConsoleScreen):
         """Change notices handled (each may stand for many events)."""
         self.redraws = 0
         """Redraws of changed parts."""
+        self.step_clock = StepClock()
 
     def compose_body(self) -> ComposeResult:
         """Head line, progress, stage, numbers, chart and gauges, log tail and samples."""
@@ -82,8 +83,18 @@ class TrainingScreen(ConsoleScreen):
             yield Static(id="samples")
 
     def on_mount(self) -> None:
-        """Follow the run in view, if any."""
+        """Follow the run in view, if any; the elapsed time moves every second while it is live."""
         self.on_screen_resume()
+        self.set_interval(1.0, self.draw_elapsed)
+
+    def draw_elapsed(self) -> None:
+        """The progress line again (its elapsed time), while a live run is in view."""
+        if self.feed is not None and not self.feed.ended and self.feed.last_step is not None:
+            self.query_one("#progress-text", Static).update(self.progress_line(self.feed))
+
+    def progress_line(self, feed: RunFeed) -> Text:
+        """The step, epoch, elapsed time (going on between steps) and ETA."""
+        return progress_text(feed, self.step_clock.since_step(feed, self.state.clock()))
 
     def on_screen_resume(self) -> None:
         """Follow the state's run when it changed while we were away."""
@@ -115,7 +126,7 @@ class TrainingScreen(ConsoleScreen):
     async def follow_one(self, run_id: str) -> None:
         """Fold one run's events into a new feed, posting a message for each."""
         feed = RunFeed(run_id)
-        self.feed, self.log_shown = feed, 0
+        self.feed, self.log_shown, self.step_clock = feed, 0, StepClock()
         self.query_one(RichLog).clear()
         self.draw()
         count = 0
@@ -213,7 +224,7 @@ class TrainingScreen(ConsoleScreen):
             bar.update(total=1, progress=0)  # an empty bar: the indeterminate one animates
         else:
             bar.update(total=feed.total_steps or None, progress=max(feed.last_step.step, feed.reached))
-        self.query_one("#progress-text", Static).update(progress_text(feed) if feed else "")
+        self.query_one("#progress-text", Static).update(self.progress_line(feed) if feed else "")
         self.query_one("#run-numbers", Static).update(numbers_text(feed) if feed else "")
         series = [] if feed is None else [Series("train", feed.losses, "cyan", feed.steps),
                                           Series("eval", feed.eval_losses, "magenta", feed.eval_steps, markers=True)]

@@ -227,6 +227,32 @@ class RunFeed:
         return max(self.last_step_at - start, 0.0)
 
 
+@dataclass
+class StepClock:
+    """Seconds since the newest step was first drawn, on the console's clock: the elapsed time
+    goes on between steps (an evaluation can take a minute), and stands still while paused."""
+
+    step: int | None = None
+    since: float = 0.0
+    held: float | None = None
+    """The seconds counted when the run paused (kept until it resumes)."""
+
+    def since_step(self, feed: RunFeed, now: float) -> float:
+        """Seconds to add to the newest step's elapsed time (0 for an ended run)."""
+        last = feed.last_step
+        if feed.ended or last is None:
+            return 0.0
+        if last.step != self.step:
+            self.step, self.since, self.held = last.step, now, None
+        if feed.paused_at is not None:
+            if self.held is None:
+                self.held = max(now - self.since, 0.0)
+            return self.held
+        if self.held is not None:
+            self.since, self.held = now - self.held, None
+        return max(now - self.since, 0.0)
+
+
 def format_duration(seconds: float | None) -> str:
     """``1:02:03`` / ``2:03``; ``-`` when unknown."""
     if seconds is None or seconds < 0:

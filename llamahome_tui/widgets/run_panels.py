@@ -178,8 +178,9 @@ class Gauges(Static):
         self.update(gauges_text(self.feed, self.sample, max(self.content_size.width, 20)))
 
 
-def progress_text(feed: RunFeed) -> Text:
-    """``step 12/100 12%  epoch 0.40  elapsed 0:10  ETA 1:23`` (fits beside the bar at 80 columns)."""
+def progress_text(feed: RunFeed, since_step_s: float = 0.0) -> Text:
+    """``step 12/100 12%  epoch 0.40  elapsed 0:10  ETA 1:23`` (fits beside the bar at 80 columns);
+    ``since_step_s``: time gone since the newest step (a ``StepClock``'s)."""
     step = feed.last_step
     if step is None:
         return Text("waiting for the first step…" if not feed.ended else "no steps", style="dim")
@@ -188,7 +189,9 @@ def progress_text(feed: RunFeed) -> Text:
     text.append(f"step {now:,}/{step.total_steps:,}", style="bold")
     if step.total_steps:
         text.append(f" {100 * now // step.total_steps}%")
-    text.append(f"  epoch {step.epoch:.2f}  elapsed {format_duration(feed.elapsed_s())}")
+    elapsed = feed.elapsed_s()
+    elapsed = None if elapsed is None else elapsed + since_step_s
+    text.append(f"  epoch {step.epoch:.2f}  elapsed {format_duration(elapsed)}")
     text.append(f"  ETA {format_duration(feed.eta_s()) if not feed.ended else '-'}")
     return text
 

@@ -130,3 +130,21 @@ async def test_a_queued_run_says_what_it_waits_for(make_app, engine):
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: "queued" in stage_line(app))
         assert stage_line(app) == f"⏳ queued: starts when run {ahead} ends"
+
+
+async def test_the_elapsed_clock_goes_on_between_steps_and_stops_when_paused(make_app, engine):
+    """An evaluation can take a minute between two steps: the clock keeps going meanwhile (the
+    console's clock, frozen in tests; here moved by hand), and stands still while paused."""
+    run_id = live_run_in_stage(engine, "20260101-000000-tick", 30, Stage("evaluating", 3, 12))
+    clock = [1_767_225_600.0]
+    app = make_app("training", run_id=run_id, clock=lambda: clock[0])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "elapsed 0:15" in line_with(app, "ETA"))
+        clock[0] += 65
+        await until(pilot, lambda: "elapsed 1:20" in line_with(app, "ETA"), timeout=3)
+        assert "elapsed 1:20" in line_with(app, "ETA"), line_with(app, "ETA")
+        engine.store.add_event(run_id, Paused(30, "/x/step-000030"))
+        await until(pilot, lambda: "paused" in stage_line(app))
+        clock[0] += 100
+        await pilot.pause(1.3)
+        assert "elapsed 1:20" in line_with(app, "ETA"), "paused: the clock stands"
