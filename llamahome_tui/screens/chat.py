@@ -174,11 +174,10 @@ class ChatScreen(ConsoleScreen):
 
     def action_interrupt(self) -> None:
         """ctrl+c: stop the answer; one that ended a moment ago was what it meant, so do nothing more
-        (not quit the console with the conversation); the next ctrl+c quits as everywhere."""
+        (not quit the console with the conversation; the answer shows it ended); the next ctrl+c
+        quits as everywhere."""
         if self.request is None:
             self.answer_ended = -LATE_STOP_S
-            self.notify("the answer had already ended (ctrl+c again quits)", timeout=3)
-            self.refresh_bindings()
             return
         self.action_stop()
 
