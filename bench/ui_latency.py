@@ -184,7 +184,7 @@ def keypress_latency(workspace: Path) -> tuple[list[float], list[float]]:
     env = {**os.environ, "TERM": "xterm-256color"}
     console = Terminal([sys.executable, "-m", "llamahome_tui", "--workspace", str(workspace), "runs"], env)
     try:
-        console.wait_for(b"best eval", b"Refresh")
+        console.wait_for(b"best eval", b"Attach")
         console.press(b"\r", b"New run")  # attach: the training screen follows the flooding run
         time.sleep(1.0)
         latencies, dialog = [], []

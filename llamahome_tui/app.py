@@ -158,6 +158,11 @@ class LlamaHomeApp(InstantModeSwitch):
             self.mode_history.append(self.current_mode)
             await self.switch_mode(mode)
         screen = self.screen
+        # after the messages the switch sent the screen (its resume refreshes what it shows)
+        screen.call_later(self.run_screen_command, screen, title)
+
+    async def run_screen_command(self, screen: Screen[object], title: str) -> None:
+        """Run ``screen``'s palette command named ``title``."""
         for command in screen.commands() if isinstance(screen, ConsoleScreen) else ():
             if command.title == title:
                 result = command.callback()

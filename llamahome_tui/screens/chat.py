@@ -8,13 +8,16 @@ the console dies, the process reads end-of-file and ends too. A reader thread ta
 batch with one ``ChatArrived``, so a fast model cannot flood the screen with one message a token.
 
 Keys: ctrl+o picks the model (from the run history, or a folder or run id typed), Enter sends the
-message typed, Esc (or ctrl+c) stops an answer being generated and otherwise goes back, ctrl+g
-changes the generation settings shown under the model line, ctrl+l clears the conversation.
+message typed, Esc (or ctrl+c) stops an answer being generated and otherwise goes back (ctrl+c
+quits, as everywhere, except within ``LATE_STOP_S`` of an answer's end: that one meant to stop
+it), ctrl+g changes the generation settings shown under the model line, ctrl+l clears the
+conversation.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,8 @@ from llamahome_tui.messages import ChatArrived
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.screens.chat_dialogs import ChatSettingsScreen, ModelPickScreen, shown_path
 
+LATE_STOP_S = 2.0
+"""A ctrl+c this soon after an answer ended was meant to stop it: it does not quit the console."""
 NO_MODEL = "No model loaded: ctrl+o picks a checkpoint, a run's final model or an export"
 
 
@@ -79,7 +84,7 @@ class ChatScreen(ConsoleScreen):
         Binding("ctrl+g", "settings", "Settings"),
         Binding("ctrl+l", "clear", "Clear"),
         Binding("escape", "stop", "Stop"),
-        Binding("ctrl+c", "stop", "Stop", show=False, priority=True),
+        Binding("ctrl+c", "interrupt", "Stop", show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -94,6 +99,8 @@ class ChatScreen(ConsoleScreen):
         self.request: int | None = None
         """The answer being generated."""
         self.reply: list[str] = []
+        self.answer_ended = -LATE_STOP_S
+        """When the last answer ended (monotonic): a ctrl+c right after it was meant to stop it."""
 
     def compose_body(self) -> ComposeResult:
         """The model line, the settings line, the conversation and the message input."""
@@ -124,6 +131,8 @@ class ChatScreen(ConsoleScreen):
         """Esc and ctrl+c stop an answer only while one is generated (else they do what they do elsewhere)."""
         if action == "stop":
             return self.request is not None
+        if action == "interrupt":
+            return self.request is not None or time.monotonic() - self.answer_ended < LATE_STOP_S
         return True
 
     # What the user does
@@ -162,6 +171,15 @@ class ChatScreen(ConsoleScreen):
         self.request, self.messages, self.reply = None, [], []
         self.query_one("#chat-log").remove_children()
         self.refresh_bindings()
+
+    def action_interrupt(self) -> None:
+        """ctrl+c: stop the answer; one that ended a moment ago was what it meant, so do nothing more
+        (not quit the console with the conversation; the answer shows it ended); the next ctrl+c
+        quits as everywhere."""
+        if self.request is None:
+            self.answer_ended = -LATE_STOP_S
+            return
+        self.action_stop()
 
     def action_stop(self) -> None:
         """Stop the answer being generated."""
@@ -290,7 +308,7 @@ class ChatScreen(ConsoleScreen):
             self.messages.pop()
         else:
             self.messages.append({"role": "assistant", "content": "".join(self.reply)})
-        self.request = None
+        self.request, self.answer_ended = None, time.monotonic()
         self.refresh_bindings()
 
     def status(self, text: str) -> None:

@@ -30,11 +30,21 @@ def shown_path(path: str, root: Path) -> str:
 
 
 def model_option(model: ChatModel, root: Path) -> Option:
-    """One line of the list: the run, what it is, and where (inside the run's folder, or in full)."""
+    """One line of the list: the run, what it is, and where (inside the run's folder, or in full).
+
+    An export written into a training run's folder is listed under that run (the export job's
+    own id means nothing to the user), so its path is short too.
+    """
+    runs = root / "runs"
+    try:
+        inside = Path(model.path).relative_to(runs).parts
+    except ValueError:
+        inside = ()
+    owner = inside[0] if model.kind == "export" and len(inside) > 1 else model.run_id
     text = Text()
-    text.append(f"{model.run_id}  ", style="bold")
+    text.append(f"{owner}  ", style="bold")
     text.append(f"{KIND_NAMES.get(model.kind, model.kind):<13}", style="cyan")
-    text.append(shown_path(model.path, root / "runs" / model.run_id))
+    text.append(shown_path(model.path, runs / owner))
     return Option(text, id=model.path)
 
 

@@ -29,7 +29,7 @@ from llamahome_tui.screens.datasets import human_size
 from llamahome_tui.screens.dialogs import ConfirmScreen, PromptScreen
 from llamahome_tui.screens.resume_dialog import ResumeChoice, ResumeScreen
 from llamahome_tui.screens.runs import status_text
-from llamahome_tui.widgets.filter_table import FilterTable
+from llamahome_tui.widgets.filter_table import ELASTIC, FilterTable
 
 
 def checkpoint_cells(ckpt: CheckpointRecord) -> tuple[str, ...]:
@@ -57,12 +57,18 @@ class CheckpointsScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__()
         self.paths: dict[str, str] = {}
+        self.followed: str | None = None
+        """The state's run as last brought into view: the cursor moves to it only when it changes
+        (not back from where the user moved it each time the screen resumes, as after a dialog)."""
+        self.checkpoints_of: str | None = None
+        """The run whose checkpoints the table lists."""
 
     def compose_body(self) -> ComposeResult:
         """Runs, their checkpoints and a status line."""
         yield FilterTable("run", "status", "dataset", id="ckpt-runs")
         yield FilterTable("step", "eval loss", "best", "size", "folder", id="ckpt-table")
-        exports = FilterTable("export", "from", "status", "path (y copies)", id="ckpt-exports")
+        exports = FilterTable("export", "from", "status", ("path (y copies)", ELASTIC), id="ckpt-exports",
+                              keep_end=True)
         exports.display = False
         yield exports
         yield Static("", id="ckpt-status")
@@ -89,7 +95,8 @@ class CheckpointsScreen(ConsoleScreen):
         runs = self.engine.list_runs(kind="train")
         table = self.query_one("#ckpt-runs", FilterTable)
         table.set_rows([(r.id, (r.id, status_text(r.status), Path(r.dataset_path).name or "-")) for r in runs])
-        if self.state.run_id in table.keys and table.selected_key != self.state.run_id:
+        if self.state.run_id != self.followed and self.state.run_id in table.keys:
+            self.followed = self.state.run_id
             table.move_cursor(row=table.keys.index(self.state.run_id))
         self.refresh_checkpoints()
 
@@ -98,7 +105,11 @@ class CheckpointsScreen(ConsoleScreen):
         run_id = self.query_one("#ckpt-runs", FilterTable).selected_key
         checkpoints = self.engine.checkpoints(run_id) if run_id else []
         self.paths = {c.path: c.path for c in checkpoints}
-        self.query_one("#ckpt-table", FilterTable).set_rows([(c.path, checkpoint_cells(c)) for c in checkpoints])
+        listed = self.query_one("#ckpt-table", FilterTable)
+        if run_id != self.checkpoints_of and checkpoints:  # another run: its newest checkpoint, where it stopped
+            listed.wanted_key = max(checkpoints, key=lambda c: c.step).path
+        self.checkpoints_of = run_id
+        listed.set_rows([(c.path, checkpoint_cells(c)) for c in checkpoints])
         exports = self.engine.exports(run_id) if run_id else []
         table = self.query_one("#ckpt-exports", FilterTable)
         table.set_rows([(e["path"], (e["kind"], e["source"], e["status"], shown_path(Path(e["path"]))))
@@ -130,6 +141,11 @@ class CheckpointsScreen(ConsoleScreen):
             self.notify("no checkpoint highlighted", severity="warning")
         return Path(key) if key else None
 
+    def named(self, path: Path) -> str:
+        """``step-000020 of run ID``: a dialog says whose checkpoint it acts on."""
+        run_id = self.query_one("#ckpt-runs", FilterTable).selected_key
+        return f"{path.name} of run {run_id}" if run_id else path.name
+
     def action_resume(self) -> None:
         """Show what a resume from the highlighted checkpoint would do; start it as changed there."""
         path = self.selected
@@ -158,7 +174,8 @@ class CheckpointsScreen(ConsoleScreen):
             if answer:
                 self.run_task("evaluate", str(path), answer)
 
-        self.app.push_screen(PromptScreen(f"Evaluate {path.name} on which data file? ({whose})", default), chosen)
+        self.app.push_screen(PromptScreen(f"Evaluate {self.named(path)} on which data file? ({whose})", default),
+                             chosen)
 
     def run_eval_file(self) -> tuple[str, str]:
         """The highlighted run's eval file (else its training file), and where that default comes from."""
@@ -167,7 +184,8 @@ class CheckpointsScreen(ConsoleScreen):
         if job.get("eval_data"):
             return job["eval_data"], "the run's eval file"
         if job.get("data"):
-            return job["data"], "the run's training file; it held out data.validation_split of it"
+            return job["data"], ("the run's training file, all of it: the records it trained on too, "
+                                 "not only its held-out part")
         return str(self.state.eval_data or self.state.dataset or ""), "the chosen dataset"
 
     def action_export(self, merge: bool) -> None:
@@ -181,7 +199,7 @@ class CheckpointsScreen(ConsoleScreen):
             if answer:
                 self.run_task("merge" if merge else "export", str(path), answer)
 
-        self.app.push_screen(PromptScreen(f"Export {path.name} as {what} into which folder?",
+        self.app.push_screen(PromptScreen(f"Export {self.named(path)} as {what} into which folder?",
                                           str(default_output(path, merge))), chosen)
 
     def run_task(self, task: str, target: str, data: str = "", options: ResumeChoice | None = None) -> None:
@@ -261,7 +279,7 @@ class CheckpointsScreen(ConsoleScreen):
             self.notify(f"deleted {path.name}")
             self.refresh_checkpoints()
 
-        self.app.push_screen(ConfirmScreen(f"Delete checkpoint {path.name} and its files?"), answer)
+        self.app.push_screen(ConfirmScreen(f"Delete {self.named(path)} and its files?"), answer)
 
 
 def job_result(run: RunRecord) -> str:

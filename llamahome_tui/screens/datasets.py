@@ -10,6 +10,7 @@ record in its file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from textual.widgets import Static
 
 from llamahome_tui.messages import TaskDone
 from llamahome_tui.paths import shown_path
+from llamahome_tui.place import PLACE_FILE
 from llamahome_tui.screens.base import ConsoleScreen
 from llamahome_tui.widgets.filter_table import FilterTable
 
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet", ".arrow", ".feather")
 COMPRESSED = (".gz", ".zst")
 SKIP_DIRS = {"runs", "models", "cache", "checkpoints", "__pycache__"}
+WORKSPACE_DB = "llamahome.db"
+"""A folder holding this is a workspace: its ``console.json`` is the console's state, not data."""
 REPORT_DELAY_S = 0.15
 """The cursor rests this long on a file before its report is built."""
 
@@ -51,27 +55,31 @@ def is_saved_dataset(path: Path) -> bool:
 
 
 def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
-    """``(path, shown name)`` of every data file under the roots (run outputs and caches skipped); a
-    ``save_to_disk`` folder is one entry, its files are not listed.
+    """``(path, shown name)`` of every data file under the roots; a ``save_to_disk`` folder is one
+    entry, its files are not listed.
 
-    The shown name is a valid path (``shown_path``), so it can be typed into any path prompt.
+    Skipped: run outputs and caches, hidden files, saved model folders (their ``config.json`` and
+    tokenizer files are not data) and a workspace's own state (``console.json`` beside its
+    ``llamahome.db``). The shown name is a valid path (``shown_path``), so it can be typed into
+    any path prompt.
     """
     seen: set[Path] = set()
     for root in roots:
-        if not root.is_dir():
-            continue
-        saved: list[Path] = []
-        for path in sorted(root.rglob("*")):
-            parts = path.relative_to(root).parts
-            if any(p in SKIP_DIRS or p.startswith(".") for p in parts[:-1]) or parts[-1].startswith("."):
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+            if is_model_folder(files):
+                dirs[:] = []
                 continue
-            if any(folder in path.parents for folder in saved):
-                continue
-            if is_saved_dataset(path):
-                saved.append(path)
-            elif not is_data_file(path):
-                continue
-            if path.resolve() not in seen:
+            saved = [d for d in dirs if is_saved_dataset(Path(folder) / d)]
+            dirs[:] = [d for d in dirs if d not in saved]  # a save_to_disk folder is one entry
+            for path in [Path(folder) / d for d in saved] + [Path(folder) / n for n in sorted(files)]:
+                name = path.name
+                if name.startswith(".") or path.resolve() in seen:
+                    continue
+                if not (path.is_dir() or is_data_file(path)):
+                    continue
+                if name == PLACE_FILE and WORKSPACE_DB in files:
+                    continue
                 seen.add(path.resolve())
                 yield path, shown_path(path)
 
@@ -79,6 +87,13 @@ def data_files(roots: Iterable[Path]) -> Iterator[tuple[Path, str]]:
 def disk_size(path: Path) -> int:
     """Bytes of a file, or of the files under a folder."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def is_model_folder(files: list[str]) -> bool:
+    """Whether a folder's files are a saved model or adapter (``save_pretrained``), not data."""
+    names = set(files)
+    configs = {"config.json", "adapter_config.json"} & names
+    return bool(configs) and ("tokenizer.json" in names or any(n.endswith(".safetensors") for n in names))
 
 
 def human_size(size: int) -> str:
@@ -122,7 +137,10 @@ class DatasetsScreen(ConsoleScreen):
             yield Static("Highlight a file to see its report.", id="report-text", classes="muted")
 
     def on_mount(self) -> None:
-        """List the files."""
+        """List the files, the chosen dataset highlighted."""
+        table = self.query_one("#data-files", FilterTable)
+        if self.state.dataset is not None:
+            table.wanted_key = shown_path(self.state.dataset)
         self.refresh_files()
 
     def commands(self) -> Iterable[SystemCommand]:

@@ -114,7 +114,9 @@ class PromptScreen(ModalScreen["str | None"]):
 class HelpScreen(ModalScreen[None]):
     """The keys that work on the screen underneath, and the global ones."""
 
-    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close"),
+                Binding("j", "scroll('down')", "Down", show=False),
+                Binding("k", "scroll('up')", "Up", show=False)]
 
     def __init__(self, title: str, keys: list[tuple[str, str]], intro: str = "") -> None:
         super().__init__()
@@ -133,6 +135,21 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(text)
             yield Label("[b]esc[/b] close", classes="dialog-keys")
+
+    def on_resize(self) -> None:
+        """Say when the list goes on below (an 80×24 terminal hides the global keys at its end)."""
+        self.call_after_refresh(self.show_more)
+
+    def show_more(self) -> None:
+        """``↓ more keys`` in the keys line while the list is taller than its room."""
+        more = self.query_one(VerticalScroll).max_scroll_y > 0
+        keys = "[b]↓ j[/b] more keys   [b]esc[/b] close" if more else "[b]esc[/b] close"
+        self.query_one(".dialog-keys", Label).update(keys)
+
+    def action_scroll(self, where: str) -> None:
+        """``j`` / ``k``: scroll the list a line."""
+        scroll = self.query_one(VerticalScroll)
+        (scroll.scroll_down if where == "down" else scroll.scroll_up)(animate=False)
 
     def action_close(self) -> None:
         """Close the help."""

@@ -5,7 +5,8 @@ the run with ``Engine.attach`` (its history, then live events) and folds each ev
 ``RunLog``: the same lines ``worker.log`` holds (log messages, warnings, stages, steps,
 evaluations, checkpoints, samples, how it ended). Keys: ``/`` filters (as you type; a level such
 as ``warning`` works too), ``w`` shows only warnings and errors, Esc clears the filter first and
-closes the view after; arrows, PgUp/PgDn, Home/End scroll. New lines keep the view at the bottom
+closes the view after; arrows, PgUp/PgDn, Home/End scroll, and ``j`` / ``k`` / ``g`` / ``G`` as in
+the tables. New lines keep the view at the bottom
 only while it is there, so reading older lines is not interrupted.
 """
 
@@ -40,6 +41,10 @@ class RunLogScreen(ConsoleScreen):
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
         Binding("w", "warnings", "Warnings only"),
+        Binding("j", "scroll_log('down')", "Down", show=False),
+        Binding("k", "scroll_log('up')", "Up", show=False),
+        Binding("g", "scroll_log('home')", "First line", show=False),
+        Binding("G", "scroll_log('end')", "Last line", show=False),
     ]
 
     def __init__(self, run_id: str, mode: str) -> None:
@@ -132,6 +137,12 @@ class RunLogScreen(ConsoleScreen):
             self.redraw()
         if message.done:
             self.query_one(RichLog).focus()
+
+    def action_scroll_log(self, where: str) -> None:
+        """``j`` / ``k`` / ``g`` / ``G``: a line down or up, the first or the newest line."""
+        view = self.query_one(RichLog)
+        {"down": view.scroll_down, "up": view.scroll_up,
+         "home": view.scroll_home, "end": view.scroll_end}[where](animate=False)
 
     def action_warnings(self) -> None:
         """Show only warnings and errors, or every line again."""

@@ -77,15 +77,31 @@ class ResumeScreen(ModalScreen["ResumeChoice | None"]):
             yield Static(self.note(), id="resume-note")
             yield Label("[b]enter[/b] resume    [b]tab[/b] next field    [b]esc[/b] cancel", classes="dialog-keys")
 
-    def note(self) -> Text:
-        """What resuming unchanged would do."""
+    def note(self, steps: int | None = None) -> Text:
+        """What resuming with ``steps`` max steps (the run's own when None) would do."""
         plan = self.plan
-        if plan["max_steps"] and plan["step"] >= plan["max_steps"]:
-            return Text(f"This run already made all its {plan['max_steps']:,} steps: raise max steps to train on.",
+        if steps is None or steps == plan["max_steps"]:
+            if plan["max_steps"] and plan["step"] >= plan["max_steps"]:
+                return Text(f"This run already made all its {plan['max_steps']:,} steps: raise max steps to train "
+                            "on.", style="bold yellow")
+            left = f"{plan['max_steps'] - plan['step']:,} steps left" if plan["max_steps"] else "the rest of its epochs"
+            return Text(f"Unchanged, it trains {left}; a new learning rate is the schedule's peak from here on.",
+                        style="dim")
+        if 0 < steps <= plan["step"]:
+            return Text(f"max steps {steps:,} is not past the checkpoint's step {plan['step']:,}: raise it to train on",
                         style="bold yellow")
-        left = f"{plan['max_steps'] - plan['step']:,} steps left" if plan["max_steps"] else "the rest of its epochs"
-        return Text(f"Unchanged, it trains {left}; a new learning rate is the schedule's peak from here on.",
+        more = f"{steps - plan['step']:,} more steps (to step {steps:,})" if steps else "the rest of its epochs"
+        return Text(f"With that, it trains {more}; a new learning rate is the schedule's peak from here on.",
                     style="dim")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """The note follows the max steps typed."""
+        if event.input.id == "resume-steps":
+            try:
+                steps: int | None = int(event.value.replace(",", "").replace("_", "").strip())
+            except ValueError:
+                steps = None
+            self.query_one("#resume-note", Static).update(self.note(steps))
 
     def on_mount(self) -> None:
         """Start in max steps."""

@@ -30,7 +30,7 @@ from llamahome_tui.screens.dialogs import ConfirmScreen, StartScreen
 from llamahome_tui.screens.log_view import RunLogScreen
 from llamahome_tui.screens.samples import SamplesScreen
 from llamahome_tui.widgets.line_chart import LineChart, Series
-from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed
+from llamahome_tui.widgets.run_feed import NEWS, PROGRESS, RESOURCES, STAGE, RunFeed, StepClock
 from llamahome_tui.widgets.run_panels import Gauges, numbers_text, progress_text, samples_text
 from llamahome_tui.widgets.stage_line import stage_text
 
@@ -65,6 +65,7 @@ class TrainingScreen(ConsoleScreen):
         """Change notices handled (each may stand for many events)."""
         self.redraws = 0
         """Redraws of changed parts."""
+        self.step_clock = StepClock()
 
     def compose_body(self) -> ComposeResult:
         """Head line, progress, stage, numbers, chart and gauges, log tail and samples."""
@@ -82,8 +83,18 @@ class TrainingScreen(ConsoleScreen):
             yield Static(id="samples")
 
     def on_mount(self) -> None:
-        """Follow the run in view, if any."""
+        """Follow the run in view, if any; the elapsed time moves every second while it is live."""
         self.on_screen_resume()
+        self.set_interval(1.0, self.draw_elapsed)
+
+    def draw_elapsed(self) -> None:
+        """The progress line again (its elapsed time), while a live run is in view."""
+        if self.feed is not None and not self.feed.ended and self.feed.last_step is not None:
+            self.query_one("#progress-text", Static).update(self.progress_line(self.feed))
+
+    def progress_line(self, feed: RunFeed) -> Text:
+        """The step, epoch, elapsed time (going on between steps) and ETA."""
+        return progress_text(feed, self.step_clock.since_step(feed, self.state.clock()))
 
     def on_screen_resume(self) -> None:
         """Follow the state's run when it changed while we were away."""
@@ -115,7 +126,7 @@ class TrainingScreen(ConsoleScreen):
     async def follow_one(self, run_id: str) -> None:
         """Fold one run's events into a new feed, posting a message for each."""
         feed = RunFeed(run_id)
-        self.feed, self.log_shown = feed, 0
+        self.feed, self.log_shown, self.step_clock = feed, 0, StepClock()
         self.query_one(RichLog).clear()
         self.draw()
         count = 0
@@ -161,7 +172,7 @@ class TrainingScreen(ConsoleScreen):
             self.query_one("#samples", Static).update(samples_text(self.feed))
         if PROGRESS in changes or NEWS in changes:
             self.draw_progress()
-        if STAGE in changes:
+        if STAGE in changes or NEWS in changes:  # news may end a queue's wait (the head read the status)
             self.query_one("#run-stage", Static).update(stage_text(self.feed))
         if RESOURCES in changes:
             self.query_one(Gauges).show(self.feed)
@@ -198,7 +209,10 @@ class TrainingScreen(ConsoleScreen):
             run = self.engine.get_run(feed.run_id)
             status, dataset = run.status, Path(run.dataset_path).name or "-"
         except UserError:
-            status, dataset = "deleted", "-"
+            status, dataset, run = "deleted", "-", None
+        # the stage line says what a queued run waits for (the status is read here, with each news)
+        feed.queued_behind = tuple(run.config.get("job", {}).get("queue_after", [])) \
+            if run is not None and status == "queued" else ()
         return Text.assemble(("run ", "dim"), (feed.run_id, "bold"), f"  {feed.kind or '…'}  ",
                              (status, "bold green" if status == "running" else "bold"), f"  data: {dataset}")
 
@@ -209,8 +223,8 @@ class TrainingScreen(ConsoleScreen):
         if feed is None or feed.last_step is None:
             bar.update(total=1, progress=0)  # an empty bar: the indeterminate one animates
         else:
-            bar.update(total=feed.total_steps or None, progress=feed.last_step.step)
-        self.query_one("#progress-text", Static).update(progress_text(feed) if feed else "")
+            bar.update(total=feed.total_steps or None, progress=max(feed.last_step.step, feed.reached))
+        self.query_one("#progress-text", Static).update(self.progress_line(feed) if feed else "")
         self.query_one("#run-numbers", Static).update(numbers_text(feed) if feed else "")
         series = [] if feed is None else [Series("train", feed.losses, "cyan", feed.steps),
                                           Series("eval", feed.eval_losses, "magenta", feed.eval_steps, markers=True)]
@@ -295,6 +309,7 @@ class TrainingScreen(ConsoleScreen):
             self.notify(str(exc), severity="error")
             return
         self.notify(f"run {run_id}: {'resuming' if paused else 'pausing (checkpoint first)'}")
+        self.asked("resume" if paused else "pause")
 
     def action_stop(self) -> None:
         """Stop the run after a confirmation; it writes a checkpoint first."""
@@ -305,9 +320,16 @@ class TrainingScreen(ConsoleScreen):
         def answer(yes: bool | None) -> None:
             if yes:
                 self.engine.stop(run_id)
-                self.notify(f"stopping run {run_id}: writing a checkpoint")
+                self.notify(f"stopping run {run_id}: at the end of its step, with a checkpoint")
+                self.asked("stop")
 
         self.app.push_screen(ConfirmScreen(f"Stop run {run_id}? It writes a checkpoint first."), answer)
+
+    def asked(self, what: str) -> None:
+        """The stage line says ``what`` was asked until the run does it."""
+        if self.feed is not None:
+            self.feed.ask(what)
+            self.draw_changes()
 
     def action_checkpoint(self) -> None:
         """Ask the run to write a checkpoint now."""

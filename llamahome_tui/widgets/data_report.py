@@ -112,7 +112,7 @@ def report_text(report: ValidationReport, keep_duplicates: bool) -> tuple[Text, 
     text.append(f"  {report.valid + kept:,} of {report.total:,} records usable · format {report.format}\n")
     if kept:
         text.append(f"  ⚠ {kept:,} duplicates (kept: data.duplicates = \"keep\")", style="yellow")
-        text.append("  j: the first\n", style="dim")
+        text.append("  r: the first\n", style="dim")
     counts = {code: n for code, n in report.counts().items() if not (kept and code == "duplicate")}
     if counts:
         text.append("  " + ", ".join(f"{code} {n:,}" for code, n in counts.items()), style="red")

@@ -31,11 +31,13 @@ def cell_width(cell: Cell) -> int:
     return cell.cell_len if isinstance(cell, Text) else Text(cell).cell_len
 
 
-def clip(cell: Cell, width: int) -> Cell:
-    """A cell cut to ``width`` terminal cells with an ellipsis."""
+def clip(cell: Cell, width: int, keep_end: bool = False) -> Cell:
+    """A cell cut to ``width`` terminal cells with an ellipsis (at its start when ``keep_end``: a path's tail)."""
     if cell_width(cell) <= width:
         return cell
     text = cell.copy() if isinstance(cell, Text) else Text(cell)
+    if keep_end and width > 1:
+        return Text("…").append_text(text[len(text) - (width - 1):])
     text.truncate(width, overflow="ellipsis")
     return text
 
@@ -57,8 +59,11 @@ class FilterTable(DataTable[Cell]):
         Binding("G", "scroll_bottom", "Last row", show=False),
     ]
 
-    def __init__(self, *columns: str | tuple[str, int], id: str | None = None, enter: str = "") -> None:
+    def __init__(self, *columns: str | tuple[str, int], id: str | None = None, enter: str = "",
+                 keep_end: bool = False) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.keep_end = keep_end
+        """Cut the elastic column's cells at their start (paths: the folder name is what differs)."""
         if enter:
             replace_key_binding(self, Binding("enter", "select_cursor", enter, key_display="⏎"))
         self._columns = [(c, None) if isinstance(c, str) else c for c in columns]
@@ -148,7 +153,7 @@ class FilterTable(DataTable[Cell]):
         for key, cells in self._rows:
             if not self.filter_text or any(self.filter_text in str(c).lower() for c in cells):
                 shown = cells if width is None else tuple(
-                    clip(c, width) if i == elastic else c for i, c in enumerate(cells))
+                    clip(c, width, self.keep_end) if i == elastic else c for i, c in enumerate(cells))
                 self.add_row(*shown, key=key)
 
     def _cursor_moved(self) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from engine.api import LIVE_STATUSES
 from llamahome_tui.paths import shown_path
 from llamahome_tui.widgets.run_feed import format_duration
 
@@ -64,10 +65,11 @@ def detail_text(detail: RunDetail | None, now: float) -> Text:
         return Text("No run highlighted.", style="dim")
     run = detail.run
     started = start_date(run.started_at)
-    end = run.ended_at or (now if run.started_at else None)
+    live = run.status in LIVE_STATUSES
+    end = run.ended_at or (now if live else run.heartbeat_at)  # crashed: its last sign of life
     took = format_duration(end - run.started_at) if run.started_at and end else "-"
     text = Text.assemble(("run ", "dim"), (run.id, "bold"), f"  {run.kind}  {run.status}  ",
-                         ("started ", "dim"), started, ("  took ", "dim"), took)
+                         ("started ", "dim"), started, ("  for " if live else "  took ", "dim"), took)
     model = detail.config.get("model", {}).get("path") or run.model or "-"
     runtime = run.runtime or {}
     extra = f"  {runtime['precision']}" if runtime.get("precision") else ""

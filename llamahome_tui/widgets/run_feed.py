@@ -42,6 +42,9 @@ class RunFeed:
     kind: str = ""
     total_steps: int = 0
     last_step: Step | None = None
+    reached: int = 0
+    """The newest step any event names: steps are logged every ``logging.steps``, but a checkpoint,
+    an evaluation or a pause says where the run is between them."""
     steps: list[int] = field(default_factory=list)
     """Step numbers of ``losses``."""
     losses: list[float] = field(default_factory=list)
@@ -54,6 +57,11 @@ class RunFeed:
     """What the worker is doing now (None before it says, and once the run has ended)."""
     paused_at: int | None = None
     """The step the run is paused at, while it is paused."""
+    asked: str = ""
+    """``stop`` / ``pause`` / ``resume`` asked of the run from here and not done yet (the worker
+    acts at the end of a step, after its samples, evaluation and checkpoint)."""
+    queued_behind: tuple[str, ...] = ()
+    """The runs this one waits for, while it is queued."""
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     generations: list[Generation] = field(default_factory=list)
     finished: dict[str, object] | None = None
@@ -89,6 +97,7 @@ class RunFeed:
             if self.first_step is None:
                 self.first_step, self.first_step_at = event, at
             self.last_step, self.last_step_at = event, at
+            self.reached = max(self.reached, event.step)
             self.total_steps = event.total_steps
             self.steps.append(event.step)
             self.losses.append(event.loss)
@@ -102,6 +111,10 @@ class RunFeed:
             self._stage(event)
             return
         self.changes.add(NEWS)
+        step = getattr(event, "step", None)
+        if isinstance(step, int) and step > self.reached:
+            self.reached = step
+            self.changes.add(PROGRESS)
         if isinstance(event, Started) and at is not None:
             self.started_at = at
         if isinstance(event, Eval):
@@ -133,11 +146,11 @@ class RunFeed:
         elif isinstance(event, Generation):
             self.generations.append(event)
         elif isinstance(event, Paused):
-            self.paused_at = event.step
+            self.paused_at, self.asked = event.step, "stop" if self.asked == "stop" else ""
             self.changes.add(STAGE)
             self._say(f"paused at step {event.step} (checkpoint written)")
         elif isinstance(event, Resumed):
-            self.paused_at = None
+            self.paused_at, self.asked = None, "stop" if self.asked == "stop" else ""
             self.changes.add(STAGE)
             self._say(f"resumed at step {event.step}")
         elif isinstance(event, Finished):
@@ -147,6 +160,11 @@ class RunFeed:
         elif isinstance(event, Failed):
             self.error, self.ended, self.stage = event.error, True, None
             self._say(f"error: {event.error}")
+
+    def ask(self, what: str) -> None:
+        """Note that ``what`` (stop, pause, resume) was asked of the run: the stage line says so until done."""
+        self.asked = what
+        self.changes.add(STAGE)
 
     def announce(self) -> bool:
         """Whether to post a change notice now: True unless one is already waiting (then it covers this)."""
@@ -164,7 +182,7 @@ class RunFeed:
         """The run is over with ``status``; say so in the log when its events did not."""
         if not self.ended and status in ("stopped", "crashed", "failed"):
             self._say(f"{status}: {error}" if error else status)
-        self.ended, self.stage = True, None
+        self.ended, self.stage, self.asked = True, None, ""
         self.changes.update((NEWS, STAGE))
 
     @property
@@ -207,6 +225,32 @@ class RunFeed:
         if start is None or self.last_step_at is None:
             return None
         return max(self.last_step_at - start, 0.0)
+
+
+@dataclass
+class StepClock:
+    """Seconds since the newest step was first drawn, on the console's clock: the elapsed time
+    goes on between steps (an evaluation can take a minute), and stands still while paused."""
+
+    step: int | None = None
+    since: float = 0.0
+    held: float | None = None
+    """The seconds counted when the run paused (kept until it resumes)."""
+
+    def since_step(self, feed: RunFeed, now: float) -> float:
+        """Seconds to add to the newest step's elapsed time (0 for an ended run)."""
+        last = feed.last_step
+        if feed.ended or last is None:
+            return 0.0
+        if last.step != self.step:
+            self.step, self.since, self.held = last.step, now, None
+        if feed.paused_at is not None:
+            if self.held is None:
+                self.held = max(now - self.since, 0.0)
+            return self.held
+        if self.held is not None:
+            self.since, self.held = now - self.held, None
+        return max(now - self.since, 0.0)
 
 
 def format_duration(seconds: float | None) -> str:

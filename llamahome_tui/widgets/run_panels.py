@@ -178,16 +178,20 @@ class Gauges(Static):
         self.update(gauges_text(self.feed, self.sample, max(self.content_size.width, 20)))
 
 
-def progress_text(feed: RunFeed) -> Text:
-    """``step 12/100 12%  epoch 0.40  elapsed 0:10  ETA 1:23`` (fits beside the bar at 80 columns)."""
+def progress_text(feed: RunFeed, since_step_s: float = 0.0) -> Text:
+    """``step 12/100 12%  epoch 0.40  elapsed 0:10  ETA 1:23`` (fits beside the bar at 80 columns);
+    ``since_step_s``: time gone since the newest step (a ``StepClock``'s)."""
     step = feed.last_step
     if step is None:
         return Text("waiting for the first step…" if not feed.ended else "no steps", style="dim")
     text = Text()
-    text.append(f"step {step.step:,}/{step.total_steps:,}", style="bold")
+    now = max(step.step, feed.reached)
+    text.append(f"step {now:,}/{step.total_steps:,}", style="bold")
     if step.total_steps:
-        text.append(f" {100 * step.step // step.total_steps}%")
-    text.append(f"  epoch {step.epoch:.2f}  elapsed {format_duration(feed.elapsed_s())}")
+        text.append(f" {100 * now // step.total_steps}%")
+    elapsed = feed.elapsed_s()
+    elapsed = None if elapsed is None else elapsed + since_step_s
+    text.append(f"  epoch {step.epoch:.2f}  elapsed {format_duration(elapsed)}")
     text.append(f"  ETA {format_duration(feed.eta_s()) if not feed.ended else '-'}")
     return text
 
@@ -226,18 +230,20 @@ def objective_numbers(feed: RunFeed) -> Text:
 
 
 def samples_text(feed: RunFeed | None) -> Text:
-    """The newest sample generation (prompt and answer), or the final metrics when done."""
+    """The newest sample generation (prompt and answer), or the final metrics (``Result``) when done without any."""
+    if feed and feed.finished and not feed.generations:
+        text = Text("Result\n", style="bold")
+        for key in sorted(feed.finished):
+            value = feed.finished[key]
+            if isinstance(value, int | float):
+                text.append(f"{key}: ", style="dim").append(f"{value:.4g}\n")
+        return text
     text = Text("Samples", style="bold").append("  S: all\n", style="dim")
     if feed and feed.generations:
         last = feed.generations[-1]
         text.append(f"step {last.step}\n", style="dim")
         text.append("> ", style="bold green").append(last.prompt.strip() + "\n")
         text.append("< ", style="bold cyan").append(last.text.strip() + "\n")
-    elif feed and feed.finished:
-        for key in sorted(feed.finished):
-            value = feed.finished[key]
-            if isinstance(value, int | float):
-                text.append(f"{key}: ", style="dim").append(f"{value:.4g}\n")
     else:
         text.append("none yet", style="dim")
     return text

@@ -182,3 +182,49 @@ async def test_a_chat_process_that_dies_is_said_and_the_next_pick_starts_another
         assert text_of(app, "#chat-status") == NO_MODEL
         await pick_first(pilot)
         assert [r[0] for r in fake.requests] == ["load", "generate", "load"]
+
+
+async def test_a_ctrl_c_just_after_an_answer_ended_does_not_quit(make_app, fake):
+    """A ctrl+c meant to stop an answer that ended a moment before it arrived stops nothing and
+    quits nothing (the conversation would be lost); one more ctrl+c quits as everywhere."""
+    app = make_app("chat")
+    exits: list[object] = []
+    app.exit = lambda *args, **kwargs: exits.append(args)  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pick_first(pilot)
+        await send(pilot, QUESTION)
+        fake.stream(3)
+        fake.finish()
+        await wait_until(pilot, lambda: app.screen.request is None, "the answer ended")
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert exits == [] and isinstance(app.screen, ChatScreen)
+        assert len(conversation(app)) == 2
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert len(exits) == 1, "the next ctrl+c quits"
+
+
+async def test_a_long_model_list_leaves_the_path_input_and_keys_in_view_at_80x24(make_app, engine, fake):
+    for n in range(3):
+        fake_run(engine, f"20260101-00010{n}-run{n}", 30, 2.0)
+    app = make_app("chat")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        dialog = app.screen.query_one(".chat-pick")
+        assert app.screen.query_one("#pick-list").option_count >= 12
+        for part in (app.screen.query_one("#pick-path", Input), app.screen.query_one(".dialog-keys", Label)):
+            assert part.region.bottom <= dialog.content_region.bottom, f"{part} is cut off"
+            assert part.region.height >= 1
+
+
+def test_an_export_is_listed_under_the_run_it_came_from_with_a_short_path(tmp_path):
+    from engine.api import ChatModel
+    from llamahome_tui.screens.chat_dialogs import model_option
+
+    root = tmp_path / "ws"
+    folder = root / "runs" / RUN / "exports" / "step-000020-merged"
+    option = model_option(ChatModel(str(folder), "export", "20260101-000500-xprt", "step-000020-merged"), root)
+    assert str(option.prompt) == f"{RUN}  export       exports/step-000020-merged", "it fits 80 columns on one line"
+    assert option.id == str(folder)

@@ -109,7 +109,7 @@ async def test_duplicates_are_a_warning_when_kept_and_invalid_when_dropped(make_
         await settle(pilot)
         report = text_of(app.screen, "#report-text")
         assert "✓ valid" in report and "8 of 8 records usable" in report
-        assert '⚠ 2 duplicates (kept: data.duplicates = "keep")' in report and "invalid" not in report
+        assert '⚠ 2 duplicates (kept: data.duplicates = "keep")  r: the first' in report and "invalid" not in report
         assert not app.screen.query_one("#data-issues", FilterTable).display
         await pilot.press("r")
         assert isinstance(app.screen, RecordScreen)
@@ -181,3 +181,28 @@ def test_a_record_of_a_compressed_file_shows_as_text(tmp_path):
         handle.write('{"a": 1}\n{"b": 2}\n{"c": 3}\n')
     assert record_context(f"{path}:2", radius=1) == [(1, '{"a": 1}', False), (2, '{"b": 2}', True),
                                                       (3, '{"c": 3}', False)]
+
+
+def test_model_folders_and_the_workspace_state_are_not_listed_as_data(tmp_path):
+    from llamahome_tui.screens.datasets import data_files
+
+    data, ws = tmp_path / "data", tmp_path / "ws"
+    model = data / "base" / "tiny"
+    model.mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"):
+        (model / name).write_text("{}")
+    write_chat(data / "chat.jsonl", 2)
+    ws.mkdir()
+    (ws / "llamahome.db").write_text("")
+    (ws / "console.json").write_text("{}")
+    (ws / "mine.json").write_text("[]")
+    listed = [path.relative_to(tmp_path).as_posix() for path, _ in data_files([data, ws])]
+    assert listed == ["data/chat.jsonl", "ws/mine.json"]
+
+
+async def test_the_chosen_dataset_is_highlighted_at_start(make_app, data_dir):
+    app = make_app(dataset=data_dir / "chat.jsonl")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one("#data-files", FilterTable).selected_key == "data/chat.jsonl"
+        assert "✓ valid" in text_of(app.screen, "#report-text")

@@ -55,3 +55,22 @@ def test_an_export_whose_folder_is_gone_says_missing(engine):
     shutil.rmtree(merged)
     status = {e["path"]: e["status"] for e in engine.exports(RUN)}
     assert status[merged] == "missing"
+
+
+async def test_at_80_columns_the_path_keeps_its_end(make_app, engine, monkeypatch):
+    """The folder name (``-merged`` / ``-adapter``) is what tells two exports apart: a narrow
+    terminal cuts a path's start, not its end, and the table does not scroll sideways."""
+    monkeypatch.chdir("/")  # paths shown whole: longer than 80 columns leave them
+    merged, adapter = exported_run(engine)
+    app = make_app("checkpoints", run_id=RUN)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        table = app.screen.query_one("#ckpt-exports", FilterTable)
+        paths = [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
+        assert sorted(p.rsplit("/", 1)[-1] for p in paths) == ["step-000010-adapter", "step-000020-merged"], paths
+        assert all(p.startswith("…") for p in paths), paths
+        assert table.virtual_size.width <= table.size.width
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("y")
+        assert app.clipboard in (merged, adapter), "y still copies the whole path"

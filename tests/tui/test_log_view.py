@@ -64,3 +64,26 @@ async def test_the_log_of_a_live_run_grows_as_it_goes(make_app, engine):
         lines = shown(app)
         assert "▶ evaluating 4/4 batches" in lines[-2] and "warning: disk nearly full" in lines[-1], lines[-3:]
         assert "live" in str(app.screen.query_one("#log-head").render())
+
+
+async def test_j_k_g_and_shift_g_move_in_the_log(make_app, engine):
+    run_id = fake_run(engine, "20260101-000000-aaaa", 40, 3.0)
+    app = make_app("training", run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        view = app.screen.query_one(RichLog)
+        assert view.max_scroll_y > 10 and view.scroll_y == view.max_scroll_y, "it opens at the newest line"
+        await pilot.press("g")
+        await pilot.pause(0.1)
+        assert view.scroll_y == 0
+        await pilot.press("j", "j")
+        await pilot.pause(0.1)
+        assert view.scroll_y == 2
+        await pilot.press("k")
+        await pilot.pause(0.1)
+        assert view.scroll_y == 1
+        await pilot.press("G")
+        await pilot.pause(0.1)
+        assert view.scroll_y == view.max_scroll_y

@@ -64,6 +64,9 @@ async def test_a_finished_run_says_it_has_no_step_left_until_max_steps_is_raised
         assert "not past the checkpoint's step 40" in str(dialog.query_one("#resume-note", Static).render())
         steps = dialog.query_one("#resume-steps", Input)
         steps.value = "80"
+        await pilot.pause()
+        note = str(dialog.query_one("#resume-note", Static).render())
+        assert "it trains 40 more steps (to step 80)" in note, "the note follows the max steps typed"
         dialog.query_one("#resume-rate", Input).value = "5e-4"
         await pilot.press("enter")
         await app.workers.wait_for_complete()

@@ -58,3 +58,22 @@ async def test_the_pane_shows_what_the_highlighted_run_was(make_app, engine):
         await pilot.press("down")
         await pilot.pause(0.1)
         assert f"run {SOURCE}" in pane(app) and "resumed" not in pane(app)
+
+
+def test_a_live_run_says_how_long_it_has_been_running(engine):
+    import os
+
+    import psutil
+
+    from llamahome_tui.widgets.run_detail import detail_text
+
+    resumed_run(engine)
+    start = psutil.Process().create_time()  # this process plays the worker
+    engine.store.update_run(RESUMED, status="running", ended_at=None, pid=os.getpid(), started_at=start,
+                            heartbeat_at=time.time())
+    text = str(detail_text(engine.run_detail(RESUMED), now=start + 60))
+    assert f"run {RESUMED}  train  running  started {time.strftime('%Y-%m-%d %H:%M', time.localtime(start))}" \
+           "  for 1:00" in text
+    engine.store.update_run(RESUMED, status="crashed", pid=None, started_at=T0, heartbeat_at=T0 + 40)
+    text = str(detail_text(engine.run_detail(RESUMED), now=T0 + 9_000))
+    assert "crashed  started 2025-12-31 23:00  took 0:40" in text, "a crashed run's time ends at its last sign of life"

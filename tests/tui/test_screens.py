@@ -113,7 +113,9 @@ async def test_checkpoints_list_delete_and_evaluate_prompt(make_app, engine, dat
         assert isinstance(screen, CheckpointsScreen)
         table = screen.query_one("#ckpt-table", FilterTable)
         assert len(table.keys) == 3
+        assert table.selected_key.endswith("step-000030"), "the newest checkpoint is highlighted"
         table.focus()
+        await pilot.press("g")  # the oldest
         await pilot.press("e")
         assert isinstance(app.screen, PromptScreen)
         await pilot.press("escape")
@@ -163,3 +165,24 @@ async def test_runs_paused_time_counts_and_esc_closes_the_comparison(make_app, e
         assert not compare.has_class("shown") and app.current_mode == "runs"
         await pilot.press("escape")
         assert app.current_mode == "runs", "nowhere to go back to: Esc stays"
+
+
+async def test_help_says_when_more_keys_are_below(make_app):
+    from textual.containers import VerticalScroll
+    from textual.widgets import Label
+
+    from llamahome_tui.screens.dialogs import HelpScreen
+
+    for size, more in (((80, 24), True), ((120, 40), False)):
+        app = make_app("training")
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("question_mark")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, HelpScreen)
+            keys = str(app.screen.query_one(".dialog-keys", Label).render())
+            assert ("more keys" in keys) is more, (size, keys)
+            if more:
+                await pilot.press("j", "j", "j", "j", "j", "j", "j", "j")
+                await pilot.pause(0.1)
+                scroll = app.screen.query_one(VerticalScroll)
+                assert scroll.scroll_y == scroll.max_scroll_y > 0, "j scrolls to the global keys"

@@ -18,8 +18,11 @@ from llamahome_tui.widgets.filter_table import FilterTable
 def fake_live_run(engine, run_id: str = "20260101-000000-live") -> str:
     """A run that looks live: status running, this test process as its worker, a fresh heartbeat."""
     engine.store.create_run(run_id, "train", {"training": {"method": "lora"}}, "tiny", "/x/chat.jsonl")
-    now = time.time()
-    engine.store.update_run(run_id, status="running", pid=os.getpid(), started_at=now - 5, heartbeat_at=now)
+    import psutil
+
+    # started with this process (a later start reads as a pid reused by another process: crashed)
+    started = psutil.Process().create_time()
+    engine.store.update_run(run_id, status="running", pid=os.getpid(), started_at=started, heartbeat_at=time.time())
     return run_id
 
 

@@ -83,3 +83,68 @@ async def test_an_evaluation_job_on_the_checkpoints_screen_shows_its_stage(make_
 
 def test_the_mini_bar_fills_in_eighths():
     assert mini_bar(0.0, 4) == "    " and mini_bar(1.0, 4) == "████" and mini_bar(0.25 + 1 / 32, 4) == "█▏  "
+
+
+async def test_a_stop_asked_for_shows_until_the_run_ends(make_app, engine):
+    """The worker stops at the end of its step (after that step's samples, evaluation and checkpoint):
+    until then the stage line says the stop is on its way, not only a toast that fades."""
+    run_id = live_run_in_stage(engine, "20260101-000000-stop", 30, Stage("evaluating", 3, 12))
+    app = make_app("training", run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "evaluating 3/12" in stage_line(app))
+        await pilot.press("s", "y")
+        await until(pilot, lambda: "stopping" in stage_line(app))
+        assert stage_line(app).startswith("⏹ stopping · evaluating 3/12 batches"), stage_line(app)
+        assert [row["command"] for row in engine.store.db["controls"].rows] == ["stop"]
+        engine.store.add_event(run_id, Stage("saving_checkpoint", detail="step-000031"))
+        await until(pilot, lambda: "saving" in stage_line(app))
+        assert stage_line(app) == "⏹ stopping · saving checkpoint step-000031", "it stays while the run goes on"
+
+
+async def test_a_pause_asked_for_shows_until_the_run_pauses(make_app, engine):
+    run_id = live_run_in_stage(engine, "20260101-000000-paus", 30, Stage("training"))
+    app = make_app("training", run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "training" in stage_line(app))
+        await pilot.press("p")
+        await until(pilot, lambda: "pausing" in stage_line(app))
+        assert stage_line(app) == "⏸ pausing · training"
+        engine.store.add_event(run_id, Paused(31, "/x/step-000031"))
+        await until(pilot, lambda: "paused at" in stage_line(app))
+        assert stage_line(app) == "⏸ paused at step 31  p resumes"
+        assert "step 31/40" in line_with(app, "ETA"), "the progress says the step it paused at, not the last logged"
+
+
+async def test_a_queued_run_says_what_it_waits_for(make_app, engine):
+    from engine.events import Log
+
+    ahead = live_run_in_stage(engine, "20260101-000000-ahed", 5, Stage("training"))
+    queued = "20260101-000100-queu"
+    store = engine.store
+    store.create_run(queued, "train", {"job": {"data": "/nowhere/chat.jsonl", "queue_after": [ahead]}}, "tiny",
+                     "/nowhere/chat.jsonl")
+    now = time.time()
+    store.update_run(queued, status="queued", pid=os.getpid(), heartbeat_at=now)
+    store.add_event(queued, Log("info", f"queued: starts when {ahead} ended"))
+    app = make_app("training", run_id=queued)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "queued" in stage_line(app))
+        assert stage_line(app) == f"⏳ queued: starts when run {ahead} ends"
+
+
+async def test_the_elapsed_clock_goes_on_between_steps_and_stops_when_paused(make_app, engine):
+    """An evaluation can take a minute between two steps: the clock keeps going meanwhile (the
+    console's clock, frozen in tests; here moved by hand), and stands still while paused."""
+    run_id = live_run_in_stage(engine, "20260101-000000-tick", 30, Stage("evaluating", 3, 12))
+    clock = [1_767_225_600.0]
+    app = make_app("training", run_id=run_id, clock=lambda: clock[0])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "elapsed 0:15" in line_with(app, "ETA"))
+        clock[0] += 65
+        await until(pilot, lambda: "elapsed 1:20" in line_with(app, "ETA"), timeout=3)
+        assert "elapsed 1:20" in line_with(app, "ETA"), line_with(app, "ETA")
+        engine.store.add_event(run_id, Paused(30, "/x/step-000030"))
+        await until(pilot, lambda: "paused" in stage_line(app))
+        clock[0] += 100
+        await pilot.pause(1.3)
+        assert "elapsed 1:20" in line_with(app, "ETA"), "paused: the clock stands"

@@ -107,3 +107,18 @@ def test_the_eta_of_a_resumed_run_comes_from_its_own_steps(with_elapsed: bool) -
         at = T0 + 30.0 + (step - 41)  # 30 s to start up, then one step a second
         feed.apply(Step(step, 100, 0.5, 2.0, 1e-3, 1.0, 500.0, 1000.0 + (step - 40) if with_elapsed else 0.0), at)
     assert feed.eta_s() == pytest.approx(50.0)
+
+
+async def test_an_evaluation_run_in_view_shows_its_result_under_result_not_samples(make_app, engine):
+    run_id = "20260101-000000-eval"
+    store = engine.store
+    store.create_run(run_id, "eval", {}, "/x/step-000040", "/x/held.jsonl")
+    store.add_event(run_id, Started(run_id, "eval", 0, "/x/step-000040", "/x/held.jsonl"))
+    store.add_event(run_id, Finished({"eval_loss": 1.8923, "perplexity": 6.6345}))
+    store.update_run(run_id, status="finished", started_at=T0, ended_at=T0 + 30)
+    app = make_app("training", run_id=run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        panel = text_of(app.screen, "#samples")
+        assert panel.startswith("Result\n") and "eval_loss: 1.892" in panel and "Samples" not in panel, panel
