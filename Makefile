@@ -55,6 +55,8 @@ bench: setup
 	$(PY) bench/qat_vs_ptq.py
 	$(PY) bench/side_by_side.py
 	$(PY) bench/first_run.py
+	$(PY) bench/dpo_parity.py
+	OMP_NUM_THREADS=1 $(PY) bench/distributed.py
 
 lint: setup
 	$(VENV)/bin/ruff check engine llamahome_tui tests data bench
