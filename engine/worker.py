@@ -220,7 +220,7 @@ class Worker:
         recording = self.role != "rank"  # the other ranks of a group wait alike, recording nothing
         if recording:
             self.store.update_run(self.run.id, status="queued")
-        self.emit(Log("info", f"queued: starts when {', '.join(ahead)} ended"))
+        self.emit(Log("info", f"queued: starts when {', '.join(ahead)} {'end' if len(ahead) > 1 else 'ends'}"))
         while any(self._still_live(run_id) for run_id in ahead):
             if self.control.stop:
                 raise KeyboardInterrupt("stopped while queued")

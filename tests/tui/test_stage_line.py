@@ -125,7 +125,7 @@ async def test_a_queued_run_says_what_it_waits_for(make_app, engine):
                      "/nowhere/chat.jsonl")
     now = time.time()
     store.update_run(queued, status="queued", pid=os.getpid(), heartbeat_at=now)
-    store.add_event(queued, Log("info", f"queued: starts when {ahead} ended"))
+    store.add_event(queued, Log("info", f"queued: starts when {ahead} ends"))
     app = make_app("training", run_id=queued)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: "queued" in stage_line(app))
