@@ -7,6 +7,8 @@ config), so that a checkpoint describes itself without the database. It is writt
 temporary folder first and renamed into place, so a crash never leaves a half-written checkpoint;
 the next save (or the engine, once the worker is gone) removes a temporary folder a crash left.
 A full disk while writing is a ``DiskFullError`` naming the folder, and the partial folder goes.
+An FSDP group writes its checkpoints sharded, through the same temporary folder (``staged``, with
+every rank writing into it; see ``engine.train.dcp_format``).
 """
 
 from __future__ import annotations
