@@ -70,6 +70,24 @@ def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir
         assert any("checkpoints: sharded" in e.message for e in events(engine, run_id, Log))
         _exports_like(last, final["final_path"], tmp_path / "export")
         _evaluates_like_the_run(last, chat_files[1], tiny_model_dir, final["eval_loss"])
+        _chats_with_the_final_weights(last, final["final_path"])
+
+
+def _chats_with_the_final_weights(folder: str, final: str) -> None:
+    """``chat`` loads the sharded checkpoint's adapter: the weights final/ holds."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.train.chat_model import load_chat_model
+
+    loaded = load_chat_model(Path(folder), None, lambda said: None)
+    assert loaded.description["kind"] == "adapter"
+    weights = dict(loaded.model.named_parameters())
+    saved = load_file(str(Path(final) / "adapter_model.safetensors"))
+    lora = [k for k in saved if "lora_B" in k]
+    assert lora and all(torch.equal(weights[k.replace(".weight", ".default.weight")], saved[k]) for k in lora)
 
 
 def _is_sharded(folder: str) -> None:
