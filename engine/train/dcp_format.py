@@ -59,7 +59,7 @@ def save_sharded(folder: Path, model: Any, optimizer: torch.optim.Optimizer, tra
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
     with ckpt.staged(folder, group.lead) as tmp:
-        group.all_min(1)  # the lead has cleared and made ``tmp``
+        group.barrier()  # the lead has cleared and made ``tmp``
         model_state, optimizer_state = get_state_dict(model, optimizer,
                                                       options=StateDictOptions(ignore_frozen_params=adapter))
         dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=tmp / SHARDED_DIR)

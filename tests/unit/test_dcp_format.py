@@ -31,8 +31,8 @@ class GroupOfOne:
     lead: bool = True
     world: int = 1
 
-    def all_min(self, value: int) -> int:
-        return value
+    def barrier(self) -> None:
+        pass
 
 
 def _trained(model_dir: Path, adapter: bool, seed: int = 0):
