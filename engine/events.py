@@ -99,8 +99,9 @@ class Resources(Event):
     tokens_per_s: float | None = None
     eta_s: float | None = None
     ranks: list[dict[str, float]] = field(default_factory=list)
-    """A torchrun group's ranks on this machine, each ``{rank, pid, cpu_percent, rss_mb}``
-    (then ``cpu_percent`` and ``rss_mb`` above are their sums); empty for one process."""
+    """A torchrun group's ranks on this machine, each ``{rank, pid, cpu_percent, rss_mb}`` and, with a
+    GPU, ``gpu_util`` and ``gpu_mem_mb`` of its device (then ``cpu_percent`` and ``rss_mb`` above are
+    their sums); empty for one process."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.builtin import base_dir, is_built
-from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint, read_checkpoint_meta
+from engine.checkpoint_meta import TMP_PREFIX, check_checkpoint, is_sharded, read_checkpoint_meta
 from engine.config import Config, config_from_dict
 from engine.data.dataset import Conversation
 from engine.data.mixing import Mixture, samples_seen
@@ -104,7 +104,8 @@ def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Calla
     if resume is not None:
         emit(Stage("loading_checkpoint", detail=resume.name))
         check_checkpoint(resume)  # one line naming a damaged file, before anything is written
-    model_path = resume if (resume and not uses_adapter(config)) else base
+    whole = resume is not None and not uses_adapter(config) and not is_sharded(resume)
+    model_path = resume if whole else base  # (sharded weights load into the base's shape in recipe.setup)
     emit(Stage("loading_model", detail=model_path.name))
     model = load_for_method(model_path, config)
     fit_embeddings(model, len(tokenizer), config.training.seed)
@@ -135,6 +136,8 @@ def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Calla
                          f"{global_batch(recipe)} samples, every rank its share"))
         if note := parity_note(recipe.config, recipe.model):
             emit(Log("info", note))
+        if note := checkpoint_note(group, recipe.checkpoint_dir):
+            emit(Log("info", note))
     trainable, total = trainable_parameters(recipe.model)
     emit(Log("info", f"{recipe.objective.summary()}, {method_summary(config)}: training {trainable:,} of "
                      f"{total:,} parameters on {len(data.train)} samples for {recipe.total_steps} steps"))
@@ -148,6 +151,19 @@ def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Calla
         if board:
             board.close()
     return metrics
+
+
+def checkpoint_note(group: Group, folder: Path) -> str:
+    """How an FSDP group writes its checkpoints ("" for DDP, whose rank 0 holds the whole model).
+
+    Every rank calls it (finding out whether every rank sees ``folder`` is collective).
+    """
+    if group.strategy != "fsdp":
+        return ""
+    if group.shard_root(folder) is not None:
+        return "checkpoints: sharded, each rank writes its own shards (torch.distributed.checkpoint)"
+    return (f"checkpoints: gathered on rank 0 and written whole, since a rank on another machine does not see "
+            f"{folder}; on a filesystem every machine shares, at the same path, each rank writes its own shards")
 
 
 def check_mixture(train: Any, resume: Path | None) -> dict[str, Any]:
@@ -350,11 +366,11 @@ def load_for_eval(target: Path, config: Config, base: str = "") -> tuple[Any, An
     source = inspect_source(target, fallback_base=Path(base) if base else None)
     tokenizer = export_tokenizer(source)
     if not adapter.is_file():
-        return load_model(target, config).to(device()), tokenizer
+        return load_model(source.weights, config).to(device()), tokenizer
     from peft import PeftModel
 
     assert source.base is not None
     base_model = load_model(source.base, config)
     fit_embeddings(base_model, len(tokenizer), config.training.seed)
-    model = PeftModel.from_pretrained(base_model, str(target))
+    model = PeftModel.from_pretrained(base_model, str(source.weights))
     return model.to(device()), tokenizer

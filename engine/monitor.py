@@ -6,7 +6,8 @@ driver, no device) the GPU fields are None, with no error and no output. Through
 from the Step events the worker feeds to ``observe``. ``MonitorThread`` samples every
 ``interval_s`` seconds into the run store, on its own connection. In a torchrun group the
 monitor of rank 0 also samples the group's other ranks on this machine (its launcher's children),
-one entry each in ``Resources.ranks``.
+one entry each in ``Resources.ranks``: CPU and RSS, and with a GPU the utilisation of the rank's
+device (its ``cuda:LOCAL_RANK``) and the memory the rank holds there.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class GpuProbe:
     def __init__(self, nvml: Any, handle: Any) -> None:
         self.nvml = nvml
         self.handle = handle
+        self.handles: dict[int, Any] = {}
+        """The devices of a group's ranks on this machine, by local rank (opened when first sampled)."""
 
     @classmethod
     def open(cls) -> GpuProbe | None:
@@ -63,11 +66,23 @@ class GpuProbe:
 
     def sample(self, pid: int) -> tuple[float | None, float | None]:
         """GPU utilisation % and the memory (MiB) used by ``pid`` (else by the whole device)."""
+        return self._sample(self.handle, pid)
+
+    def sample_rank(self, local_rank: int, pid: int) -> tuple[float | None, float | None]:
+        """The same for the GPU of a torchrun rank: the ``local_rank``-th visible device, its ``cuda:LOCAL_RANK``."""
         try:
-            util = float(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
-            used = [p.usedGpuMemory for p in self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+            if local_rank not in self.handles:
+                self.handles[local_rank] = self.nvml.nvmlDeviceGetHandleByIndex(_visible_index(local_rank))
+        except Exception:  # noqa: BLE001 - a rank whose device NVML does not know: no GPU fields for it
+            return None, None
+        return self._sample(self.handles[local_rank], pid)
+
+    def _sample(self, handle: Any, pid: int) -> tuple[float | None, float | None]:
+        try:
+            util = float(self.nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+            used = [p.usedGpuMemory for p in self.nvml.nvmlDeviceGetComputeRunningProcesses(handle)
                     if p.pid == pid and p.usedGpuMemory]
-            memory = used[0] if used else self.nvml.nvmlDeviceGetMemoryInfo(self.handle).used
+            memory = used[0] if used else self.nvml.nvmlDeviceGetMemoryInfo(handle).used
             return util, memory / 2**20
         except Exception:  # noqa: BLE001 - a GPU that stops answering just leaves the fields empty
             return None, None
@@ -80,10 +95,12 @@ class GpuProbe:
             pass
 
 
-def _visible_index() -> int:
-    """The NVML index of the first visible CUDA device (0 unless CUDA_VISIBLE_DEVICES says)."""
-    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    return int(first) if first.isdigit() else 0
+def _visible_index(position: int = 0) -> int:
+    """The NVML index of the ``position``-th visible CUDA device (as ``CUDA_VISIBLE_DEVICES`` lists them;
+    ``position`` itself when it lists none, or not by number)."""
+    visible = [entry.strip() for entry in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
+    entry = visible[position] if position < len(visible) else ""
+    return int(entry) if entry.isdigit() else position
 
 
 class Throughput:
@@ -129,7 +146,7 @@ class ResourceMonitor:
         self.gpu = gpu
         self.throughput = Throughput(clock)
         self.group = group
-        self._ranks: dict[int, psutil.Process] = {}
+        self._ranks: dict[int, tuple[psutil.Process, int]] = {}
 
     def observe(self, event: Any) -> None:
         """Feed an event the run emitted (Step events drive tokens/s and ETA)."""
@@ -149,25 +166,30 @@ class ResourceMonitor:
                          tokens_per_s=self.throughput.tokens_per_s, eta_s=self.throughput.eta_s(), ranks=ranks)
 
     def _sample_ranks(self) -> list[dict[str, float]]:
-        """CPU % and RSS of every rank of the group on this machine (found once: the launcher's children)."""
+        """CPU %, RSS (and GPU use and memory, with a GPU) of every rank of the group on this machine
+        (found once: the launcher's children)."""
         if not self._ranks:
             self._ranks = sibling_ranks(self.process)
-            for process in self._ranks.values():
+            for process, _ in self._ranks.values():
                 _try(lambda p=process: p.cpu_percent(None))
         out = []
-        for rank, process in sorted(self._ranks.items()):
+        for rank, (process, local_rank) in sorted(self._ranks.items()):
             try:
                 with process.oneshot():
-                    out.append({"rank": rank, "pid": process.pid, "cpu_percent": process.cpu_percent(None),
-                                "rss_mb": process.memory_info().rss / 2**20})
+                    entry = {"rank": rank, "pid": process.pid, "cpu_percent": process.cpu_percent(None),
+                             "rss_mb": process.memory_info().rss / 2**20}
             except psutil.Error:  # a rank that ended: left out
                 continue
+            util, memory = self.gpu.sample_rank(local_rank, process.pid) if self.gpu else (None, None)
+            if util is not None and memory is not None:
+                entry.update(gpu_util=util, gpu_mem_mb=memory)
+            out.append(entry)
         return out
 
 
-def sibling_ranks(process: psutil.Process) -> dict[int, psutil.Process]:
-    """The ranks started by ``process``'s launcher (torchrun's agent), by their ``RANK``."""
-    found: dict[int, psutil.Process] = {}
+def sibling_ranks(process: psutil.Process) -> dict[int, tuple[psutil.Process, int]]:
+    """The ranks started by ``process``'s launcher (torchrun's agent): ``RANK`` -> (process, ``LOCAL_RANK``)."""
+    found: dict[int, tuple[psutil.Process, int]] = {}
     try:
         parent = process.parent()
         children = parent.children() if parent is not None else []
@@ -175,11 +197,12 @@ def sibling_ranks(process: psutil.Process) -> dict[int, psutil.Process]:
         return found
     for child in children:
         try:
-            rank = child.environ().get("RANK")
+            env = child.environ()
         except psutil.Error:
             continue
+        rank, local = env.get("RANK"), env.get("LOCAL_RANK", "")
         if rank is not None and rank.isdigit():
-            found[int(rank)] = child
+            found[int(rank)] = (child, int(local) if local.isdigit() else int(rank))
     return found
 
 

@@ -58,10 +58,10 @@ def load_chat_model(folder: Path, models_dir: Path | None, say: Callable[[str], 
         say(f"loading base {source.base.name}")
         base = load_model(source.base, config)
         fit_embeddings(base, len(tokenizer), 0)  # rows the run added come from the adapter
-        model = PeftModel.from_pretrained(base, str(source.folder))
+        model = PeftModel.from_pretrained(base, str(source.weights))
     else:
         say(f"loading {source.folder.name}")
-        model = load_model(source.folder, config)
+        model = load_model(source.weights, config)
     model = model.to(device()).eval()
     description = {"kind": "adapter" if source.adapter else "model",
                    "base": str(source.base) if source.adapter and source.base else "",

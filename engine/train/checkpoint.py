@@ -7,13 +7,17 @@ config), so that a checkpoint describes itself without the database. It is writt
 temporary folder first and renamed into place, so a crash never leaves a half-written checkpoint;
 the next save (or the engine, once the worker is gone) removes a temporary folder a crash left.
 A full disk while writing is a ``DiskFullError`` naming the folder, and the partial folder goes.
+An FSDP group writes its checkpoints sharded, through the same temporary folder (``staged``, with
+every rank writing into it; see ``engine.train.dcp_format``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,23 +86,44 @@ def save_checkpoint(folder: Path, model: Any, trainer_state: dict[str, Any],
     Temporary folders of earlier writes that never finished (a crash) are removed first; on
     a failure the partial one goes too (``DiskFullError`` when the disk is full).
     """
-    for stale in folder.parent.glob(TMP_PREFIX + "*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    with staged(folder) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True, **save_options(model))
+        write_state(tmp, trainer_state, progress, meta)
+    return folder
+
+
+@contextlib.contextmanager
+def staged(folder: Path, lead: bool = True) -> Iterator[Path]:
+    """The hidden temporary folder a checkpoint is written into, renamed to ``folder`` when the block ends.
+
+    The lead makes it (after removing what earlier writes left) and renames it; with ``lead``
+    False another process (a group's lead) does that, and this one only writes into it. On a
+    failure the lead removes it (``DiskFullError`` when the disk is full).
+    """
     tmp = folder.parent / f"{TMP_PREFIX}{folder.name}"
+    if lead:
+        for stale in folder.parent.glob(TMP_PREFIX + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
     try:
         with writing(tmp):
-            tmp.mkdir(parents=True)
-            model.save_pretrained(str(tmp), safe_serialization=True, **save_options(model))
-            torch.save(trainer_state, tmp / STATE_FILE)
-            payload = {"progress": asdict(progress), **meta}
-            (tmp / PROGRESS_FILE).write_text(json.dumps(payload, indent=2))
+            if lead:
+                tmp.mkdir(parents=True)
+            yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if lead:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
-    return folder
+    if lead:
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+
+
+def write_state(tmp: Path, trainer_state: dict[str, Any], progress: TrainingProgress, meta: dict[str, Any]) -> None:
+    """``trainer_state.pt`` and ``progress.json`` of a checkpoint being written in ``tmp``."""
+    torch.save(trainer_state, tmp / STATE_FILE)
+    payload = {"progress": asdict(progress), **meta}
+    (tmp / PROGRESS_FILE).write_text(json.dumps(payload, indent=2))
 
 
 read_meta = read_checkpoint_meta

@@ -8,23 +8,24 @@ needs and nothing home-made: DDP (``DistributedDataParallel``) or FSDP2
 sync only in an optimizer step's last backward pass (``no_sync`` / ``set_requires_gradient_sync``),
 and torch's collectives for the few numbers ranks must agree on.
 
-Checkpoints are **gathered full state dicts written by rank 0**
-(``torch.distributed.checkpoint.state_dict`` with ``full_state_dict``), not sharded
-``torch.distributed.checkpoint`` folders: a group's checkpoint is then byte-for-byte the
-format of a one-process checkpoint (safetensors weights, an index-keyed optimizer state), so
-``train-export``, ``train-eval`` and ``train-resume`` read it unchanged, at any world size and
-with either strategy. The cost is one gather of the trained weights and optimizer state into
-rank 0's memory per checkpoint, which is what the models this engine targets can afford (a
-LoRA adapter is megabytes); a model too big for one host's memory would need sharded
-checkpoints.
+Checkpoints: with DDP every rank holds the whole model, and rank 0 writes the one-process
+format. With FSDP every rank writes its own shards (``torch.distributed.checkpoint``, see
+``engine.train.dcp_format``) when every rank sees the run's checkpoint folder (one machine, or a
+shared filesystem: ``shared_folder`` checks); else the state is gathered onto rank 0
+(``get_model_state_dict`` with ``full_state_dict``, ``savable``/``optimizer_state``) and written
+in the one-process format, which needs the whole trained state in rank 0's memory once per
+checkpoint. The final model is always gathered once, at the end, into a plain
+``save_pretrained`` folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,6 +53,8 @@ class Group:
     info: RankInfo
     strategy: str = "ddp"
     backend: str = "gloo"
+    roots: dict[Path, Path | None] = field(default_factory=dict)
+    """``shard_root``'s answers, by checkpoint folder (each is asked once per run)."""
 
     @property
     def lead(self) -> bool:
@@ -103,6 +106,41 @@ class Group:
         dist.broadcast(sent, src=0)
         return [int(v) for v in sent.tolist()]
 
+    def barrier(self) -> None:
+        """Wait until every rank has come here."""
+        self.all_min(1)
+
+    def shard_root(self, folder: Path) -> Path | None:
+        """Where every rank writes its shards of a checkpoint in ``folder`` (the lead's ``folder``), or
+        None: the lead writes gathered checkpoints (DDP, or an FSDP rank that does not see the folder).
+
+        Every rank calls it (the first call per folder is collective, the answer is kept).
+        """
+        if self.strategy != "fsdp":
+            return None
+        if folder not in self.roots:
+            self.roots[folder] = self.shared_folder(folder)
+        return self.roots[folder]
+
+    def shared_folder(self, folder: Path) -> Path | None:
+        """The lead's ``folder`` when every rank sees it as the lead does (one machine, or a shared
+        filesystem mounted at the same path), else None. Every rank calls it; the lead makes the folder.
+
+        The lead leaves a file with a random name there; each rank looks for it at the lead's path.
+        """
+        token = secrets.token_hex(8) if self.lead else ""
+        marker = Path(folder) / f".shared-{token}"
+        if self.lead:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(token)
+        sent: list[Any] = [str(marker)]
+        dist.broadcast_object_list(sent, src=0, device=self.device)
+        seen = Path(sent[0]).is_file()
+        everyone = self.all_min(int(seen))
+        if self.lead:
+            marker.unlink(missing_ok=True)
+        return Path(sent[0]).parent if everyone else None
+
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` (any picklable object), in rank order, on every rank."""
         out: list[Any] = [None] * self.world
@@ -144,7 +182,8 @@ class Group:
         return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
 
     def savable(self, model: Any, adapter: bool) -> Any:
-        """Something with ``save_pretrained`` that writes the whole model (gathered on rank 0 for FSDP).
+        """Something with ``save_pretrained`` that writes the whole model (gathered on rank 0 for FSDP:
+        the final model, and checkpoints a rank cannot write its shards of).
 
         Every rank must call it (the gather is a collective); only the lead's result is written.
         """

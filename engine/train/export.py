@@ -13,19 +13,26 @@ A run that added tokens to the tokenizer has them in its adapter; to load such a
 its base, resize the base's embeddings to ``len(tokenizer)`` first (peft's documented way). The
 result is written to a hidden folder first and renamed, and an existing output is never replaced.
 
-Inspecting a folder is light (JSON only); torch, transformers and peft load only to merge.
+An FSDP group's sharded checkpoint is read like any other: ``ExportSource.weights`` converts it
+once into the one-process layout (``engine.train.dcp_format.one_process_copy``), so nothing that
+loads a source's weights needs to know how it was written.
+
+Inspecting a folder is light (JSON only); torch, transformers and peft load only to merge, or to
+convert a sharded checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.checkpoint_meta import PROGRESS_FILE
+from engine.checkpoint_meta import PROGRESS_FILE, is_sharded
 from engine.errors import UserError
 from engine.events import Stage
 
@@ -43,6 +50,20 @@ class ExportSource:
     tokenizer_dir: Path
     run_config: dict[str, Any] | None = None
     """The config of the run that wrote the checkpoint (from its ``progress.json``), if any."""
+    sharded: bool = False
+    """An FSDP group's sharded checkpoint (``engine.train.dcp_format``): its weights are read through ``weights``."""
+
+    @functools.cached_property
+    def weights(self) -> Path:
+        """The folder to load the weights from: ``folder`` itself, or for a sharded checkpoint a temporary
+        copy of it in the one-process layout, made on first use and removed with this object."""
+        if not self.sharded:
+            return self.folder
+        from engine.train.dcp_format import one_process_copy
+
+        copy = one_process_copy(self.folder, self.base)
+        weakref.finalize(self, shutil.rmtree, copy, True)
+        return copy
 
 
 def _has_tokenizer(folder: Path) -> bool:
@@ -77,7 +98,7 @@ def inspect_source(folder: Path, fallback_base: Path | None = None) -> ExportSou
     tokenizer_dir = next((c for c in candidates if _has_tokenizer(c)), None)
     if tokenizer_dir is None:
         raise UserError(f"{folder}: no tokenizer here or in its base model")
-    return ExportSource(folder, adapter_file.is_file(), base, tokenizer_dir, meta.get("config"))
+    return ExportSource(folder, adapter_file.is_file(), base, tokenizer_dir, meta.get("config"), is_sharded(folder))
 
 
 def default_output(folder: Path, merge: bool) -> Path:
@@ -105,11 +126,11 @@ def export_checkpoint(folder: Path, output: Path, merge: bool, config: Any,
         kind = "merged"
     else:
         emit(Stage("exporting", detail=f"to {output}"))
-        _copy_weights(source.folder, tmp)
+        _copy_weights(source.weights, tmp)
         kind = "adapter" if source.adapter else "model"
     tokenizer.save_pretrained(str(tmp))
     if kind != "merged":
-        save_generation_config(None, tmp, tokenizer, source.folder if kind == "model" else source.base)
+        save_generation_config(None, tmp, tokenizer, source.weights if kind == "model" else source.base)
     if output.exists():
         output.rmdir()
     tmp.rename(output)
@@ -175,7 +196,7 @@ def _merge(source: ExportSource, out: Path, config: Any, tokenizer: Any, emit: C
     emit(Stage("loading_model", detail=source.base.name))
     base = load_model(source.base, config)
     fit_embeddings(base, len(tokenizer), 0)  # the rows the run added come from the adapter
-    model = PeftModel.from_pretrained(base, str(source.folder))
+    model = PeftModel.from_pretrained(base, str(source.weights))
     emit(Stage("merging"))
     merged = model.merge_and_unload()
     stop_at(merged, tokenizer)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from engine.checkpoint_meta import is_sharded
 from engine.config import Config
 from engine.data.batching import Batch
 from engine.data.mixing import samples_seen
@@ -25,6 +26,7 @@ from engine.events import CheckpointSaved, Eval, Log, Stage, Step
 from engine.objectives import make as make_objective
 from engine.train import auto_batch, precision, schedule
 from engine.train import checkpoint as ckpt
+from engine.train.dcp_format import load_sharded, save_sharded
 from engine.train.evaluate import autocast, evaluate_loss
 from engine.train.feed import BatchFeed
 from engine.train.group_step import group_step
@@ -111,8 +113,8 @@ class FineTune:
         self._set_objective()
         self.model = prepare_for_method(self.model, self.config, self.data.new_tokens)
         no_kv_cache(self.model)
-        if resume_from is not None and uses_adapter(self.config):
-            load_adapter(self.model, resume_from)
+        if resume_from is not None and uses_adapter(self.config) and not is_sharded(resume_from):
+            load_adapter(self.model, resume_from)  # (a sharded checkpoint loads in _restore, once the model is wrapped)
         self.objective.attach(self.model, self._reference_loader(resume_from))
         self.model.train()
         self._resolve_batch_size(resume_from)
@@ -205,7 +207,9 @@ class FineTune:
     def _restore(self, folder: Path) -> None:
         """Optimizer, scheduler, RNG and progress from a checkpoint."""
         state = ckpt.load_trainer_state(folder)
-        if self.group is None:
+        if is_sharded(folder):  # weights and optimizer, resharded to this run's ranks (or none)
+            load_sharded(folder, self.model, self.optimizer, uses_adapter(self.config))
+        elif self.group is None:
             self.optimizer.load_state_dict(state["optimizer"])
         else:
             self.group.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
@@ -408,17 +412,15 @@ class FineTune:
         if self.saved_step == self.progress.step and (self.group is not None or folder.is_dir()):
             return folder  # (every rank decides alike: a rank on another machine may not see the folder)
         self.emit(Stage("saving_checkpoint", detail=folder.name))
-        state = self._trainer_state()
-        model = self.model if self.group is None else self.group.savable(self.model, uses_adapter(self.config))
         eval_loss = getattr(self, "last_eval_loss", None) if self._eval_due() else None
         is_best = eval_loss is not None and eval_loss == self.progress.best_eval_loss
         if is_best and self.config.checkpoint.save_best:
             self.best_checkpoint = folder
             self.progress.best_checkpoint = str(folder)
         self.saved_step = self.progress.step
+        folder = self._write_checkpoint(folder, {**self.meta, "reason": reason})
         if not self.lead:
             return folder
-        ckpt.save_checkpoint(folder, model, state, self.progress, {**self.meta, "reason": reason})
         existing = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir()]
         ckpt.prune(existing, self.config.checkpoint.keep_last_n, self.best_checkpoint)
         self.emit(CheckpointSaved(step=self.progress.step, path=str(folder), eval_loss=eval_loss,
@@ -426,9 +428,26 @@ class FineTune:
         return folder
 
 
-    def _trainer_state(self) -> dict[str, Any]:
-        """Optimizer, scheduler, RNG (and scaler) states as a checkpoint keeps them; every rank's RNG in a group."""
-        optimizer = (self.optimizer.state_dict() if self.group is None
+    def _write_checkpoint(self, folder: Path, meta: dict[str, Any]) -> Path:
+        """Write a checkpoint; every rank calls it. An FSDP group whose ranks all see the folder writes
+        it sharded (each rank its shards); else the lead writes it whole (gathered). Returns its path."""
+        adapter = uses_adapter(self.config)
+        root = self.group.shard_root(self.checkpoint_dir) if self.group is not None else None
+        if root is not None:
+            return save_sharded(root / folder.name, self.model, self.optimizer, self._trainer_state(sharded=True),
+                                self.progress, meta, self.group, adapter)
+        state = self._trainer_state()
+        model = self.model if self.group is None else self.group.savable(self.model, adapter)
+        if self.lead:
+            ckpt.save_checkpoint(folder, model, state, self.progress, meta)
+        return folder
+
+    def _trainer_state(self, sharded: bool = False) -> dict[str, Any]:
+        """Optimizer, scheduler, RNG (and scaler) states as a checkpoint keeps them; every rank's RNG in a group.
+
+        ``sharded``: the optimizer state is in the checkpoint's shards, not here.
+        """
+        optimizer = (None if sharded else self.optimizer.state_dict() if self.group is None
                      else self.group.optimizer_state(self.model, self.optimizer))
         state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "rng": ckpt.rng_state()}
         if self.group is not None:

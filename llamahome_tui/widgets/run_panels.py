@@ -106,9 +106,16 @@ def run_gauges(feed: RunFeed | None, width: int) -> list[Text]:
     if res.gpu_mem_mb is not None:
         lines.append(Text.assemble(("VRAM ", "bold"), _gib(res.gpu_mem_mb * 2**20)))
     if len(res.ranks) > 1:  # a torchrun group: CPU and RAM of each rank on this machine (the gauges: their sum)
-        lines.append(Text.assemble(("ranks", "bold"), *(
-            f" r{int(r['rank'])} {r['cpu_percent'] / 100:.1f} cores {_gib(r['rss_mb'] * 2**20)}" for r in res.ranks)))
+        lines.append(Text.assemble(("ranks", "bold"), *(f" r{int(r['rank'])} {_rank_figures(r)}" for r in res.ranks)))
     return lines
+
+
+def _rank_figures(rank: dict[str, float]) -> str:
+    """``1.0 cores 0.5 GiB`` of one rank, with ``GPU 87% 2.1 GiB`` when its device is sampled."""
+    text = f"{rank['cpu_percent'] / 100:.1f} cores {_gib(rank['rss_mb'] * 2**20)}"
+    if "gpu_util" in rank and "gpu_mem_mb" in rank:
+        text += f" GPU {rank['gpu_util']:.0f}% {_gib(rank['gpu_mem_mb'] * 2**20)}"
+    return text
 
 
 def system_gauges(sample: SystemSample | None, width: int) -> list[Text]:

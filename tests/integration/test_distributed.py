@@ -24,7 +24,7 @@ from group_runs import (
 )
 
 from engine.api import Engine
-from engine.events import Resources, Runtime
+from engine.events import Log, Resources, Runtime
 from engine.workspace import Workspace
 
 STEPS = 4
@@ -61,9 +61,63 @@ def test_two_ranks_give_one_process_losses(strategy, one_process, tiny_model_dir
     assert all(r["rss_mb"] > 50 for r in per_rank[-1])
     launcher.wait(timeout=30)
     assert not group_processes(engine, run_id), "no process of the group is left"
-    _ranks_draw_their_own_random_numbers(engine.checkpoints(run_id)[-1].path)
+    last = engine.checkpoints(run_id)[-1].path
+    _ranks_draw_their_own_random_numbers(last)
     final = engine.get_run(run_id).final_metrics
     _evaluates_like_the_run(final["final_path"], chat_files[1], tiny_model_dir, final["eval_loss"])
+    if strategy == "fsdp":  # the last checkpoint holds the final weights, sharded: read like the gathered final/
+        _is_sharded(last)
+        assert any("checkpoints: sharded" in e.message for e in events(engine, run_id, Log))
+        _exports_like(last, final["final_path"], tmp_path / "export")
+        _evaluates_like_the_run(last, chat_files[1], tiny_model_dir, final["eval_loss"])
+        _chats_with_the_final_weights(last, final["final_path"])
+
+
+def _chats_with_the_final_weights(folder: str, final: str) -> None:
+    """``chat`` loads the sharded checkpoint's adapter: the weights final/ holds."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.train.chat_model import load_chat_model
+
+    loaded = load_chat_model(Path(folder), None, lambda said: None)
+    assert loaded.description["kind"] == "adapter"
+    weights = dict(loaded.model.named_parameters())
+    saved = load_file(str(Path(final) / "adapter_model.safetensors"))
+    lora = [k for k in saved if "lora_B" in k]
+    assert lora and all(torch.equal(weights[k.replace(".weight", ".default.weight")], saved[k]) for k in lora)
+
+
+def _is_sharded(folder: str) -> None:
+    """Each rank wrote its own shard file; no weights were gathered into safetensors."""
+    from pathlib import Path
+
+    from engine.checkpoint_meta import check_checkpoint, is_sharded
+
+    folder = Path(folder)
+    assert is_sharded(folder)
+    assert {p.name for p in (folder / "sharded").glob("*.distcp")} == {"__0_0.distcp", "__1_0.distcp"}
+    assert not list(folder.glob("*.safetensors"))
+    assert check_checkpoint(folder)["progress"]["step"] == STEPS
+
+
+def _exports_like(folder: str, final: str, out) -> None:
+    """train-export of the sharded checkpoint writes the adapter final/ (gathered) holds, tensor for tensor."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.config import Config
+    from engine.train.export import export_checkpoint
+
+    result = export_checkpoint(Path(folder), out, merge=False, config=Config())
+    assert result["kind"] == "adapter"
+    got, want = (load_file(str(Path(f) / "adapter_model.safetensors")) for f in (out, final))
+    assert got.keys() == want.keys() and want
+    assert all(torch.equal(got[k], want[k]) for k in want)
 
 
 def _ranks_draw_their_own_random_numbers(folder: str) -> None:

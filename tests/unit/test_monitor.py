@@ -131,3 +131,31 @@ def test_monitor_thread_stores_resources_events(tmp_path: Path) -> None:
         thread.stop()
         events = [e.event for e in store.events("r1")]
     assert len(events) >= 2 and all(isinstance(e, Resources) and e.rss_mb > 0 for e in events)
+
+
+def test_each_rank_gets_the_gpu_of_its_local_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group on 2 GPUs (visible as NVML devices 3 and 1): each rank's entry has its own device's figures."""
+    import psutil
+
+    import engine.monitor as monitor
+
+    rank0 = types.SimpleNamespace(pid=os.getpid(), usedGpuMemory=2 * 2**30)
+    nvml = _fake_nvml([])
+    nvml.nvmlDeviceGetUtilizationRates = lambda handle: types.SimpleNamespace(gpu={"gpu3": 40, "gpu1": 90}[handle])
+    nvml.nvmlDeviceGetComputeRunningProcesses = lambda handle: [rank0] if handle == "gpu3" else []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    me = psutil.Process()
+    monkeypatch.setattr(monitor, "sibling_ranks", lambda process: {0: (me, 0), 1: (me, 1)})
+    ranks = ResourceMonitor(gpu=GpuProbe(nvml, "gpu3"), group=True).sample().ranks
+    assert [(r["rank"], r["gpu_util"], r["gpu_mem_mb"]) for r in ranks] == [(0, 40.0, 2048.0), (1, 90.0, 3072.0)]
+
+
+def test_ranks_without_a_gpu_have_cpu_and_memory_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    import engine.monitor as monitor
+
+    me = psutil.Process()
+    monkeypatch.setattr(monitor, "sibling_ranks", lambda process: {0: (me, 0), 1: (me, 1)})
+    ranks = ResourceMonitor(gpu=None, group=True).sample().ranks
+    assert [sorted(r) for r in ranks] == [["cpu_percent", "pid", "rank", "rss_mb"]] * 2
