@@ -44,11 +44,10 @@ def cli(workspace: Path, *args: str) -> list[str]:
 def fill(folder: Path, free: int) -> Path:
     """Write a file until the disk holding ``folder`` has about ``free`` bytes left."""
     filler = folder / "filler"
-    with filler.open("wb") as handle:
+    with filler.open("wb", buffering=0) as handle:  # unbuffered: close() has nothing left to flush
         try:
             while True:
                 handle.write(b"\1" * 65536)
-                handle.flush()
         except OSError:
             pass
     with filler.open("r+b") as handle:
