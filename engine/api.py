@@ -65,6 +65,7 @@ if TYPE_CHECKING:  # loaded on first use (see LAZY): the console's first frame d
     from engine.log_lines import EventLines, LogLine
     from engine.metrics import eval_values, screen_line
     from engine.metrics import line as metric_line
+    from engine.metrics import summary as metric_summary
     from engine.run_info import RunDetail
     from engine.train.export import default_output
 
@@ -74,8 +75,8 @@ __all__ = [
     "GenerationSettings", "Issue", "LogLine", "Message", "RunDetail", "RunRecord", "StoredEvent", "UserError",
     "ValidationReport", "Workspace", "check_file", "check_value", "compute_stats", "config_from_dict",
     "config_to_dict", "default_output", "eval_values", "group_label", "histogram_text", "latest_checkpoint_dir",
-    "load_config", "metric_line", "model_family", "new_report", "open_binary", "parse_text", "resolve_config",
-    "screen_line", "set_value", "valid_conversations",
+    "load_config", "metric_line", "metric_summary", "model_family", "new_report", "open_binary", "parse_text",
+    "resolve_config", "screen_line", "set_value", "valid_conversations",
 ]
 
 PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
@@ -92,6 +93,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "StoredEvent": ("engine.events", "StoredEvent"),
     "metric_line": ("engine.metrics", "line"),
     "screen_line": ("engine.metrics", "screen_line"),
+    "metric_summary": ("engine.metrics", "summary"),
     "default_output": ("engine.train.export", "default_output"),
     "open_binary": ("engine.data.formats", "open_binary"),
     **{name: ("engine.log_lines", name) for name in ("EventLines", "LogLine")},

@@ -46,7 +46,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("reward_accuracy", "reward accuracy", ".2f", screen=True),
     Metric("chosen_nll", "chosen nll", ".4f", line=False),
     Metric("exact_match", "exact match", ".3f"),
+    Metric("steps", "steps", "d"),
+    Metric("stopped_reason", "ended by", ""),
+    Metric("first_loss", "first loss", ".4f"),
+    Metric("last_loss", "last loss", ".4f"),
+    Metric("final_path", "final model", "", line=False),
 )}
+
+SUMMARY_ORDER = ("steps", "stopped_reason", "first_loss", "last_loss", "eval_loss")
+"""Final metrics shown first, in this order; the rest follow by name (``final_path`` last)."""
 
 
 def metric(name: str) -> Metric:
@@ -66,6 +74,24 @@ def shown(name: str, value: Any) -> str:
     if not isinstance(value, int | float):
         return f"{entry.label} -"
     return f"{entry.label} {value:{entry.format}}"
+
+
+def value_text(name: str, value: Any) -> str:
+    """One metric's value as the table formats it (text as itself, a non-number as ``-``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-" if value is None else str(value)
+    spec = metric(name).format
+    return f"{value:{spec}}" if not (spec == "d" and isinstance(value, float)) else f"{value:.4g}"
+
+
+def summary(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A run's final metrics as ``(label, value)`` rows: ``SUMMARY_ORDER`` first, the path last."""
+    first = [name for name in SUMMARY_ORDER if name in values]
+    rest = sorted(name for name in values if name not in first and name != "final_path")
+    names = first + rest + (["final_path"] if "final_path" in values else [])
+    return [(metric(name).label, value_text(name, values[name])) for name in names]
 
 
 def line(values: Mapping[str, Any]) -> str:

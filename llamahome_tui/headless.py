@@ -28,6 +28,7 @@ from engine.launch.rank import group_label
 from engine.log_lines import EventLines
 from engine.metrics import eval_values, step_values
 from engine.metrics import line as metric_line
+from engine.metrics import summary as metric_summary
 from engine.monitor import Throughput
 from engine.store import LIVE_STATUSES, RunRecord
 
@@ -214,10 +215,8 @@ def print_summary(metrics: dict[str, Any] | None, as_json: bool = False) -> None
     if as_json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
         return
-    for key in sorted(metrics):
-        value = metrics[key]
-        text = f"{value:.4f}" if isinstance(value, float) else str(value)
-        print(f"{key:>18}: {text}")
+    for label, text in metric_summary(metrics):
+        print(f"{label:>18}: {text}")
 
 
 def print_runs(records: list[RunRecord], resumable: dict[str, str] | None = None) -> None:

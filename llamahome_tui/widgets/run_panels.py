@@ -18,7 +18,7 @@ from rich.text import Text
 from textual.timer import Timer
 from textual.widgets import Static
 
-from engine.api import screen_line
+from engine.api import metric_summary, screen_line
 from llamahome_tui.widgets.run_feed import RunFeed, format_duration
 
 GAUGE_WIDTH = 10
@@ -240,10 +240,8 @@ def samples_text(feed: RunFeed | None) -> Text:
     """The newest sample generation (prompt and answer), or the final metrics (``Result``) when done without any."""
     if feed and feed.finished and not feed.generations:
         text = Text("Result\n", style="bold")
-        for key in sorted(feed.finished):
-            value = feed.finished[key]
-            if isinstance(value, int | float):
-                text.append(f"{key}: ", style="dim").append(f"{value:.4g}\n")
+        for label, value in metric_summary(feed.finished):
+            text.append(f"{label}: ", style="dim").append(f"{value}\n")
         return text
     text = Text("Samples", style="bold").append("  S: all\n", style="dim")
     if feed and feed.generations:

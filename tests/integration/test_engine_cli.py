@@ -55,10 +55,10 @@ def test_detached_run_is_followed_paused_resumed_and_stopped(tiny_model_dir, cha
         assert result.returncode == 0 and expected in result.stdout, (args, result.stdout, result.stderr)
     out, err = follower.communicate(timeout=LIMIT_S)
     assert follower.returncode == 0, err
-    assert "stopped_reason: stopped" in out
+    assert "ended by: stopped" in out
     replay = cli(workspace, "attach", run_id[:15])
     assert replay.returncode == 0, replay.stderr
-    for fragment in (f"run {run_id} (train) started", "paused at step", "resumed at step", "stopped_reason"):
+    for fragment in (f"run {run_id} (train) started", "paused at step", "resumed at step", "ended by: stopped"):
         assert fragment in replay.stdout
     stopped = cli(workspace, "stop", run_id)
     assert stopped.returncode == 2 and stopped.stderr.strip() == f"error: run {run_id} is stopped"
@@ -96,7 +96,7 @@ def test_a_detached_run_outlives_the_shell_that_started_it(tiny_model_dir, chat_
     assert shell.wait(timeout=LIMIT_S) != 0
     followed = cli(workspace, "attach", run_id)
     assert followed.returncode == 0, followed.stderr
-    assert "step 12/12" in followed.stdout and "stopped_reason: finished" in followed.stdout
+    assert "step 12/12" in followed.stdout and "ended by: finished" in followed.stdout
     engine = Engine(Workspace(workspace))
     assert engine.get_run(run_id).status == "finished"
     engine.close()
