@@ -29,6 +29,7 @@ from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
 from engine.control import looks_dead, process_alive, status_after_death
 from engine.errors import ConfigError, DiskFullError, UserError
 from engine.launch.command import GroupShape, worker_command
+from engine.project import PROJECT_ROOT, child_pythonpath
 from engine.resume import (
     adopt,
     adopt_workspace,
@@ -79,8 +80,6 @@ __all__ = [
     "resolve_config", "screen_line", "set_value", "valid_conversations",
 ]
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
-"""The project root, as ``engine.config.PROJECT_ROOT`` (without importing the config module)."""
 LAZY: dict[str, tuple[str, str]] = {
     **{name: ("engine.config", name) for name in (
         "DEFAULT_FILE", "SECTIONS", "Config", "check_value", "config_from_dict", "config_to_dict", "load_config",
@@ -161,7 +160,7 @@ class Engine:
         log = os.fdopen(os.open(run_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         shape = GroupShape.from_config(config.get("distributed", {})) if kind == "train" else GroupShape()
         command = worker_command(run_id, str(self.workspace.root), shape)
-        env = {**os.environ, "PYTHONPATH": _pythonpath(), **NO_PROGRESS_BARS}
+        env = {**os.environ, "PYTHONPATH": child_pythonpath(), **NO_PROGRESS_BARS}
         if shape.world_size > 1:
             env.setdefault("OMP_NUM_THREADS", "1")  # each rank sets its own share; torchrun warns without it
         self._children[run_id] = subprocess.Popen(
@@ -582,9 +581,4 @@ def resolve_config(config_file: str | Path | None, overrides: Sequence[str]) -> 
     first = load_config(path, list(overrides))
     return load_config(path, list(overrides), family=model_family(first))
 
-
-def _pythonpath() -> str:
-    """PYTHONPATH for the worker: the project root first, so ``engine`` always imports."""
-    current = os.environ.get("PYTHONPATH", "")
-    return str(PROJECT_ROOT) + (os.pathsep + current if current else "")
 

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.errors import UserError
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-"""The project root (the chat process runs from it), without loading the config module."""
+from engine.project import PROJECT_ROOT, child_pythonpath
 
 LOG_NAME = "chat.log"
 """The chat process's own output (library warnings, a crash's traceback), in the workspace."""
@@ -94,7 +92,7 @@ class ChatProcess:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 return
-            env = {**os.environ, "PYTHONPATH": _pythonpath(), "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            env = {**os.environ, "PYTHONPATH": child_pythonpath(), "HF_HUB_DISABLE_PROGRESS_BARS": "1",
                    "TQDM_DISABLE": "1"}
             self.workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
@@ -173,8 +171,3 @@ def _close_quietly(stream: IO[str] | None) -> None:
     except (BrokenPipeError, OSError, ValueError):
         pass
 
-
-def _pythonpath() -> str:
-    """PYTHONPATH for the chat process: the project root first, so ``engine`` always imports."""
-    current = os.environ.get("PYTHONPATH", "")
-    return str(PROJECT_ROOT) + (os.pathsep + current if current else "")

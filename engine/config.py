@@ -27,9 +27,8 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from engine.errors import ConfigError
+from engine.project import PROJECT_ROOT
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
-"""The project root (the folder holding ``engine/`` and ``config/``)."""
 CONFIG_DIR: Path = PROJECT_ROOT / "config"
 """Shipped configuration: ``default.toml`` and the built-in model shapes in ``models/``."""
 DEFAULT_FILE: Path = CONFIG_DIR / "default.toml"
