@@ -498,13 +498,24 @@ class Engine:
         """Delete a run's rows and files; refuses a live run.
 
         Files shared with another run (an output folder a resumed run writes into too, a built
-        base model) are kept; the run's own checkpoints and its folder go.
+        base model) are kept; the run's own checkpoints and its folder go, with the history rows
+        of the export and evaluation jobs run on them (an export written outside them is kept).
         """
+        from engine import run_info
+
         run = self.get_run(run_id)
         if run.status in LIVE_STATUSES:
             raise UserError(f"run {run.id} is {run.status}; stop it before deleting it")
-        for path in self._files_of(run):
+        paths = self._files_of(run)
+        jobs = run_info.jobs_on(self.store, paths)
+        for job in jobs:
+            if job.status in LIVE_STATUSES:
+                raise UserError(f"{job.kind} run {job.id} is {job.status} on run {run.id}'s files; "
+                                "stop it before deleting the run")
+        for path in paths + [self.workspace.run_dir(job.id) for job in jobs]:
             shutil.rmtree(path, ignore_errors=True)
+        for job in jobs:
+            self.store.delete_run(job.id)
         self.store.delete_run(run.id)
 
     def _files_of(self, run: RunRecord) -> list[Path]:

@@ -96,3 +96,18 @@ def exports(store: RunStore, run: RunRecord) -> list[dict[str, Any]]:
                 found[str(path)] = {"path": str(path), "kind": kind, "source": path.name.rsplit("-", 1)[0],
                                     "status": "on disk", "run": ""}
     return list(found.values())
+
+
+JOB_KINDS = ("export", "eval")
+"""Runs that work on another run's files (``job.target`` in their config)."""
+
+
+def jobs_on(store: RunStore, folders: list[Path]) -> list[RunRecord]:
+    """The export and evaluation runs whose target lies in one of ``folders``."""
+    found = []
+    for kind in JOB_KINDS:
+        for other in store.list_runs(kind=kind, limit=10_000):
+            target = other.config.get("job", {}).get("target")
+            if target and any(Path(target) == f or Path(f) in Path(target).parents for f in map(Path, folders)):
+                found.append(other)
+    return found

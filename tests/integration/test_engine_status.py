@@ -209,3 +209,28 @@ def test_a_checkpoint_folder_of_a_live_run_is_not_resumed(engine: Engine, tmp_pa
         engine.resume_point(str(folder))
     engine.store.update_run(live, status="stopped")
     assert engine.resume_point(str(folder)) == (folder.resolve(), engine.get_run(live))
+
+
+def test_deleting_a_run_deletes_the_jobs_run_on_its_files_and_keeps_their_outside_exports(
+        engine: Engine, tmp_path: Path) -> None:
+    _run(engine, "train1", status="finished")
+    checkpoint = engine.workspace.run_dir("train1") / "checkpoints" / "step-000002"
+    checkpoint.mkdir(parents=True)
+    engine.store.add_checkpoint("train1", 2, checkpoint, None)
+    outside = tmp_path / "merged"
+    outside.mkdir()
+    for job, kind, out in (("exp1", "export", outside), ("ev1", "eval", None), ("other", "eval", None)):
+        target = checkpoint if job != "other" else tmp_path / "elsewhere"
+        engine.store.create_run(job, kind, {"job": {"target": str(target)}}, str(target), "d",
+                                output_dir=str(out or engine.workspace.run_dir(job)))
+        engine.store.update_run(job, status="finished")
+        engine.workspace.run_dir(job).mkdir(parents=True)
+    engine.store.update_run("ev1", status="running", pid=os.getpid(), heartbeat_at=time.time())
+    with pytest.raises(UserError, match="eval run ev1 is running on run train1's files"):
+        engine.delete_run("train1")
+    assert checkpoint.is_dir()
+    engine.store.update_run("ev1", status="finished")
+    engine.delete_run("train1")
+    assert {r.id for r in engine.list_runs()} == {"other"}
+    assert outside.is_dir() and not engine.workspace.run_dir("exp1").exists()
+    assert engine.workspace.run_dir("other").is_dir()
