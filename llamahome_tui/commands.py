@@ -7,11 +7,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.api import Engine, resolve_config
+from engine.api import ConfigError, Engine, resolve_config
 from engine.store import RunRecord
 from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.api import Config
 
 
 def register(commands: Any) -> None:
@@ -77,6 +80,30 @@ def group_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, key) for key, _, _ in GROUP_FLAGS if getattr(args, key, None) is not None}
 
 
+def flag_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--set`` items that ``train``'s own flags stand for, each with the flag as typed."""
+    items: dict[str, str] = {}
+    if args.model:
+        items[f"model.path={json.dumps(str(Path(args.model).resolve()))}"] = f"--model {args.model}"
+    if args.max_steps is not None:
+        items[f"training.max_steps={args.max_steps}"] = f"--max-steps {args.max_steps}"
+    for key, value in group_overrides(args).items():
+        items[f"distributed.{key}={json.dumps(value)}"] = f"--{key.replace('_', '-')} {value}"
+    return items
+
+
+def config_with_flags(args: argparse.Namespace, items: dict[str, str]) -> Config:
+    """The config with ``--set`` and the flags' items; a bad flag value's error names the flag."""
+    try:
+        return resolve_config(args.config, [*args.set, *items])
+    except ConfigError as err:
+        for item, flag in items.items():
+            prefix = f"--set {item}: "
+            if str(err).startswith(prefix):
+                raise ConfigError(f"{flag}: {str(err).removeprefix(prefix)}") from None
+        raise
+
+
 def add_detach_flag(parser: argparse.ArgumentParser) -> None:
     """``--detach``: start the run, print its id and return."""
     parser.add_argument("--detach", action="store_true",
@@ -99,13 +126,7 @@ def train(engine: Engine, args: argparse.Namespace) -> int:
     """Fine-tune: check data and config, start the run (after the base build if needed), follow it."""
     from llamahome_tui import headless  # rich's progress bars load only for a headless command
 
-    overrides = list(args.set)
-    if args.model:
-        overrides.append(f"model.path={json.dumps(str(Path(args.model).resolve()))}")
-    if args.max_steps is not None:
-        overrides.append(f"training.max_steps={args.max_steps}")
-    overrides += [f"distributed.{key}={json.dumps(value)}" for key, value in group_overrides(args).items()]
-    config = resolve_config(args.config, overrides)
+    config = config_with_flags(args, flag_overrides(args))
     run_id = engine.start_training(Path(args.data) if args.data else None, config,
                                    Path(args.eval_data) if args.eval_data else None,
                                    Path(args.output) if args.output else None)

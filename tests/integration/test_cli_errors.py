@@ -108,6 +108,14 @@ def test_bad_flag_value_is_one_line(tmp_path: Path, good_data: Path) -> None:
     assert_user_error(cli(tmp_path, "train", good_data.name, "--max-steps", "many"), "--max-steps", "'many'")
 
 
+@pytest.mark.parametrize(("flag", "value", "key"), [("--max-steps", "-1", "training.max_steps"),
+                                                     ("--nproc-per-node", "0", "distributed.nproc_per_node")])
+def test_an_out_of_range_flag_is_named_as_the_user_typed_it(tmp_path: Path, good_data: Path, flag: str,
+                                                             value: str, key: str) -> None:
+    line = assert_user_error(cli(tmp_path, "train", good_data.name, flag, value), f"{flag} {value}: {key} = {value}")
+    assert "--set" not in line
+
+
 def test_failed_commands_create_no_run(tmp_path: Path, good_data: Path) -> None:
     (tmp_path / "not-a-model").mkdir()
     failing = [("train", good_data.name, "--set", "training.learning_rate=abc"),
