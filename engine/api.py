@@ -509,7 +509,7 @@ class Engine:
         paths = self._files_of(run)
         jobs = run_info.jobs_on(self.store, paths)
         for job in jobs:
-            if job.status in LIVE_STATUSES:
+            if job.status in LIVE_STATUSES and self.get_run(job.id).status in LIVE_STATUSES:  # refreshed
                 raise UserError(f"{job.kind} run {job.id} is {job.status} on run {run.id}'s files; "
                                 "stop it before deleting the run")
         for path in paths + [self.workspace.run_dir(job.id) for job in jobs]:
