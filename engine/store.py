@@ -4,7 +4,7 @@ One SQLite file in WAL mode: the worker appends events and updates its run row; 
 viewers (the TUI, the headless CLI) poll ``events(run_id, after_id=...)``. All SQL lives here.
 Every method is one short transaction; writes take the write lock up front (``BEGIN IMMEDIATE``)
 so that a busy database makes them wait (``busy_timeout``) instead of failing. The schema version
-is ``PRAGMA user_version``; ``_MIGRATIONS`` holds one step per version.
+is ``PRAGMA user_version``; the tables and one migration step per version are in ``engine.store_schema``.
 
 Nested writes rely on sqlite-utils 4 (``Database.atomic`` turns them into savepoints).
 """
@@ -15,15 +15,17 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from engine import store_schema
 from engine.disk import disk_full, full_error, low_on_space
 from engine.errors import UserError
+from engine.store_schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # sqlite-utils loads for the first write; the event types for the first event
     from engine.events import Event, StoredEvent
@@ -78,73 +80,6 @@ class CheckpointRecord:
 _RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 
 
-def _migrate_v1(db: Database) -> None:
-    """The first schema: runs, events, metrics and checkpoints."""
-    db.create_table(
-        "runs",
-        {"id": str, "kind": str, "status": str, "config": str, "model": str, "dataset_path": str,
-         "dataset_fingerprint": str, "output_dir": str, "created_at": float, "started_at": float,
-         "ended_at": float, "pid": int, "heartbeat_at": float, "final_metrics": str,
-         "resumed_from": str, "error": str},
-        pk="id", not_null={"kind", "status", "config", "created_at"},
-    )
-    db.table("runs").create_index(["created_at"])
-    # Raw SQL only for AUTOINCREMENT, which sqlite-utils cannot declare: event ids are the bus
-    # cursor, so they must never be reused, even after the newest rows are deleted.
-    db.execute(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
-        "time REAL NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL)"
-    )
-    db.table("events").create_index(["run_id", "id"])
-    db.create_table(
-        "metrics",
-        {"run_id": str, "step": int, "time": float, "loss": float, "lr": float, "grad_norm": float,
-         "tokens_per_s": float, "eval_loss": float, "epoch": float},
-        not_null={"run_id", "step", "time"},
-    )
-    db.table("metrics").create_index(["run_id", "step"])
-    db.create_table(
-        "checkpoints",
-        {"run_id": str, "step": int, "path": str, "eval_loss": float, "is_best": int,
-         "created_at": float, "size_bytes": int},
-        pk="path", not_null={"run_id", "step", "is_best", "created_at"},
-    )
-    db.table("checkpoints").create_index(["run_id", "step"])
-
-
-def _migrate_v2(db: Database) -> None:
-    """Control requests (stop, pause, resume, checkpoint) that a run's worker polls and acknowledges."""
-    db.execute(
-        "CREATE TABLE controls (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
-        "command TEXT NOT NULL, created_at REAL NOT NULL, done_at REAL)"
-    )
-    db.table("controls").create_index(["run_id", "done_at"])
-
-
-def _migrate_v3(db: Database) -> None:
-    """Token-cache entries, dataset versions and which runs used which dataset version."""
-    db.create_table("cache_entries", {"key": str, "path": str, "bytes": int, "created_at": float,
-                                      "last_used_at": float, "hits": int},
-                    pk="key", not_null={"path", "bytes", "created_at", "last_used_at", "hits"})
-    db.create_table("dataset_versions", {"fingerprint": str, "path": str, "samples": int, "tokens": int,
-                                         "invalid": int, "created_at": float},
-                    pk="fingerprint", not_null={"path", "samples", "tokens", "created_at"})
-    db.create_table("run_datasets", {"run_id": str, "fingerprint": str, "role": str},
-                    pk=("run_id", "fingerprint", "role"))
-    db.table("run_datasets").create_index(["fingerprint"])
-
-
-def _migrate_v4(db: Database) -> None:
-    """What the worker chose for the machine it ran on (precision and why, threads), as JSON."""
-    db.table("runs").add_column("runtime", str)
-
-
-def _migrate_v5(db: Database) -> None:
-    """Step metrics are kept once, in the events they came in: the copy in ``metrics`` goes."""
-    db.execute("DROP TABLE metrics")
-
-
-_MIGRATIONS: list[Callable[[Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5]
 
 _STEP_FIELD = "CASE WHEN type = 'step' THEN json_extract(payload, '$.{0}') END AS {0}"
 _METRICS_QUERY = (
@@ -155,7 +90,6 @@ _METRICS_QUERY = (
     + ", json_extract(payload, '$.metrics') AS metrics FROM events "
     "WHERE run_id = ? AND type IN ('step', 'eval') ORDER BY step, id"
 )
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 def _json_default(value: Any) -> Any:
@@ -313,7 +247,7 @@ class RunStore:
             if version > SCHEMA_VERSION:
                 raise UserError(f"{self.path.name} has schema version {version}, newer than this "
                                 f"LlamaHome understands ({SCHEMA_VERSION}); upgrade LlamaHome")
-            for step in _MIGRATIONS[version:]:
+            for step in store_schema.MIGRATIONS[version:]:
                 step(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

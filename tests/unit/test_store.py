@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import store as store_module
+from engine import store_schema
 from engine.errors import UserError
 from engine.events import (
     CheckpointSaved,
@@ -61,7 +61,7 @@ def store(tmp_path: Path):
 def test_schema_created_and_versioned(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "llamahome.db"
     with RunStore(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == len(store_module._MIGRATIONS)
+        assert store.schema_version() == SCHEMA_VERSION == len(store_schema.MIGRATIONS)
         assert set(store.db.table_names()) >= {"runs", "events", "checkpoints"}
         assert "metrics" not in store.db.table_names(), "step metrics are kept once, in the events"
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -73,7 +73,7 @@ def test_reopen_does_not_migrate_again(tmp_path: Path, monkeypatch: pytest.Monke
     with RunStore(path) as store:
         store.create_run("r1", "eval", {}, "m", "d")
     calls: list[object] = []
-    monkeypatch.setattr(store_module, "_MIGRATIONS", [lambda db: calls.append(db)])
+    monkeypatch.setattr(store_schema, "MIGRATIONS", [lambda db: calls.append(db)])
     with RunStore(path) as store:
         assert store.get_run("r1") is not None
     assert calls == []
@@ -182,7 +182,7 @@ def test_a_version_4_database_loses_only_the_duplicate_metrics_table(tmp_path: P
     from engine.sqlite_lib import Database
 
     db = Database(conn)
-    for migrate in store_module._MIGRATIONS[:4]:
+    for migrate in store_schema.MIGRATIONS[:4]:
         migrate(db)
     conn.execute("PRAGMA user_version=4")
     conn.execute("INSERT INTO events (run_id, time, type, payload) VALUES ('r', 1.0, 'step', ?)",
