@@ -257,7 +257,8 @@ class Engine:
             from engine.config import check_distributed, config_from_dict
 
             check_distributed(config_from_dict({k: v for k, v in stored.items() if k != "job"}))
-        refuse_nothing_left(checkpoint, int(stored["training"].get("max_steps", 0) or 0), max_steps is not None)
+        refuse_nothing_left(checkpoint, int(stored["training"].get("max_steps", 0) or 0), max_steps is not None,
+                            finished=previous.status == "finished")
         return self.start_run("train", stored, previous.model, previous.dataset_path,
                               resumed_from=previous.id, fingerprint=previous.dataset_fingerprint)
 

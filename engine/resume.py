@@ -100,13 +100,17 @@ def checkpoint_step(checkpoint: Path) -> int:
     return int(read_checkpoint_meta(checkpoint)["progress"].get("step", 0))
 
 
-def refuse_nothing_left(checkpoint: Path, max_steps: int, raised: bool) -> None:
-    """UserError when resuming ``checkpoint`` would train no step: the run's total is already reached.
+def refuse_nothing_left(checkpoint: Path, max_steps: int, raised: bool, finished: bool) -> None:
+    """UserError when resuming ``checkpoint`` of a finished run would train no step: its total is reached.
 
     ``max_steps`` is the total the new run would train to (0: by epochs); ``raised`` says whether
     the caller gave it. A run that trained by epochs and ended (its ``final`` checkpoint) has done
-    all its epochs, so it needs ``max_steps`` past its step.
+    all its epochs, so it needs ``max_steps`` past its step. A run that did not finish (killed or
+    stopped after its last step, before its final model and evaluation) is not refused: its
+    resume trains no step and finishes it.
     """
+    if not finished:
+        return
     meta = read_checkpoint_meta(checkpoint)
     step = int(meta["progress"].get("step", 0))
     hint = f"give more steps (max steps above {step:,}, e.g. --max-steps {2 * step:,}) to train on"

@@ -11,6 +11,7 @@ from test_engine_control import LIMIT_S, tiny_config, wait_for
 
 from engine.api import Engine
 from engine.errors import UserError
+from engine.resume import refuse_nothing_left
 from engine.workspace import Workspace
 
 CONFIG = {"model": {"path": "/models/tiny"}, "training": {"max_steps": 40, "learning_rate": 1e-3},
@@ -43,6 +44,15 @@ def test_resuming_the_last_step_with_the_same_max_steps_says_so(tmp_path: Path) 
     plan = engine.resume_plan("a")
     assert (plan["step"], plan["max_steps"], plan["learning_rate"]) == (40, 40, 1e-3)
     assert engine.store.list_runs(limit=10)[0].id in ("a", "b"), "nothing was started"
+    engine.close()
+
+
+def test_a_run_killed_after_its_last_step_resumes_to_finish(tmp_path: Path) -> None:
+    engine = Engine(Workspace(tmp_path / "ws"))
+    folder = finished_run(engine, "a", 40, CONFIG)
+    refuse_nothing_left(folder, 40, raised=False, finished=False)  # its final model and evaluation are left
+    with pytest.raises(UserError, match="no step is left"):
+        refuse_nothing_left(folder, 40, raised=False, finished=True)
     engine.close()
 
 
