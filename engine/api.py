@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.checkpoint_meta import check_checkpoint, read_checkpoint_meta
-from engine.control import looks_dead, process_alive, status_after_death
+from engine.control import gone_within, looks_dead, process_alive, status_after_death
 from engine.errors import ConfigError, DiskFullError, UserError
 from engine.launch.command import GroupShape, worker_command
 from engine.project import PROJECT_ROOT, child_pythonpath
@@ -121,6 +121,8 @@ def __getattr__(name: str) -> Any:
 
 NO_PROGRESS_BARS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
 """A worker's output is worker.log: the run's lines, not library progress bars."""
+EXIT_WAIT_S = 20.0
+"""How long a resume waits for a crashed run's worker to finish exiting (a group tearing down) before refusing."""
 CRASHED_MESSAGE = "the worker ended without reporting (killed, or out of memory?); see its worker.log"
 
 
@@ -286,7 +288,7 @@ class Engine:
             self.get_run(other.id)  # a dead continuation turns crashed here, so it does not block
         if run.status in LIVE_STATUSES:
             raise UserError(f"run {run.id} is {run.status}; stop it before resuming it in a new run")
-        if run.status == "crashed" and process_alive(run.pid, run.started_at):
+        if run.status == "crashed" and not gone_within(run.pid, run.started_at, EXIT_WAIT_S):
             raise UserError(f"run {run.id} stopped answering but its worker (pid {run.pid}) is still alive; "
                             f"end it (kill {run.pid}) before resuming, so two workers never write one run")
         checkpoint = path.resolve() if folder else latest_checkpoint_dir(run)

@@ -150,6 +150,17 @@ def process_alive(pid: int | None, started_at: float | None = None) -> bool:
         return True
 
 
+def gone_within(pid: int | None, started_at: float | None, seconds: float) -> bool:
+    """Whether ``pid`` has ended, or ends within ``seconds`` (a worker that has just recorded its
+    end, and is still shutting down, a group's rank 0 after a lost rank among them)."""
+    deadline = time.monotonic() + seconds
+    while process_alive(pid, started_at):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def looks_dead(run: RunRecord, now: float | None = None) -> bool:
     """Whether a live-status run's worker is gone: pid checks first, then the heartbeat's age."""
     now = time.time() if now is None else now

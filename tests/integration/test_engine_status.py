@@ -189,7 +189,9 @@ def test_new_events_round_trip_and_old_resources_rows_still_load(tmp_path: Path)
     assert old == Resources(1.0, 2.0, None, None)
 
 
-def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, tmp_path: Path) -> None:
+def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("engine.api.EXIT_WAIT_S", 0.5)
     now = time.time()
     output = tmp_path / "out"
     (output / "checkpoints" / "step-000004").mkdir(parents=True)
@@ -199,6 +201,20 @@ def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, t
     assert engine.get_run(hung).status == "crashed"
     with pytest.raises(UserError, match=rf"worker \(pid {os.getpid()}\) is still alive; end it"):
         engine.resume_point(hung)
+
+
+def test_a_crashed_run_whose_worker_is_still_exiting_is_waited_for(engine: Engine, tmp_path: Path) -> None:
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    folder = tmp_path / "out" / "checkpoints" / "step-000004"
+    folder.mkdir(parents=True)
+    _run(engine, "lost", status="crashed", pid=exiting.pid, started_at=time.time(), output=tmp_path / "out")
+    engine.store.add_checkpoint("lost", 4, folder, None)
+    reaper = threading.Thread(target=exiting.wait)
+    reaper.start()
+    with pytest.raises(UserError) as refused:  # the empty folder is refused as a damaged checkpoint...
+        engine.resume_point("lost")
+    assert "still alive" not in str(refused.value), refused.value  # ...once the worker has gone
+    reaper.join()
 
 
 def test_a_checkpoint_folder_of_a_live_run_is_not_resumed(engine: Engine, tmp_path: Path) -> None:
