@@ -267,13 +267,13 @@ class Engine:
     def resume_plan(self, target: str) -> dict[str, Any]:
         """What a resume of ``target`` would start from, for a dialog: ``run_id``, ``checkpoint``,
         ``step``, and the run's ``max_steps``, ``epochs`` and ``learning_rate`` (UserError as ``resume_point``)."""
-        checkpoint, run = self.resume_point(target)
+        checkpoint, run = self.resume_point(target, exit_wait_s=0.5)  # a dialog's question: no long wait
         training = run.config.get("training", {})
         return {"run_id": run.id, "checkpoint": str(checkpoint), "step": checkpoint_step(checkpoint),
                 "max_steps": int(training.get("max_steps", 0) or 0), "epochs": training.get("epochs"),
                 "learning_rate": training.get("learning_rate")}
 
-    def resume_point(self, target: str) -> tuple[Path, RunRecord]:
+    def resume_point(self, target: str, exit_wait_s: float = EXIT_WAIT_S) -> tuple[Path, RunRecord]:
         """The checkpoint a ``resume_run(target)`` would continue from, and the run that wrote it.
 
         The checkpoint is checked whole first (``check_checkpoint``: one line naming a damaged
@@ -288,7 +288,7 @@ class Engine:
             self.get_run(other.id)  # a dead continuation turns crashed here, so it does not block
         if run.status in LIVE_STATUSES:
             raise UserError(f"run {run.id} is {run.status}; stop it before resuming it in a new run")
-        if run.status == "crashed" and not gone_within(run.pid, run.started_at, EXIT_WAIT_S):
+        if run.status == "crashed" and not gone_within(run.pid, run.started_at, exit_wait_s):
             raise UserError(f"run {run.id} stopped answering but its worker (pid {run.pid}) is still alive; "
                             f"end it (kill {run.pid}) before resuming, so two workers never write one run")
         checkpoint = path.resolve() if folder else latest_checkpoint_dir(run)

@@ -189,9 +189,7 @@ def test_new_events_round_trip_and_old_resources_rows_still_load(tmp_path: Path)
     assert old == Resources(1.0, 2.0, None, None)
 
 
-def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("engine.api.EXIT_WAIT_S", 0.5)
+def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, tmp_path: Path) -> None:
     now = time.time()
     output = tmp_path / "out"
     (output / "checkpoints" / "step-000004").mkdir(parents=True)
@@ -200,7 +198,7 @@ def test_a_crashed_run_whose_worker_still_lives_is_not_resumed(engine: Engine, t
     assert engine.refresh_statuses() == [hung]
     assert engine.get_run(hung).status == "crashed"
     with pytest.raises(UserError, match=rf"worker \(pid {os.getpid()}\) is still alive; end it"):
-        engine.resume_point(hung)
+        engine.resume_point(hung, exit_wait_s=0.5)
 
 
 def test_a_crashed_run_whose_worker_is_still_exiting_is_waited_for(engine: Engine, tmp_path: Path) -> None:
