@@ -228,10 +228,13 @@ def _finish(recipe: FineTune, tokenizer: Any, probe: list[Conversation], output:
     if recipe.data.eval:
         evaluated_now = getattr(recipe, "last_eval_step", None) == recipe.progress.step
         same_model = recipe.config.training.method != "qat"  # qat's final model is the converted one
-        if not (evaluated_now and same_model):
-            recipe.evaluate()
-        metrics["eval_loss"] = recipe.last_eval_loss
-        metrics.update({f"eval_{name}": value for name, value in recipe.last_eval_metrics.items()})
+        if reason == "stopped" and not (evaluated_now and same_model):  # a stop does not wait for one
+            recipe.emit(Log("info", "stopped: no final evaluation (train-eval evaluates any checkpoint)"))
+        else:
+            if not (evaluated_now and same_model):
+                recipe.evaluate()
+            metrics["eval_loss"] = recipe.last_eval_loss
+            metrics.update({f"eval_{name}": value for name, value in recipe.last_eval_metrics.items()})
     metrics.update(samples_seen(recipe.data.train, recipe.feed.batches.plan, recipe.progress.data_state))
     if probe and reason != "stopped":
         metrics["exact_match"] = exact_match(recipe.model, tokenizer, probe, recipe.config.eval.max_new_tokens,

@@ -114,6 +114,7 @@ class Worker:
             recipe.control = GroupControl(recipe.group, state, self._paused, self._resumed)
         else:
             recipe.control = TrainingControl(self.control, self._paused, self._resumed)
+            recipe.interrupt = lambda: self.control.stop  # a stop need not wait for a whole evaluation
         recipe.stop_requested = recipe.stop_requested or self.control.stop
         recipe.step_hooks.append(lambda _recipe: self.apply_threads())
 

@@ -48,6 +48,8 @@ class TrainingProgress:
     """The batch stream's position (``engine.data.batching.Batches.state_dict``)."""
     best_checkpoint: str | None = None
     """The folder of the checkpoint kept as the best by eval loss (pruning spares it), if any."""
+    eval_pending: bool = False
+    """A stop cut this step's evaluation short: the run resumed from here evaluates the step first."""
     data_ranks: int = 1
     """The world size the run started with: its global batches hold ``batch_size x data_ranks`` samples
     (``engine.train.shards``), whatever world size a resumed part runs at."""

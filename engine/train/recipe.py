@@ -27,7 +27,7 @@ from engine.objectives import make as make_objective
 from engine.train import auto_batch, precision, schedule
 from engine.train import checkpoint as ckpt
 from engine.train.dcp_format import load_sharded, save_sharded
-from engine.train.evaluate import autocast, evaluate_loss
+from engine.train.evaluate import EvalStopped, autocast, evaluate_loss
 from engine.train.feed import BatchFeed
 from engine.train.group_step import group_step
 from engine.train.methods import load_adapter, load_for_method, no_kv_cache, prepare_for_method, uses_adapter
@@ -94,6 +94,9 @@ class FineTune:
     """Seconds spent in optimizer steps by this process (the pace of the ETA; see ``Step.train_s``)."""
     group: Any = None
     """This rank's torchrun group (``engine.train.distributed.Group``); None: one process."""
+    interrupt: Callable[[], bool] = lambda: False
+    """Asked between evaluation batches: yes (a stop request) cuts the step's evaluation short. One
+    process only: a group's ranks agree on a stop once per step (``engine.train.group_step``)."""
 
     def __post_init__(self) -> None:
         """Route ``emit`` through a watch on the stages it reports."""
@@ -236,6 +239,12 @@ class FineTune:
         training = self.config.training
         device = next(self.model.parameters()).device
         window_time, window_tokens = 0.0, 0
+        if self.progress.eval_pending:  # a stop cut this step's evaluation short: it runs first
+            self.progress.eval_pending = False
+            if self._evaluate_and_check():
+                return self._end("early_stopping")
+            if self.stop_requested:
+                return self._end("stopped")
         while self.progress.step < self.total_steps:
             if self.stage != "training":
                 self.emit(Stage("training"))
@@ -253,21 +262,21 @@ class FineTune:
                 window_time, window_tokens = 0.0, 0
             self._after_step()
             if self._eval_due() and self._evaluate_and_check():
-                self.save("early_stopping")
-                self.feed.close()
-                return "early_stopping"
+                return self._end("early_stopping")
             self.progress.elapsed_s += time.perf_counter() - started
             if self.control is not None:
                 self.control(self)
             if self.stop_requested:
-                self.save("stopped")
-                self.feed.close()
-                return "stopped"
+                return self._end("stopped")
             if self.progress.step % self.config.checkpoint.save_steps == 0 and self.progress.step < self.total_steps:
                 self.save("interval")  # the last step's checkpoint is the final one, written once below
-        self.save("final")
+        return self._end("finished")
+
+    def _end(self, reason: str) -> str:
+        """Write the checkpoint the loop ends with (``final`` when finished) and close the feed."""
+        self.save("final" if reason == "finished" else reason)
         self.feed.close()
-        return "finished"
+        return reason
 
     def _after_step(self) -> None:
         """Run the step hooks."""
@@ -375,8 +384,19 @@ class FineTune:
         return bool(self.data.eval) and steps > 0 and self.progress.step % steps == 0
 
     def _evaluate_and_check(self) -> bool:
-        """Evaluate, track the best loss; True when early stopping says to stop."""
-        result = self.evaluate()
+        """Evaluate, track the best loss; True when early stopping says to stop.
+
+        A stop asked for meanwhile (``interrupt``) cuts the evaluation short: the step's checkpoint
+        then says so (``eval_pending``), and the run resumed from it evaluates that step first, so
+        its evaluations and early stopping go on as if it had never stopped.
+        """
+        try:
+            result = self.evaluate(should_stop=self.interrupt)
+        except EvalStopped:
+            self.progress.eval_pending, self.stop_requested = True, True
+            self.emit(Log("info", f"stop: the evaluation of step {self.progress.step} was cut short; "
+                                  "a resumed run evaluates that step first"))
+            return False
         stopping, progress = self.config.early_stopping, self.progress
         if progress.best_eval_loss is None or result < progress.best_eval_loss - stopping.min_delta:
             progress.best_eval_loss = result
@@ -388,12 +408,15 @@ class FineTune:
             return True
         return False
 
-    def evaluate(self) -> float:
-        """Eval loss on the evaluation samples (and each mixed source's: ``loss_<name>``); emits an Eval event."""
+    def evaluate(self, should_stop: Callable[[], bool] = lambda: False) -> float:
+        """Eval loss on the evaluation samples (and each mixed source's: ``loss_<name>``); emits an Eval event.
+
+        ``EvalStopped`` (nothing emitted) when ``should_stop`` says yes between two batches.
+        """
         def on(samples: Any, emit: Any = None) -> Any:
             return evaluate_loss(self.model, samples, self.config.eval.batch_size, self.data.pad_id,
                                  self.config.training.precision, self.config.eval.max_batches,
-                                 objective=self.objective, emit=emit)
+                                 should_stop=should_stop, objective=self.objective, emit=emit)
         result = on(self.data.eval, self.emit)
         metrics = {**result.metrics, **{f"loss_{name}": on(part).loss for name, part in self.data.eval_sets.items()}}
         self.last_eval_loss, self.last_eval_step, self.last_eval_metrics = result.loss, self.progress.step, metrics

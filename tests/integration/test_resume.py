@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.checkpoint_meta import read_checkpoint_meta
 from engine.config import Config
 from engine.data.dataset import load_conversations, tokenize_all
-from engine.events import CheckpointSaved, Step
+from engine.events import CheckpointSaved, Eval, Step
 from engine.train.methods import load_for_method, uses_adapter
 from engine.train.model import load_tokenizer
 from engine.train.recipe import FineTune, RecipeData
@@ -89,3 +90,30 @@ def test_stop_and_resume_matches_uninterrupted_run(tiny_model_dir, chat_files, t
                                  strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
     assert _losses(full_events)[-1] < _losses(full_events)[0]
+
+
+def test_a_stop_during_an_evaluation_cuts_it_short_and_the_resumed_run_evaluates_that_step_first(
+        tiny_model_dir, chat_files, tmp_path):
+    config, data = _config("lora"), _data(tiny_model_dir, chat_files)
+    straight_events: list = []
+    straight = _recipe(config, tiny_model_dir, data, tmp_path / "a", straight_events)
+    straight.setup()
+    assert straight.train() == "finished"
+
+    first_events: list = []
+    first = _recipe(config, tiny_model_dir, data, tmp_path / "b", first_events)
+    first.setup()
+    first.interrupt = lambda: first.progress.step == 3  # a stop arrives during step 3's evaluation
+    assert first.train() == "stopped"
+    assert not [e for e in first_events if isinstance(e, Eval)], "the cut evaluation reports nothing"
+    checkpoint = Path([e for e in first_events if isinstance(e, CheckpointSaved)][-1].path)
+    assert checkpoint.name == "step-000003" and read_checkpoint_meta(checkpoint)["progress"]["eval_pending"]
+
+    second_events: list = []
+    second = _recipe(config, tiny_model_dir, data, tmp_path / "b", second_events)
+    second.setup(resume_from=checkpoint)
+    assert second.train() == "finished"
+    evals = [(e.step, e.eval_loss) for e in second_events if isinstance(e, Eval)]
+    assert evals == [(e.step, e.eval_loss) for e in straight_events if isinstance(e, Eval)]
+    assert _losses(first_events) + _losses(second_events) == _losses(straight_events)
+    assert second.progress.best_eval_loss == straight.progress.best_eval_loss
