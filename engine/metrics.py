@@ -51,6 +51,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("first_loss", "first loss", ".4f"),
     Metric("last_loss", "last loss", ".4f"),
     Metric("final_path", "final model", "", line=False),
+    Metric("train_samples", "train samples", ",d"),
+    Metric("eval_samples", "eval samples", ",d"),
+    Metric("exact_match_base", "exact match (base)", ".3f"),
 )}
 
 SUMMARY_ORDER = ("steps", "stopped_reason", "first_loss", "last_loss", "eval_loss")
@@ -83,7 +86,7 @@ def value_text(name: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "-" if value is None else str(value)
     spec = metric(name).format
-    return f"{value:{spec}}" if not (spec == "d" and isinstance(value, float)) else f"{value:.4g}"
+    return f"{value:{spec}}" if not (spec.endswith("d") and isinstance(value, float)) else f"{value:.4g}"
 
 
 def summary(values: Mapping[str, Any]) -> list[tuple[str, str]]:
