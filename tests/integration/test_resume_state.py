@@ -19,7 +19,7 @@ EVAL_LOSSES = {2: 1.0, 4: 0.5, 6: 0.9, 8: 0.95}
 
 def _scripted_eval(recipe) -> None:
     """Make ``recipe.evaluate`` return ``EVAL_LOSSES`` instead of measuring."""
-    def evaluate() -> float:
+    def evaluate(should_stop=None) -> float:
         recipe.last_eval_loss, recipe.last_eval_step = EVAL_LOSSES[recipe.progress.step], recipe.progress.step
         return recipe.last_eval_loss
     recipe.evaluate = evaluate
