@@ -63,6 +63,14 @@ def test_checkpoints_screen(snap_compare, make_app, engine):
 
 
 @pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
+def test_checkpoints_screen_with_its_exports_listed(snap_compare, make_app, engine, size):
+    from test_exports_list import RUN, exported_run
+
+    exported_run(engine)
+    assert snap_compare(make_app("checkpoints", run_id=RUN), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
 def test_config_screen_with_a_preset_filtered_to_lora(snap_compare, make_app, workspace, size):
     (workspace.root / "config.toml").write_text("[lora]\nr = 8\n")
     assert snap_compare(make_app("config"), terminal_size=size, press=["f5", "slash", *"lora", "enter"])
@@ -112,9 +120,10 @@ def test_chat_screen_streaming_an_answer(snap_compare, make_app, engine, monkeyp
     assert snap_compare(app, terminal_size=size, run_before=one_answer_then_one_streaming)
 
 
-def test_chat_model_picker(snap_compare, make_app, engine, monkeypatch, tmp_path):
+@pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
+def test_chat_model_picker(snap_compare, make_app, engine, monkeypatch, tmp_path, size):
     app, _ = _chat_app(make_app, engine, monkeypatch, tmp_path)
-    assert snap_compare(app, terminal_size=SIZE, press=["ctrl+o"])
+    assert snap_compare(app, terminal_size=size, press=["ctrl+o"])
 
 @pytest.mark.parametrize("size", [SIZE, WIDE], ids=["80x24", "120x40"])
 def test_a_live_run_followed_at_start_and_counted_in_the_header(snap_compare, make_app, engine, size):
