@@ -241,7 +241,7 @@ class FineTune:
         window_time, window_tokens = 0.0, 0
         if self.progress.eval_pending:  # a stop cut this step's evaluation short: it runs first
             self.progress.eval_pending = False
-            if self._evaluate_and_check():
+            if self.data.eval and self._evaluate_and_check():
                 return self._end("early_stopping")
             if self.stop_requested:
                 return self._end("stopped")
