@@ -71,23 +71,25 @@ def build_base_job(run: RunRecord, workspace: Workspace, emit: Emit, should_stop
     return {"path": str(folder)}
 
 
-def train_job(run: RunRecord, workspace: Workspace, emit: Emit,
-              recipe_ready: Callable[[FineTune], None]) -> dict[str, Any]:
+def train_job(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Callable[[FineTune], None],
+              should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Fine-tune: load data and model, train, save the final weights, measure before/after.
 
     Under torchrun every rank runs this job: it joins the group first and leaves it at the end.
+    ``should_stop`` cuts the base model's measures short (exact match: the run ends ``stopped``
+    before training; sample answers: none kept).
     """
     config, _ = run_config(run)
     info = RankInfo.from_env()
     group = start_group(config, info) if info.grouped else None
     try:
-        return _train(run, workspace, emit, recipe_ready, group)
+        return _train(run, workspace, emit, recipe_ready, group, should_stop)
     finally:
         end_group()
 
 
 def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Callable[[FineTune], None],
-           group: Group | None) -> dict[str, Any]:
+           group: Group | None, should_stop: Callable[[], bool]) -> dict[str, Any]:
     """``train_job`` inside its group (None: one process)."""
     config, job = run_config(run)
     base = base_model_path(config, workspace)
@@ -115,7 +117,7 @@ def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Calla
     metrics: dict[str, Any] = {"train_samples": len(data.train), "eval_samples": len(data.eval)}
     if base_probe and not base_kept_apart(config):
         metrics["exact_match_base"] = exact_match(model, tokenizer, probe, config.eval.max_new_tokens,
-                                                  emit=emit, detail="(base model)").accuracy
+                                                  should_stop=should_stop, emit=emit, detail="(base model)").accuracy
     output = Path(run.output_dir)
     lead = group is None or group.lead
     board = TensorBoardLog(output / "tensorboard") if config.logging.tensorboard and lead else None
@@ -129,7 +131,7 @@ def _train(run: RunRecord, workspace: Workspace, emit: Emit, recipe_ready: Calla
     recipe.step_hooks.append(samples)
     recipe.setup(resume_from=resume)
     if resume is None:
-        samples.base(recipe.model)
+        samples.base(recipe.model, should_stop)
     if group is not None:
         emit(Runtime(world_size=group.world, strategy=group.strategy, backend=group.backend))
         emit(Log("info", f"{group.describe()}: each optimizer step trains a global batch of "

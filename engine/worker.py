@@ -114,7 +114,7 @@ class Worker:
             recipe.control = GroupControl(recipe.group, state, self._paused, self._resumed)
         else:
             recipe.control = TrainingControl(self.control, self._paused, self._resumed)
-            recipe.interrupt = lambda: self.control.stop  # a stop need not wait for a whole evaluation
+            recipe.interrupt = self._stop_asked_alone  # a stop need not wait for a whole evaluation
         recipe.stop_requested = recipe.stop_requested or self.control.stop
         recipe.step_hooks.append(lambda _recipe: self.apply_threads())
 
@@ -124,6 +124,11 @@ class Worker:
         if changed is not None:
             self.emit(Runtime(threads=changed.threads, threads_reason=changed.reason))
             self.emit(Log("info", f"compute threads: {changed.threads} ({changed.reason})"))
+
+    def _stop_asked_alone(self) -> bool:
+        """Whether a stop was asked for, to cut short work one process may stop in the middle of
+        (evaluations, generations); never in a group, whose ranks agree on a stop once per step."""
+        return not self.rank.grouped and self.control.stop
 
     def _between_steps(self) -> bool:
         """Called by the base build and evaluation between batches: threads, then whether to stop."""
@@ -268,7 +273,7 @@ class Worker:
         if self.run.kind == "build-base":
             return jobs.build_base_job(self.run, self.workspace, self.emit, self._between_steps)
         if self.run.kind == "train":
-            return jobs.train_job(self.run, self.workspace, self.emit, self._adopt)
+            return jobs.train_job(self.run, self.workspace, self.emit, self._adopt, self._stop_asked_alone)
         if self.run.kind == "eval":
             return jobs.eval_job(self.run, self.workspace, self.emit, self._between_steps)
         if self.run.kind == "export":

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from engine.config import Config
 from engine.data.chat_tokens import stop_token_ids
@@ -128,13 +129,29 @@ def exact_match(model: Any, tokenizer: Any, conversations: Sequence[Conversation
 
 
 def generate_greedy(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int,
-                    device: torch.device) -> list[str]:
-    """Greedy continuations of a batch of prompts (left-padded)."""
+                    device: torch.device, should_stop: Callable[[], bool] | None = None) -> list[str]:
+    """Greedy continuations of a batch of prompts (left-padded).
+
+    ``should_stop`` is asked after every new token; yes ends the generation there (the answers
+    are then cut short: the caller asks it again to know).
+    """
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     batch = pad_rows(ids, [[True] * len(i) for i in ids], tokenizer.pad_token_id, left=True)
+    criteria = StoppingCriteriaList([AskedToStop(should_stop)]) if should_stop else None
     output = model.generate(input_ids=batch["input_ids"].to(device),
                             attention_mask=batch["attention_mask"].to(device),
-                            max_new_tokens=max_new_tokens, do_sample=False,
+                            max_new_tokens=max_new_tokens, do_sample=False, stopping_criteria=criteria,
                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
     new = output[:, batch["input_ids"].shape[1]:]
     return tokenizer.batch_decode(new, skip_special_tokens=True)
+
+
+class AskedToStop(StoppingCriteria):
+    """Ends a ``generate`` call for every sequence once ``should_stop`` says yes (a stop request)."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop = should_stop
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """All done when asked to stop, else none."""
+        return torch.full((input_ids.shape[0],), bool(self.should_stop()), dtype=torch.bool, device=input_ids.device)

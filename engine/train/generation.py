@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from engine.data.template import render
-from engine.events import Generation, Stage
+from engine.events import Generation, Log, Stage
 from engine.train.evaluate import generate_greedy
 
 
@@ -34,15 +34,20 @@ class SampleGenerations:
         """Generate and emit answers when due."""
         step = recipe.progress.step
         if self.due(step):
-            self.generate(recipe.model, step, base=False)
+            self.generate(recipe.model, step, base=False, should_stop=getattr(recipe, "interrupt", None))
 
-    def base(self, model: Any) -> None:
+    def base(self, model: Any, should_stop: Callable[[], bool] | None = None) -> None:
         """Answer the prompts with the model before its first step (nothing when sampling is off)."""
         if self.prompts and self.every > 0:
-            self.generate(model, 0, base=True, detail="(base model)")
+            self.generate(model, 0, base=True, detail="(base model)", should_stop=should_stop)
 
-    def generate(self, model: Any, step: int, base: bool, detail: str = "") -> None:
-        """Answer every prompt with ``model`` and emit the answers as ``Generation`` events."""
+    def generate(self, model: Any, step: int, base: bool, detail: str = "",
+                 should_stop: Callable[[], bool] | None = None) -> None:
+        """Answer every prompt with ``model`` and emit the answers as ``Generation`` events.
+
+        A stop asked for meanwhile (``should_stop``) ends the generation early and nothing is
+        emitted but a line: greedy answers draw no random numbers, so the run resumes the same.
+        """
         self.emit(Stage("generating", 0, len(self.prompts), detail))
         rendered = [render(self.tokenizer, [{"role": "user", "content": p}], add_generation_prompt=True)
                     for p in self.prompts]
@@ -50,8 +55,11 @@ class SampleGenerations:
         model.eval()
         with torch.no_grad():
             answers = generate_greedy(model, self.tokenizer, rendered, self.max_new_tokens,
-                                      next(model.parameters()).device)
+                                      next(model.parameters()).device, should_stop)
         model.train(was_training)
+        if should_stop is not None and should_stop():
+            self.emit(Log("info", f"stop: the samples of step {step} were cut short and are not kept"))
+            return
         self.emit(Stage("generating", len(self.prompts), len(self.prompts), detail))
         for prompt, answer in zip(self.prompts, answers, strict=True):
             self.emit(Generation(step=step, prompt=prompt, text=answer, base=base))

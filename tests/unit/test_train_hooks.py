@@ -32,6 +32,24 @@ def test_sample_generations_every_n_steps(tiny_model_dir):
     assert model.training
 
 
+def test_a_stop_cuts_the_samples_short_and_keeps_none(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    events: list = []
+    hook = SampleGenerations(load_tokenizer(tiny_model_dir), ["What is 2 + 3?"], every=1, max_new_tokens=50,
+                             emit=events.append)
+    asked: list[int] = []
+
+    def stop_after_three_tokens() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+    hook(SimpleNamespace(model=model, progress=SimpleNamespace(step=1), interrupt=stop_after_three_tokens))
+    assert len(asked) == 4, "asked after each of 3 tokens, then once more: generation ended at the stop"
+    assert not [e for e in events if isinstance(e, Generation)]
+    assert "samples of step 1 were cut short" in events[-1].message
+
+
 def test_no_prompts_or_zero_steps_generate_nothing(tiny_model_dir):
     tokenizer = load_tokenizer(tiny_model_dir)
     assert not SampleGenerations(tokenizer, [], 1, 4, print).due(5)
