@@ -61,24 +61,29 @@ def test_a_full_disk_fails_the_run_in_one_line_and_the_last_checkpoint_resumes(
     workspace = small_disk / "ws"
     train = subprocess.Popen(cli(workspace, "train", str(chat_files[0]), "--model", str(tiny_model_dir), *ARGS),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    engine = wait_for(lambda: workspace.joinpath("llamahome.db").exists() and Engine(Workspace(workspace)),
-                      "the run history")
-    run_id = wait_for(lambda: [r.id for r in engine.list_runs()], "the run")[0]
-    wait_for(lambda: engine.store.checkpoints(run_id), "the first checkpoint")
-    filler = fill(small_disk, free)
-    out, err = train.communicate(timeout=LIMIT_S)
-    run = engine.get_run(run_id)
-    assert run.status == "failed", (run.status, run.error, err[-2000:])
-    assert "no space left" in run.error and str(workspace) in run.error
-    assert train.returncode != 0 and "Traceback" not in out + err, err[-3000:]
-    errors = [line for line in (out + err).splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and "no space left" in errors[0], out + err
-    listed = subprocess.run(cli(workspace, "runs"), capture_output=True, text=True, timeout=LIMIT_S)
-    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
-    filler.unlink()
-    last = max(c.step for c in engine.checkpoints(run_id))
-    resumed = subprocess.run(cli(workspace, "train-resume", run_id, "--max-steps", str(last + 2)),
-                             capture_output=True, text=True, timeout=LIMIT_S)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert engine.list_runs()[0].status == "finished"
-    engine.close()
+    try:
+        engine = wait_for(lambda: workspace.joinpath("llamahome.db").exists() and Engine(Workspace(workspace)),
+                          "the run history")
+        run_id = wait_for(lambda: [r.id for r in engine.list_runs()], "the run")[0]
+        wait_for(lambda: engine.store.checkpoints(run_id), "the first checkpoint")
+        filler = fill(small_disk, free)
+        out, err = train.communicate(timeout=LIMIT_S)
+        run = engine.get_run(run_id)
+        assert run.status == "failed", (run.status, run.error, err[-2000:])
+        assert "no space left" in run.error and str(workspace) in run.error
+        assert train.returncode != 0 and "Traceback" not in out + err, err[-3000:]
+        errors = [line for line in (out + err).splitlines() if "error" in line.lower()]
+        assert len(errors) == 1 and "no space left" in errors[0], out + err
+        listed = subprocess.run(cli(workspace, "runs"), capture_output=True, text=True, timeout=LIMIT_S)
+        assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+        filler.unlink()
+        last = max(c.step for c in engine.checkpoints(run_id))
+        resumed = subprocess.run(cli(workspace, "train-resume", run_id, "--max-steps", str(last + 2)),
+                                 capture_output=True, text=True, timeout=LIMIT_S)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert engine.list_runs()[0].status == "finished"
+        engine.close()
+    finally:  # a failed assertion must not leave the run writing to the small disk
+        if train.poll() is None:
+            train.kill()
+            train.communicate()
